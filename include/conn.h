@@ -1,0 +1,50 @@
+/* conn: one client connection, an explicit state machine that reads a
+ * request head, routes it, picks the action from the scope's mode and
+ * drives the exchange with the upstream, streaming both bodies. */
+#ifndef CUTOVER_CONN_H
+#define CUTOVER_CONN_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct conf_reader;
+struct config;
+struct worker;
+
+/* The "limits" group: bounds on client connections. */
+struct limits_conf {
+	unsigned max_connections;    /* per worker */
+	size_t max_request_line;     /* 414 past it */
+	size_t max_header_bytes;     /* 431 past it */
+	uint64_t max_body;           /* default for routes without max_body, 0 = none */
+	double header_timeout;       /* to receive a whole request head */
+	double body_timeout;         /* idle time while reading a request body */
+	double keepalive_timeout;    /* idle time between requests */
+	double send_timeout;         /* idle time while the client reads a response */
+	double drain_timeout;        /* graceful stop and (later) switch drains */
+	size_t buffer_bytes;         /* per-direction buffering before backpressure */
+};
+
+int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
+
+enum conn_state {
+	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
+	CONN_CONNECT,       /* waiting for an upstream connection */
+	CONN_FORWARD,       /* request head sent; body and/or response streaming */
+	CONN_RESPOND,       /* writing a response cutover made itself */
+	CONN_CLOSING,       /* flushing the last bytes, then close */
+};
+
+struct conn;
+
+/* Takes ownership of FD (accepted, non-blocking). */
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+/* Graceful stop: idle connections close now, busy ones after their
+ * current response. */
+void conn_shutdown(struct conn *c);
+void conn_free(struct conn *c);
+
+#endif

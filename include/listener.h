@@ -1,0 +1,31 @@
+/* listener: the public listening sockets ("listen" list). Each worker opens
+ * its own sockets with SO_REUSEPORT so connections spread across threads. */
+#ifndef CUTOVER_LISTENER_H
+#define CUTOVER_LISTENER_H
+
+#include <libconfig.h>
+#include <stdbool.h>
+
+#include "addr.h"
+
+struct conf_reader;
+struct config;
+struct worker;
+
+struct listen_conf {
+	struct addr address;
+	int line;
+};
+
+int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
+
+struct listener;
+
+/* Opens, binds and listens on every configured address for worker W.
+ * Returns 0 or -1 after logging which address failed and why. */
+int listener_open_all(struct worker *w);
+void listener_close_all(struct worker *w);
+/* Stop/start accepting (max_connections reached, graceful stop). */
+void listener_pause_all(struct worker *w, bool pause);
+
+#endif

@@ -1,0 +1,49 @@
+/* worker: one thread, one libevent loop, its own listeners, client
+ * connections and upstream pools. A request lives on one worker. */
+#ifndef CUTOVER_WORKER_H
+#define CUTOVER_WORKER_H
+
+#include <libconfig.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "upstream.h"
+
+struct conf_reader;
+struct config;
+struct conn;
+struct event;
+struct event_base;
+struct listener;
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct event_base *base;
+	const struct config *cfg;
+	struct listener **listeners;
+	size_t n_listeners;
+	struct upstream_pool *pools[UPSTREAM_COUNT];
+	struct conn *conns;          /* all client connections (list) */
+	size_t n_conns;
+	bool stopping;
+	bool paused;                 /* listeners paused at max_connections */
+	struct event *stop_ev;       /* activated from the control thread */
+	struct event *drain_ev;      /* drain timeout */
+};
+
+/* Parses the top-level "workers" scalar. */
+int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg);
+
+struct worker *worker_new(int id, const struct config *cfg);
+void worker_free(struct worker *w);
+int worker_start(struct worker *w);              /* spawns the thread */
+void worker_request_stop(struct worker *w);      /* thread-safe */
+void worker_join(struct worker *w);
+
+/* Called by conn.c as connections come and go. */
+void worker_conn_added(struct worker *w, struct conn *c);
+void worker_conn_removed(struct worker *w, struct conn *c);
+
+#endif

@@ -1,0 +1,3 @@
+/* addr: stub, being written */
+#include "addr.h"
+#include "addr.h"

@@ -1,0 +1,3 @@
+/* config: stub, being written */
+
+#include "config.h"

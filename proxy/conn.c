@@ -1,0 +1,3 @@
+/* conn: stub, being written */
+#include "conn.h"
+#include "conn.h"

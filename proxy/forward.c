@@ -1,0 +1,3 @@
+/* forward: stub, being written */
+#include "forward.h"
+#include "forward.h"

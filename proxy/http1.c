@@ -1,0 +1,3 @@
+/* http1: stub, being written */
+#include "http1.h"
+#include "http1.h"

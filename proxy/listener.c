@@ -1,0 +1,3 @@
+/* listener: stub, being written */
+#include "listener.h"
+#include "listener.h"

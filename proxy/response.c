@@ -1,0 +1,3 @@
+/* response: stub, being written */
+#include "response.h"
+#include "response.h"

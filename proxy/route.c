@@ -1,0 +1,3 @@
+/* route: stub, being written */
+#include "route.h"
+#include "route.h"

@@ -1,0 +1,3 @@
+/* state: stub, being written */
+#include "state.h"
+#include "state.h"

@@ -1,0 +1,3 @@
+/* upstream: stub, being written */
+#include "upstream.h"
+#include "upstream.h"

@@ -1,0 +1,3 @@
+/* worker: stub, being written */
+#include "worker.h"
+#include "worker.h"
