@@ -69,6 +69,9 @@ struct config {
  * error, one "FILE:LINE: message" per line, to ERRS. Warnings are printed
  * too but do not fail the load. */
 struct config *config_load(const char *path, FILE *errs);
+/* Same, from a string in memory (tests); NAME stands for the file name in
+ * messages ("NAME:LINE: message"). */
+struct config *config_load_string(const char *text, const char *name, FILE *errs);
 void config_free(struct config *cfg);
 
 /* ---- reader API, used by each module's *_conf_parse() ---- */

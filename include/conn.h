@@ -34,17 +34,18 @@ enum conn_state {
 	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
 	CONN_CONNECT,       /* waiting for an upstream connection */
 	CONN_FORWARD,       /* request head sent; body and/or response streaming */
-	CONN_RESPOND,       /* writing a response cutover made itself */
-	CONN_CLOSING,       /* flushing the last bytes, then close */
+	CONN_CLOSING,       /* flushing the last answer, then linger */
+	CONN_LINGER,        /* half-closed: discarding input until EOF or a short timeout */
 };
 
 struct conn;
 
 /* Takes ownership of FD (accepted, non-blocking). */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
-/* Graceful stop: idle connections close now, busy ones after their
- * current response. */
-void conn_shutdown(struct conn *c);
-void conn_free(struct conn *c);
+/* Graceful stop of every connection of W: idle ones close now, busy ones
+ * after their current response. */
+void conn_shutdown_all(struct worker *w);
+/* Closes every connection of W at once (drain timeout, exit). */
+void conn_free_all(struct worker *w);
 
 #endif

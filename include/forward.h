@@ -30,9 +30,10 @@ void forward_request_head(struct evbuffer *out, const struct http1_head *req,
 
 /* Appends the head to send the client for RESP. CHUNKED: the body will be
  * sent chunked; otherwise Content-Length (if any) is kept. KEEP_ALIVE: the
- * client connection stays open after this response. */
+ * client connection stays open after this response (said explicitly to an
+ * HTTP/1.0 client). */
 void forward_response_head(struct evbuffer *out, const struct http1_head *resp,
-			   bool chunked, bool keep_alive, const char *mode);
+			   bool chunked, bool keep_alive, bool client_http10);
 
 /* True if NAME (case-insensitive) is hop-by-hop: Connection, Keep-Alive,
  * TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Connection, or a token

@@ -46,6 +46,11 @@ struct route_project {
 int route_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void route_table_free(struct route_table *t);
 
+/* Compiles RT->path (if any) into RT->re, with JIT when available; for
+ * route_conf_parse() and for tests that build tables by hand. Returns 0, or
+ * -1 with the PCRE2 message and offset in WHY. */
+int route_compile(struct route *rt, char *why, size_t why_len);
+
 /* First route whose methods and path regex match, or NULL. PATH is the
  * request target's path (no query string), not NUL-terminated. Thread-safe:
  * match data is per thread; no allocation after a thread's first call. */

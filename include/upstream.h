@@ -55,8 +55,7 @@ struct upstream_conn {
 	struct upstream_pool *pool;
 	enum upstream_id id;
 	bool reused;                 /* came from the idle pool */
-	struct upstream_conn *next;  /* idle list */
-	uint64_t generation;         /* pool generation when created */
+	struct upstream_conn *prev, *next;  /* idle list */
 };
 
 struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_conf *conf,

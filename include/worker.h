@@ -42,8 +42,8 @@ int worker_start(struct worker *w);              /* spawns the thread */
 void worker_request_stop(struct worker *w);      /* thread-safe */
 void worker_join(struct worker *w);
 
-/* Called by conn.c as connections come and go. */
-void worker_conn_added(struct worker *w, struct conn *c);
-void worker_conn_removed(struct worker *w, struct conn *c);
+/* Called by conn.c after it unlinked a connection from w->conns: resumes
+ * accepting below max_connections, ends the loop when a stop has drained. */
+void worker_conn_closed(struct worker *w);
 
 #endif

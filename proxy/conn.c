@@ -1,3 +1,982 @@
-/* conn: stub, being written */
+/* conn: a client connection. One request at a time: read the head, route
+ * it, pick the action from the scope's mode, then either answer locally or
+ * forward to an upstream and stream both bodies with backpressure. Bytes of
+ * pipelined requests wait in the input buffer until the response before
+ * them is done, so answers always go out in order. */
 #include "conn.h"
-#include "conn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "forward.h"
+#include "http1.h"
+#include "log.h"
+#include "response.h"
+#include "route.h"
+#include "state.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define HEALTH_PATH "/.well-known/cutover/health"
+#define MAX_RESPONSE_HEAD (64 * 1024)
+
+int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
+{
+	static const char *const keys[] = { "max_connections", "max_request_line",
+					    "max_header_bytes", "max_body", "header_timeout",
+					    "body_timeout", "keepalive_timeout", "send_timeout",
+					    "drain_timeout", "buffer_bytes", NULL };
+	struct limits_conf *l = &cfg->limits;
+	int status = conf_check_keys(r, s, keys) ? 0 : -1;
+	long long n;
+	uint64_t sz;
+	int rc;
+	if ((rc = conf_get_int(r, s, "max_connections", 1, 10000000, &n)) < 0)
+		status = -1;
+	else if (rc)
+		l->max_connections = (unsigned)n;
+	if ((rc = conf_get_size(r, s, "max_request_line", 64, 1 << 20, &sz)) < 0)
+		status = -1;
+	else if (rc)
+		l->max_request_line = sz;
+	if ((rc = conf_get_size(r, s, "max_header_bytes", 256, 1 << 20, &sz)) < 0)
+		status = -1;
+	else if (rc)
+		l->max_header_bytes = sz;
+	if ((rc = conf_get_size(r, s, "buffer_bytes", 4096, 64 << 20, &sz)) < 0)
+		status = -1;
+	else if (rc)
+		l->buffer_bytes = sz;
+	if (conf_get_size(r, s, "max_body", 0, UINT64_MAX, &l->max_body) < 0 ||
+	    conf_get_duration(r, s, "header_timeout", 0.001, 3600, &l->header_timeout) < 0 ||
+	    conf_get_duration(r, s, "body_timeout", 0.001, 86400, &l->body_timeout) < 0 ||
+	    conf_get_duration(r, s, "keepalive_timeout", 0.001, 86400, &l->keepalive_timeout) < 0 ||
+	    conf_get_duration(r, s, "send_timeout", 0.001, 86400, &l->send_timeout) < 0 ||
+	    conf_get_duration(r, s, "drain_timeout", 0, 86400, &l->drain_timeout) < 0)
+		status = -1;
+	if (status == 0 && l->max_request_line > l->max_header_bytes) {
+		conf_error(r, s, "limits: max_request_line (%zu) is larger than max_header_bytes (%zu)",
+			   l->max_request_line, l->max_header_bytes);
+		status = -1;
+	}
+	return status;
+}
+
+/* One request/response exchange; allocated when a request starts, freed
+ * when it ends, so an idle keep-alive connection holds none of this. */
+struct exchange {
+	struct http1_head req;
+	struct http1_head resp;
+	struct http1_parser resp_parser;
+	const struct route *route;
+	enum upstream_id upstream;
+	struct upstream_conn *uc;
+	const char *mode;
+
+	uint64_t req_remaining;      /* Content-Length body bytes still to forward */
+	uint64_t resp_remaining;
+	uint64_t body_count;         /* chunked request body bytes, for max_body */
+	uint64_t max_body;
+	enum http1_framing resp_framing;
+	bool req_done;               /* whole request sent upstream */
+	bool resp_head_done;
+	bool resp_chunked_out;       /* re-encode the response body as chunked */
+	bool upstream_eof;
+	bool client_keep_alive;
+	bool http10;
+	bool head_method;
+	bool retried;
+
+	/* for the access log: copies, the head's memory is gone by then */
+	char method[16];
+	char path[512];
+	size_t path_len;
+	char project[128];
+	size_t project_len;
+	int status;
+	uint64_t bytes_in, bytes_out;
+	struct timespec wall_start;
+	struct timespec start, upstream_start, upstream_end;
+};
+
+struct conn {
+	struct worker *w;
+	const struct config *cfg;
+	struct conn *prev, *next;
+	struct bufferevent *bev;
+	enum conn_state state;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct http1_parser req_parser;
+	struct exchange *x;
+	struct evbuffer *sent_head;  /* copy of the head sent upstream, for a retry */
+	bool close_after;            /* close once the current response is out */
+	bool stopping;
+};
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void upstream_read_cb(struct bufferevent *bev, void *arg);
+static void upstream_write_cb(struct bufferevent *bev, void *arg);
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_process_input(struct conn *c);
+static void exchange_finish(struct conn *c);
+static void conn_linger(struct conn *c);
+
+static struct timeval tv_of(double seconds)
+{
+	struct timeval tv = { .tv_sec = (time_t)seconds };
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static void set_client_timeouts(struct conn *c, double read, double write)
+{
+	struct timeval r = tv_of(read), w = tv_of(write);
+	bufferevent_set_timeouts(c->bev, read > 0 ? &r : NULL, write > 0 ? &w : NULL);
+}
+
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->w = w;
+	c->cfg = w->cfg;
+	memcpy(&c->peer, peer, len);
+	c->peer_len = len;
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		free(c);
+		return NULL;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	http1_parser_init(&c->req_parser, HTTP1_REQUEST);
+	c->state = CONN_READ_HEAD;
+	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	/* Reading stops once this much is buffered: the upstream side drains it. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, c->cfg->limits.buffer_bytes);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->cfg->limits.buffer_bytes / 2, 0);
+	set_client_timeouts(c, c->cfg->limits.header_timeout, c->cfg->limits.send_timeout);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->n_conns++;
+	return c;
+}
+
+static void exchange_free(struct conn *c)
+{
+	struct exchange *x = c->x;
+	if (!x)
+		return;
+	if (x->uc)
+		upstream_conn_put(x->uc, false);
+	free(x);
+	c->x = NULL;
+}
+
+static void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	exchange_free(c);
+	bufferevent_free(c->bev);
+	if (c->sent_head)
+		evbuffer_free(c->sent_head);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->n_conns--;
+	free(c);
+	worker_conn_closed(w);
+}
+
+void conn_shutdown_all(struct worker *w)
+{
+	struct conn *c = w->conns;
+	while (c) {
+		struct conn *next = c->next;
+		c->stopping = true;
+		c->close_after = true;
+		if (c->state == CONN_READ_HEAD && !c->x &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+			conn_free(c);
+		c = next;
+	}
+}
+
+void conn_free_all(struct worker *w)
+{
+	while (w->conns)
+		conn_free(w->conns);
+}
+
+/* ---- the access log ---- */
+
+static struct log_slice slice(const char *p, size_t n)
+{
+	return (struct log_slice){ p, n };
+}
+
+static struct log_slice cstr(const char *p)
+{
+	return (struct log_slice){ p, p ? strlen(p) : 0 };
+}
+
+static void exchange_log(struct conn *c)
+{
+	struct exchange *x = c->x;
+	if (!x || !log_access_enabled())
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	char client[64];
+	addr_format_host((struct sockaddr *)&c->peer, client, sizeof(client));
+	struct access_entry e = {
+		.start = x->wall_start,
+		.client = cstr(client),
+		.method = cstr(x->method),
+		.path = slice(x->path, x->path_len),
+		.route = x->route ? cstr(x->route->name) : slice(NULL, 0),
+		.project = x->project_len ? slice(x->project, x->project_len) : slice(NULL, 0),
+		.upstream = x->upstream_start.tv_sec ? cstr(c->cfg->upstream[x->upstream].name)
+						     : slice(NULL, 0),
+		.status = x->status,
+		.bytes_in = x->bytes_in,
+		.bytes_out = x->bytes_out,
+		.upstream_ms = x->upstream_start.tv_sec
+			? ms_between(&x->upstream_start, x->upstream_end.tv_sec ? &x->upstream_end : &now)
+			: -1,
+		.total_ms = ms_between(&x->start, &now),
+	};
+	log_access(&e);
+}
+
+/* ---- answers cutover makes itself ---- */
+
+/* Sends a complete response and ends the exchange. CLOSE: the connection
+ * closes after it (malformed input, unread body). */
+static void conn_respond(struct conn *c, int status, const char *content_type,
+			 const char *body, const char *extra_headers, bool close)
+{
+	struct exchange *x = c->x;
+	bool http10 = x && x->http10;
+	bool keep = !close && !c->close_after && x && x->req.keep_alive;
+	const struct state_snapshot *snap = state_current();
+	struct response r = {
+		.status = status,
+		.mode = x && x->mode ? x->mode : mode_name(state_mode_for(snap, NULL, 0)),
+		.content_type = content_type,
+		.body = body,
+		.body_len = body ? strlen(body) : 0,
+		.extra_headers = extra_headers,
+		.keep_alive = keep,
+		.head_only = x && x->head_method,
+		.http10 = http10,
+	};
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t before = evbuffer_get_length(out);
+	response_write(out, &r);
+	if (x) {
+		x->status = status;
+		x->bytes_out += evbuffer_get_length(out) - before;
+	}
+	if (!keep)
+		c->close_after = true;
+	exchange_finish(c);
+}
+
+static void conn_respond_error(struct conn *c, int status, const char *reason)
+{
+	char body[256];
+	snprintf(body, sizeof(body), "%d %s: %s\n", status, response_reason(status),
+		 reason ? reason : "");
+	conn_respond(c, status, NULL, body, NULL, true);
+}
+
+/* ---- request side ---- */
+
+static void copy_for_log(struct exchange *x, const struct route_project *proj)
+{
+	size_t n = x->req.method_len < sizeof(x->method) - 1 ? x->req.method_len
+							     : sizeof(x->method) - 1;
+	memcpy(x->method, x->req.method, n);
+	x->method[n] = '\0';
+	x->path_len = x->req.target_len < sizeof(x->path) ? x->req.target_len : sizeof(x->path);
+	memcpy(x->path, x->req.target, x->path_len);
+	x->project_len = proj->len < sizeof(x->project) ? proj->len : sizeof(x->project);
+	memcpy(x->project, proj->ptr, x->project_len);
+}
+
+/* The path part of the target, for routing: no query, origin-form. */
+static void target_path(const struct http1_head *h, const char **p, size_t *len)
+{
+	const char *t = h->target, *end = h->target + h->target_len;
+	if (t < end && *t != '/') {
+		const char *sep = memmem(t, h->target_len, "://", 3);
+		if (sep) {
+			const char *slash = memchr(sep + 3, '/', (size_t)(end - sep - 3));
+			t = slash ? slash : end;
+		}
+	}
+	const char *q = memchr(t, '?', (size_t)(end - t));
+	*p = t < end ? t : "/";
+	*len = t < end ? (size_t)((q ? q : end) - t) : 1;
+}
+
+static void answer_health(struct conn *c)
+{
+	char body[96];
+	snprintf(body, sizeof(body), "{\"status\":\"ok\",\"mode\":\"%s\"}\n", c->x->mode);
+	conn_respond(c, 200, "application/json", body, NULL, false);
+}
+
+static void forward_start(struct conn *c, enum upstream_id id);
+
+static void conn_dispatch(struct conn *c)
+{
+	struct exchange *x = c->x;
+	const struct http1_head *h = &x->req;
+	const char *path;
+	size_t path_len;
+	target_path(h, &path, &path_len);
+
+	struct route_project proj = { path, 0 };
+	x->http10 = h->major == 1 && h->minor == 0;
+	x->head_method = http1_token_eq(h->method, h->method_len, "HEAD");
+	const struct state_snapshot *snap = state_current();
+
+	if (path_len == sizeof(HEALTH_PATH) - 1 && memcmp(path, HEALTH_PATH, path_len) == 0 &&
+	    (x->head_method || http1_token_eq(h->method, h->method_len, "GET"))) {
+		copy_for_log(x, &proj);
+		x->mode = mode_name(state_mode_for(snap, NULL, 0));
+		evbuffer_drain(bufferevent_get_input(c->bev), h->head_len);
+		x->bytes_in += h->head_len;
+		if (h->framing != HTTP1_BODY_NONE)
+			c->close_after = true;
+		answer_health(c);
+		return;
+	}
+	x->route = route_match(c->cfg->routes, h->method, h->method_len, path, path_len, &proj);
+	copy_for_log(x, &proj);
+	enum mode mode = state_mode_for(snap, x->project, x->project_len);
+	x->mode = mode_name(mode);
+	if (http1_token_eq(h->method, h->method_len, "CONNECT")) {
+		conn_respond_error(c, 405, "CONNECT is not supported");
+		return;
+	}
+	x->max_body = x->route && x->route->max_body ? x->route->max_body
+						       : c->cfg->limits.max_body;
+	if (x->max_body && h->framing == HTTP1_BODY_LENGTH && h->content_length > x->max_body) {
+		conn_respond_error(c, 413, "request body larger than the route's max_body");
+		return;
+	}
+	switch (mode) {
+	case MODE_OLD:
+		forward_start(c, UPSTREAM_OLD);
+		return;
+	case MODE_NEW:
+		forward_start(c, UPSTREAM_NEW);
+		return;
+	case MODE_MAINTENANCE:
+	case MODE_HOLD:
+	case MODE_COUNT:
+		break;
+	}
+	char extra[64];
+	snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", c->cfg->maintenance.retry_after);
+	conn_respond(c, 503, NULL, "503 Service Unavailable: maintenance in progress\n", extra,
+		     h->framing != HTTP1_BODY_NONE);
+}
+
+static void conn_read_head(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return;
+	const struct limits_conf *lim = &c->cfg->limits;
+	if (!c->x) {
+		c->x = calloc(1, sizeof(*c->x));
+		if (!c->x) {
+			c->close_after = true;
+			conn_respond_error(c, 503, "out of memory");
+			return;
+		}
+		clock_gettime(CLOCK_REALTIME, &c->x->wall_start);
+		clock_gettime(CLOCK_MONOTONIC, &c->x->start);
+		set_client_timeouts(c, lim->header_timeout, lim->send_timeout);
+	}
+	size_t want = avail < lim->max_header_bytes + 1 ? avail : lim->max_header_bytes + 1;
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+	switch (http1_parse_head(&c->req_parser, buf, want, lim->max_request_line,
+				 lim->max_header_bytes, &c->x->req)) {
+	case HTTP1_MORE: {
+		/* header_timeout bounds the whole head, not the gap between bytes. */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double left = lim->header_timeout - ms_between(&c->x->start, &now) / 1e3;
+		set_client_timeouts(c, left > 0.001 ? left : 0.001, lim->send_timeout);
+		return;
+	}
+	case HTTP1_ERROR:
+		c->x->bytes_in = want;
+		log_debug("client %p: %d %s", (void *)c, c->req_parser.error_status,
+			  c->req_parser.error_reason);
+		conn_respond_error(c, c->req_parser.error_status, c->req_parser.error_reason);
+		return;
+	case HTTP1_DONE:
+		break;
+	}
+	/* The head may be read; further bytes are the body or the next request. */
+	set_client_timeouts(c, lim->body_timeout, lim->send_timeout);
+	conn_dispatch(c);
+}
+
+static void emit_chunk(void *arg, const char *at, size_t len)
+{
+	struct evbuffer *out = arg;
+	evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, at, len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void emit_raw(void *arg, const char *at, size_t len)
+{
+	evbuffer_add(arg, at, len);
+}
+
+/* Feeds up to BUDGET bytes of IN through the chunked decoder, handing the
+ * data to EMIT. Returns bytes consumed, -1 on malformed framing. */
+static long chunked_pump(struct http1_parser *p, struct evbuffer *in, size_t budget, bool *done,
+			 void (*emit)(void *, const char *, size_t), void *arg)
+{
+	struct evbuffer_iovec vec[8];
+	size_t total = 0;
+	*done = false;
+	int n = evbuffer_peek(in, (ev_ssize_t)budget, NULL, vec, 8);
+	for (int i = 0; i < n && i < 8 && total < budget; i++) {
+		size_t len = vec[i].iov_len;
+		if (len > budget - total)
+			len = budget - total;
+		long used = http1_chunked_feed(p, vec[i].iov_base, len, done, emit, arg);
+		if (used < 0)
+			return -1;
+		total += (size_t)used;
+		if (*done)
+			break;
+	}
+	evbuffer_drain(in, total);
+	return (long)total;
+}
+
+static void request_sent(struct conn *c)
+{
+	struct exchange *x = c->x;
+	x->req_done = true;
+	/* Now the upstream owes us an answer: its read timeout starts. */
+	const struct upstream_conf *u = &c->cfg->upstream[x->upstream];
+	struct timeval rt = tv_of(u->read_timeout), st = tv_of(u->send_timeout);
+	bufferevent_set_timeouts(x->uc->bev, &rt, &st);
+	set_client_timeouts(c, 0, c->cfg->limits.send_timeout);
+}
+
+/* Moves request body bytes from the client to the upstream, as much as the
+ * upstream's output budget allows. */
+static void pump_request_body(struct conn *c)
+{
+	struct exchange *x = c->x;
+	if (!x || x->req_done || !x->uc)
+		return;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(x->uc->bev);
+	size_t cap = c->cfg->limits.buffer_bytes;
+	size_t queued = evbuffer_get_length(out);
+	size_t budget = queued < cap ? cap - queued : 0;
+	switch (x->req.framing) {
+	case HTTP1_BODY_NONE:
+	case HTTP1_BODY_EOF:
+		request_sent(c);
+		return;
+	case HTTP1_BODY_LENGTH: {
+		size_t n = evbuffer_get_length(in);
+		if (n > budget)
+			n = budget;
+		if (n > x->req_remaining)
+			n = (size_t)x->req_remaining;
+		if (n) {
+			evbuffer_remove_buffer(in, out, n);
+			x->req_remaining -= n;
+			x->bytes_in += n;
+		}
+		if (x->req_remaining == 0)
+			request_sent(c);
+		return;
+	}
+	case HTTP1_BODY_CHUNKED: {
+		bool done;
+		size_t before = evbuffer_get_length(out);
+		long used = chunked_pump(&c->req_parser, in, budget, &done, emit_chunk, out);
+		if (used < 0) {
+			/* The upstream got part of a body: that connection is spoilt. */
+			upstream_conn_put(x->uc, false);
+			x->uc = NULL;
+			x->upstream_start.tv_sec = 0;
+			if (!x->resp_head_done)
+				conn_respond_error(c, 400, c->req_parser.error_reason);
+			else
+				conn_free(c);
+			return;
+		}
+		x->bytes_in += (uint64_t)used;
+		x->body_count += evbuffer_get_length(out) - before;
+		if (x->max_body && x->body_count > x->max_body) {
+			upstream_conn_put(x->uc, false);
+			x->uc = NULL;
+			x->upstream_start.tv_sec = 0;
+			conn_respond_error(c, 413, "request body larger than the route's max_body");
+			return;
+		}
+		if (done) {
+			evbuffer_add(out, "0\r\n\r\n", 5);
+			request_sent(c);
+		}
+		return;
+	}
+	}
+}
+
+static void forward_start(struct conn *c, enum upstream_id id)
+{
+	struct exchange *x = c->x;
+	struct upstream_pool *pool = c->w->pools[id];
+	x->upstream = id;
+	x->uc = upstream_conn_get(pool);
+	if (!x->uc) {
+		conn_respond_error(c, 502, "cannot open a connection to the upstream");
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &x->upstream_start);
+	struct bufferevent *ub = x->uc->bev;
+	bufferevent_setcb(ub, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
+	bufferevent_setwatermark(ub, EV_READ, 0, c->cfg->limits.buffer_bytes);
+	bufferevent_setwatermark(ub, EV_WRITE, c->cfg->limits.buffer_bytes / 2, 0);
+	bufferevent_enable(ub, EV_READ | EV_WRITE);
+	if (x->uc->reused) {
+		const struct upstream_conf *u = &c->cfg->upstream[id];
+		struct timeval st = tv_of(u->send_timeout);
+		bufferevent_set_timeouts(ub, NULL, &st);
+	}
+
+	/* The head goes out at once (libevent queues it until connected); a
+	 * copy stays for one retry if a reused connection turns out dead. */
+	if (!c->sent_head)
+		c->sent_head = evbuffer_new();
+	evbuffer_drain(c->sent_head, evbuffer_get_length(c->sent_head));
+	forward_request_head(c->sent_head, &x->req, &c->cfg->upstream[id], &c->cfg->forward,
+			     (struct sockaddr *)&c->peer, false);
+	size_t head_len = evbuffer_get_length(c->sent_head);
+	evbuffer_add(bufferevent_get_output(ub), evbuffer_pullup(c->sent_head, -1), head_len);
+
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, x->req.head_len);
+	x->bytes_in += x->req.head_len;
+	x->req_remaining = x->req.framing == HTTP1_BODY_LENGTH ? x->req.content_length : 0;
+	c->state = x->uc->reused ? CONN_FORWARD : CONN_CONNECT;
+
+	http1_parser_init(&x->resp_parser, HTTP1_RESPONSE);
+	http1_expect_no_body(&x->resp_parser, x->head_method);
+
+	if (x->req.expect_continue && x->req.framing != HTTP1_BODY_NONE && !x->http10)
+		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	pump_request_body(c);
+}
+
+/* A reused pooled connection died before answering: send the request once
+ * more on a fresh one, if it had no body (nothing was consumed for good). */
+static bool forward_retry(struct conn *c)
+{
+	struct exchange *x = c->x;
+	if (!x->uc->reused || x->retried || x->resp_head_done || x->req.framing != HTTP1_BODY_NONE)
+		return false;
+	x->retried = true;
+	upstream_conn_put(x->uc, false);
+	x->uc = upstream_conn_get(c->w->pools[x->upstream]);
+	if (!x->uc)
+		return false;
+	struct bufferevent *ub = x->uc->bev;
+	bufferevent_setcb(ub, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
+	bufferevent_setwatermark(ub, EV_READ, 0, c->cfg->limits.buffer_bytes);
+	bufferevent_setwatermark(ub, EV_WRITE, c->cfg->limits.buffer_bytes / 2, 0);
+	bufferevent_enable(ub, EV_READ | EV_WRITE);
+	evbuffer_add(bufferevent_get_output(ub), evbuffer_pullup(c->sent_head, -1),
+		     evbuffer_get_length(c->sent_head));
+	x->req_done = false;
+	c->state = CONN_CONNECT;
+	return true;
+}
+
+/* ---- response side ---- */
+
+static void pump_response_body(struct conn *c);
+
+static void upstream_failed(struct conn *c, int status, const char *why)
+{
+	struct exchange *x = c->x;
+	clock_gettime(CLOCK_MONOTONIC, &x->upstream_end);
+	log_warn("upstream %s: %s", c->cfg->upstream[x->upstream].name, why);
+	upstream_conn_put(x->uc, false);
+	x->uc = NULL;
+	if (x->resp_head_done) {
+		/* Headers already went out: all we can do is cut the connection. */
+		conn_free(c);
+		return;
+	}
+	conn_respond_error(c, status, why);
+}
+
+static void read_response_head(struct conn *c)
+{
+	struct exchange *x = c->x;
+	struct evbuffer *in = bufferevent_get_input(x->uc->bev);
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		size_t want = avail < MAX_RESPONSE_HEAD + 1 ? avail : MAX_RESPONSE_HEAD + 1;
+		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+		enum http1_result r = http1_parse_head(&x->resp_parser, buf, want, MAX_RESPONSE_HEAD,
+						       MAX_RESPONSE_HEAD, &x->resp);
+		if (r == HTTP1_MORE)
+			return;
+		if (r == HTTP1_ERROR) {
+			upstream_failed(c, 502, x->resp_parser.error_reason);
+			return;
+		}
+		if (x->resp.status / 100 == 1) {
+			/* Interim answers (100 Continue was already ours) are not relayed. */
+			if (x->resp.status == 101) {
+				upstream_failed(c, 502, "upstream switched protocols");
+				return;
+			}
+			evbuffer_drain(in, x->resp.head_len);
+			continue;
+		}
+		break;
+	}
+	const struct http1_head *h = &x->resp;
+	x->resp_head_done = true;
+	x->status = h->status;
+	x->resp_framing = h->framing;
+	x->resp_remaining = h->framing == HTTP1_BODY_LENGTH ? h->content_length : 0;
+	bool delimited = h->framing != HTTP1_BODY_EOF;
+	x->resp_chunked_out = !x->http10 &&
+			      (h->framing == HTTP1_BODY_CHUNKED || h->framing == HTTP1_BODY_EOF);
+	x->client_keep_alive = x->req.keep_alive && !c->close_after &&
+			       (delimited || x->resp_chunked_out) &&
+			       !(x->http10 && h->framing == HTTP1_BODY_CHUNKED);
+	/* A response that arrives before the request body ended leaves unread
+	 * bytes on the client side: that connection cannot go on. */
+	if (!x->req_done)
+		x->client_keep_alive = false;
+	if (!x->client_keep_alive)
+		c->close_after = true;
+
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t before = evbuffer_get_length(out);
+	forward_response_head(out, h, x->resp_chunked_out, x->client_keep_alive, x->http10);
+	x->bytes_out += evbuffer_get_length(out) - before;
+	evbuffer_drain(in, h->head_len);
+	struct timeval st = tv_of(c->cfg->limits.send_timeout);
+	bufferevent_set_timeouts(c->bev, NULL, &st);
+	c->state = CONN_FORWARD;
+	pump_response_body(c);
+}
+
+static void response_done(struct conn *c)
+{
+	struct exchange *x = c->x;
+	clock_gettime(CLOCK_MONOTONIC, &x->upstream_end);
+	bool reusable = x->req_done && x->resp.keep_alive && x->resp_framing != HTTP1_BODY_EOF &&
+			!x->upstream_eof;
+	upstream_conn_put(x->uc, reusable);
+	x->uc = NULL;
+	if (!x->req_done)
+		c->close_after = true;
+	exchange_finish(c);
+}
+
+static void pump_response_body(struct conn *c)
+{
+	struct exchange *x = c->x;
+	if (!x || !x->uc || !x->resp_head_done)
+		return;
+	struct evbuffer *in = bufferevent_get_input(x->uc->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t cap = c->cfg->limits.buffer_bytes;
+	size_t queued = evbuffer_get_length(out);
+	size_t budget = queued < cap ? cap - queued : 0;
+	size_t before = queued;
+	switch (x->resp_framing) {
+	case HTTP1_BODY_NONE:
+		response_done(c);
+		return;
+	case HTTP1_BODY_LENGTH: {
+		size_t n = evbuffer_get_length(in);
+		if (n > budget)
+			n = budget;
+		if (n > x->resp_remaining)
+			n = (size_t)x->resp_remaining;
+		evbuffer_remove_buffer(in, out, n);
+		x->resp_remaining -= n;
+		x->bytes_out += n;
+		if (x->resp_remaining == 0)
+			response_done(c);
+		else if (x->upstream_eof && evbuffer_get_length(in) == 0)
+			upstream_failed(c, 502, "upstream closed in the middle of the body");
+		return;
+	}
+	case HTTP1_BODY_CHUNKED: {
+		bool done;
+		long used = chunked_pump(&x->resp_parser, in, budget, &done,
+					 x->resp_chunked_out ? emit_chunk : emit_raw, out);
+		if (used < 0) {
+			upstream_failed(c, 502, x->resp_parser.error_reason);
+			return;
+		}
+		if (done && x->resp_chunked_out)
+			evbuffer_add(out, "0\r\n\r\n", 5);
+		x->bytes_out += evbuffer_get_length(out) - before;
+		if (done)
+			response_done(c);
+		else if (x->upstream_eof && evbuffer_get_length(in) == 0)
+			upstream_failed(c, 502, "upstream closed in the middle of a chunked body");
+		return;
+	}
+	case HTTP1_BODY_EOF: {
+		size_t n = evbuffer_get_length(in);
+		if (n > budget)
+			n = budget;
+		if (n) {
+			if (x->resp_chunked_out) {
+				evbuffer_add_printf(out, "%zx\r\n", n);
+				evbuffer_remove_buffer(in, out, n);
+				evbuffer_add(out, "\r\n", 2);
+			} else {
+				evbuffer_remove_buffer(in, out, n);
+			}
+		}
+		if (x->upstream_eof && evbuffer_get_length(in) == 0) {
+			if (x->resp_chunked_out)
+				evbuffer_add(out, "0\r\n\r\n", 5);
+			x->bytes_out += evbuffer_get_length(out) - before;
+			response_done(c);
+			return;
+		}
+		x->bytes_out += evbuffer_get_length(out) - before;
+		return;
+	}
+	}
+}
+
+/* ---- end of an exchange ---- */
+
+/* Closing right after an answer while the client still sends (a body we
+ * refused, pipelined requests) would make the kernel reset the connection
+ * and the client could lose the answer. So: half-close, then read and
+ * discard for a short while before closing for good. */
+#define LINGER_SECONDS 2.0
+
+static void conn_linger(struct conn *c)
+{
+	c->state = CONN_LINGER;
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	set_client_timeouts(c, LINGER_SECONDS, 0);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+static void exchange_finish(struct conn *c)
+{
+	exchange_log(c);
+	exchange_free(c);
+	if (c->sent_head) {
+		evbuffer_free(c->sent_head);
+		c->sent_head = NULL;
+	}
+	if (c->close_after) {
+		c->state = CONN_CLOSING;
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_linger(c);
+		/* else client_write_cb lingers once flushed */
+		return;
+	}
+	c->state = CONN_READ_HEAD;
+	set_client_timeouts(c, c->cfg->limits.keepalive_timeout, c->cfg->limits.send_timeout);
+	/* The caller's loop (conn_process_input) picks up pipelined bytes. */
+}
+
+/* Parses and runs as many buffered requests as can be answered now. */
+static void conn_process_input(struct conn *c)
+{
+	size_t cap = c->cfg->limits.buffer_bytes;
+	struct worker *w = c->w;
+	while (c->state == CONN_READ_HEAD) {
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+			return;
+		/* Don't run ahead of a client that isn't reading its answers. */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= cap)
+			return;
+		size_t n_before = w->n_conns;
+		conn_read_head(c);
+		if (w->n_conns != n_before)
+			return; /* only c can have been freed in between */
+		if (c->state == CONN_READ_HEAD && c->x)
+			return; /* partial head: wait for more */
+	}
+}
+
+/* ---- libevent callbacks ---- */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	switch (c->state) {
+	case CONN_READ_HEAD:
+		conn_process_input(c);
+		break;
+	case CONN_CONNECT:
+	case CONN_FORWARD:
+		pump_request_body(c);
+		break;
+	case CONN_CLOSING:
+	case CONN_LINGER:
+		evbuffer_drain(bufferevent_get_input(c->bev),
+			       evbuffer_get_length(bufferevent_get_input(c->bev)));
+		break;
+	}
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && c->state == CONN_CLOSING) {
+		conn_linger(c);
+		return;
+	}
+	if (c->state == CONN_FORWARD)
+		pump_response_body(c);
+	else if (c->state == CONN_READ_HEAD)
+		conn_process_input(c);
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	struct exchange *x = c->x;
+	if (c->state == CONN_LINGER || c->state == CONN_CLOSING) {
+		conn_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (c->state == CONN_READ_HEAD && x && (what & BEV_EVENT_READING)) {
+			conn_respond_error(c, 408, "timed out waiting for the request");
+			return;
+		}
+		if (x && !x->resp_head_done && x->uc && (what & BEV_EVENT_READING)) {
+			upstream_conn_put(x->uc, false);
+			x->uc = NULL;
+			x->upstream_start.tv_sec = 0;
+			conn_respond_error(c, 408, "timed out waiting for the request body");
+			return;
+		}
+		conn_free(c);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && x && x->req_done && c->state == CONN_FORWARD &&
+	    !(what & BEV_EVENT_ERROR)) {
+		/* The client half-closed after a whole request: answer, then close. */
+		c->close_after = true;
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	/* Gone, or broken: whatever was in flight upstream is abandoned. */
+	conn_free(c);
+}
+
+static void upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	if (!c->x->resp_head_done)
+		read_response_head(c);
+	else
+		pump_response_body(c);
+}
+
+static void upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	pump_request_body(c);
+}
+
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct conn *c = arg;
+	struct exchange *x = c->x;
+	if (what & BEV_EVENT_CONNECTED) {
+		c->state = CONN_FORWARD;
+		const struct upstream_conf *u = &c->cfg->upstream[x->upstream];
+		struct timeval st = tv_of(u->send_timeout);
+		bufferevent_set_timeouts(bev, NULL, &st);
+		if (x->req_done)
+			request_sent(c);
+		else
+			pump_request_body(c);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		bool connecting = c->state == CONN_CONNECT;
+		upstream_failed(c, connecting ? 502 : 504,
+				connecting ? "upstream connect timed out" : "upstream timed out");
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && x->resp_head_done && !(what & BEV_EVENT_ERROR)) {
+		x->upstream_eof = true;
+		pump_response_body(c);
+		return;
+	}
+	if (forward_retry(c))
+		return;
+	const char *why = (what & BEV_EVENT_EOF) ? "upstream closed the connection before answering"
+						 : "upstream connection failed";
+	upstream_failed(c, 502, why);
+}

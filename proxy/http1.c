@@ -1,3 +1,296 @@
-/* http1: stub, being written */
+/* http1: HTTP/1.x heads and chunked bodies on top of llhttp (strict). */
 #include "http1.h"
-#include "http1.h"
+
+#include <string.h>
+#include <strings.h>
+
+static struct http1_parser *parser_of(llhttp_t *ll)
+{
+	return ll->data;
+}
+
+static int fail(struct http1_parser *p, int status, const char *reason)
+{
+	p->error_status = status;
+	p->error_reason = reason;
+	return HPE_USER;
+}
+
+static int on_method(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_head *h = parser_of(ll)->head;
+	if (!h->method)
+		h->method = at;
+	h->method_len += len;
+	return 0;
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_head *h = parser_of(ll)->head;
+	if (!h->target)
+		h->target = at;
+	h->target_len += len;
+	return 0;
+}
+
+static int on_url_complete(llhttp_t *ll)
+{
+	parser_of(ll)->url_done = true;
+	return 0;
+}
+
+static int on_status(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_head *h = parser_of(ll)->head;
+	if (!h->reason)
+		h->reason = at;
+	h->reason_len += len;
+	return 0;
+}
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = parser_of(ll);
+	struct http1_head *h = p->head;
+	if (!h)
+		return 0; /* trailers: dropped */
+	if (h->n_headers == 0 || p->in_value) {
+		if (h->n_headers == HTTP1_MAX_HEADERS)
+			return fail(p, p->kind == HTTP1_REQUEST ? 431 : 502, "too many header fields");
+		h->headers[h->n_headers++] = (struct http1_header){ .name = at, .value = "" };
+		p->in_value = false;
+	}
+	h->headers[h->n_headers - 1].name_len += len;
+	return 0;
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = parser_of(ll);
+	struct http1_head *h = p->head;
+	if (!h)
+		return 0;
+	struct http1_header *f = &h->headers[h->n_headers - 1];
+	if (!p->in_value) {
+		f->value = at;
+		p->in_value = true;
+	}
+	f->value_len += len;
+	return 0;
+}
+
+bool http1_token_eq(const char *a, size_t alen, const char *b)
+{
+	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
+
+const struct http1_header *http1_find(const struct http1_head *h, const char *name)
+{
+	for (size_t i = 0; i < h->n_headers; i++)
+		if (http1_token_eq(h->headers[i].name, h->headers[i].name_len, name))
+			return &h->headers[i];
+	return NULL;
+}
+
+/* llhttp joins an obs-fold continuation into the value; the contract wants
+ * it refused, so any CR or LF left inside a value is an error. */
+static bool value_has_fold(const struct http1_header *f)
+{
+	return memchr(f->value, '\r', f->value_len) || memchr(f->value, '\n', f->value_len);
+}
+
+/* llhttp tolerates several spaces between the parts of the request line
+ * and a bare LF at its end; the contract does not: exactly
+ * "METHOD SP target SP HTTP/x.y CRLF". */
+static bool request_line_ok(const struct http1_head *h)
+{
+	if (!h->method || !h->target || h->target != h->method + h->method_len + 1)
+		return false;
+	const char *v = h->target + h->target_len;
+	return memcmp(v, " HTTP/", 6) == 0 && v[9] == '\r' && v[10] == '\n';
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+	struct http1_parser *p = parser_of(ll);
+	struct http1_head *h = p->head;
+	int bad = p->kind == HTTP1_REQUEST ? 400 : 502;
+
+	if (p->kind == HTTP1_REQUEST && !request_line_ok(h))
+		return fail(p, 400, "malformed request line");
+	for (size_t i = 0; i < h->n_headers; i++) {
+		const struct http1_header *f = &h->headers[i];
+		if (f->name_len == 0)
+			return fail(p, bad, "empty header name");
+		if (value_has_fold(f))
+			return fail(p, bad, "obsolete line folding");
+		if (p->kind == HTTP1_REQUEST) {
+			if (!h->host && http1_token_eq(f->name, f->name_len, "host")) {
+				h->host = f->value;
+				h->host_len = f->value_len;
+			} else if (http1_token_eq(f->name, f->name_len, "host")) {
+				return fail(p, 400, "duplicate Host");
+			} else if (http1_token_eq(f->name, f->name_len, "expect") &&
+				   http1_token_eq(f->value, f->value_len, "100-continue")) {
+				h->expect_continue = true;
+			}
+		}
+	}
+	h->major = llhttp_get_http_major(ll);
+	h->minor = llhttp_get_http_minor(ll);
+	h->keep_alive = llhttp_should_keep_alive(ll);
+
+	uint16_t flags = ll->flags;
+	if (p->kind == HTTP1_REQUEST) {
+		if ((flags & F_TRANSFER_ENCODING) && !(flags & F_CHUNKED))
+			return fail(p, 400, "Transfer-Encoding other than a final chunked");
+		if (h->major == 1 && h->minor == 1 && !h->host)
+			return fail(p, 400, "missing Host");
+	} else {
+		h->status = llhttp_get_status_code(ll);
+	}
+
+	if (p->kind == HTTP1_RESPONSE &&
+	    (p->head_only_response || h->status / 100 == 1 || h->status == 204 || h->status == 304)) {
+		h->framing = HTTP1_BODY_NONE;
+	} else if (flags & F_CHUNKED) {
+		h->framing = HTTP1_BODY_CHUNKED;
+	} else if (flags & F_CONTENT_LENGTH) {
+		h->content_length = ll->content_length;
+		h->framing = h->content_length ? HTTP1_BODY_LENGTH : HTTP1_BODY_NONE;
+	} else if (p->kind == HTTP1_RESPONSE) {
+		h->framing = HTTP1_BODY_EOF;
+	} else {
+		h->framing = HTTP1_BODY_NONE;
+	}
+	return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http1_parser *p = parser_of(ll);
+	if (p->on_data)
+		p->on_data(p->arg, at, len);
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+	parser_of(ll)->message_done = true;
+	return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+static bool settings_ready;
+
+static const llhttp_settings_t *parser_settings(void)
+{
+	/* Benign race: every thread writes the same values. */
+	if (!settings_ready) {
+		llhttp_settings_t s;
+		llhttp_settings_init(&s);
+		s.on_method = on_method;
+		s.on_url = on_url;
+		s.on_url_complete = on_url_complete;
+		s.on_status = on_status;
+		s.on_header_field = on_header_field;
+		s.on_header_value = on_header_value;
+		s.on_headers_complete = on_headers_complete;
+		s.on_body = on_body;
+		s.on_message_complete = on_message_complete;
+		settings = s;
+		__atomic_store_n(&settings_ready, true, __ATOMIC_RELEASE);
+	}
+	return &settings;
+}
+
+void http1_parser_init(struct http1_parser *p, enum http1_kind kind)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	llhttp_init(&p->ll, kind == HTTP1_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE, parser_settings());
+	p->ll.data = p;
+}
+
+void http1_expect_no_body(struct http1_parser *p, bool no_body)
+{
+	p->head_only_response = no_body;
+}
+
+enum http1_result http1_parse_head(struct http1_parser *p, const char *buf, size_t len,
+				   size_t max_line, size_t max_head, struct http1_head *h)
+{
+	bool head_only = p->head_only_response;
+	enum http1_kind kind = p->kind;
+	http1_parser_init(p, kind);
+	p->head_only_response = head_only;
+	memset(h, 0, offsetof(struct http1_head, headers));
+	h->n_headers = 0;
+	h->host = NULL;
+	h->host_len = 0;
+	h->framing = HTTP1_BODY_NONE;
+	h->content_length = 0;
+	h->keep_alive = false;
+	h->expect_continue = false;
+	h->head_len = 0;
+	p->head = h;
+
+	int bad = kind == HTTP1_REQUEST ? 400 : 502;
+	llhttp_errno_t err = llhttp_execute(&p->ll, buf, len);
+	if (err == HPE_PAUSED && !p->error_status) {
+		h->head_len = (size_t)(llhttp_get_error_pos(&p->ll) - buf);
+		p->head = NULL;
+		if (kind == HTTP1_REQUEST && h->target_len > max_line) {
+			p->error_status = 414;
+			p->error_reason = "request line too long";
+			return HTTP1_ERROR;
+		}
+		if (h->head_len > max_head) {
+			p->error_status = kind == HTTP1_REQUEST ? 431 : 502;
+			p->error_reason = "header section too large";
+			return HTTP1_ERROR;
+		}
+		return HTTP1_DONE;
+	}
+	p->head = NULL;
+	if (err == HPE_OK) {
+		if (kind == HTTP1_REQUEST && !p->url_done && len > max_line) {
+			p->error_status = 414;
+			p->error_reason = "request line too long";
+			return HTTP1_ERROR;
+		}
+		if (len > max_head) {
+			p->error_status = kind == HTTP1_REQUEST ? 431 : 502;
+			p->error_reason = "header section too large";
+			return HTTP1_ERROR;
+		}
+		return HTTP1_MORE;
+	}
+	if (!p->error_status) {
+		p->error_status = bad;
+		p->error_reason = llhttp_get_error_reason(&p->ll);
+	}
+	return HTTP1_ERROR;
+}
+
+long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, bool *done,
+			void (*on_data)(void *arg, const char *at, size_t len), void *arg)
+{
+	*done = false;
+	if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
+		llhttp_resume(&p->ll);
+	p->on_data = on_data;
+	p->arg = arg;
+	llhttp_errno_t err = llhttp_execute(&p->ll, buf, len);
+	p->on_data = NULL;
+	if (err == HPE_OK)
+		return (long)len;
+	if (err == HPE_PAUSED && p->message_done) {
+		*done = true;
+		return llhttp_get_error_pos(&p->ll) - buf;
+	}
+	p->error_status = p->kind == HTTP1_REQUEST ? 400 : 502;
+	p->error_reason = llhttp_get_error_reason(&p->ll);
+	return -1;
+}

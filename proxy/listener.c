@@ -1,3 +1,175 @@
-/* listener: stub, being written */
+/* listener: public listening sockets, one set per worker. */
 #include "listener.h"
-#include "listener.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "worker.h"
+
+struct listener {
+	struct evconnlistener *ev;
+	struct worker *w;
+	const struct listen_conf *conf;
+};
+
+int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
+{
+	if (!config_setting_is_list(s) && !config_setting_is_array(s)) {
+		conf_error(r, s, "listen: expected a list ( { address = \"host:port\"; }, ... )");
+		return -1;
+	}
+	unsigned n = (unsigned)config_setting_length(s);
+	cfg->listen = calloc(n ? n : 1, sizeof(*cfg->listen));
+	int status = 0;
+	for (unsigned i = 0; i < n; i++) {
+		static const char *const keys[] = { "address", "tls", NULL };
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		if (!config_setting_is_group(e)) {
+			conf_error(r, e, "listen.[%u]: expected a group { address = \"host:port\"; }", i);
+			status = -1;
+			continue;
+		}
+		if (!conf_check_keys(r, e, keys))
+			status = -1;
+		if (config_setting_get_member(e, "tls")) {
+			conf_error(r, config_setting_get_member(e, "tls"),
+				   "listen.[%u].tls: TLS listeners are not supported yet", i);
+			status = -1;
+		}
+		char *text = NULL;
+		int rc = conf_get_string(r, e, "address", &text);
+		if (rc == 0) {
+			conf_error(r, e, "listen.[%u]: missing required key 'address'", i);
+			status = -1;
+		} else if (rc > 0) {
+			const char *why = NULL;
+			struct listen_conf *l = &cfg->listen[cfg->n_listen];
+			if (addr_parse(text, &l->address, &why) < 0 || addr_is_unix(&l->address)) {
+				conf_error(r, config_setting_get_member(e, "address"),
+					   "listen.[%u].address '%s': %s", i, text,
+					   why ? why : "expected host:port");
+				status = -1;
+			} else {
+				l->line = config_setting_source_line(e);
+				cfg->n_listen++;
+			}
+		} else {
+			status = -1;
+		}
+		free(text);
+	}
+	return status;
+}
+
+static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
+		      int len, void *arg)
+{
+	(void)ev;
+	struct listener *l = arg;
+	struct worker *w = l->w;
+	if (!conn_new(w, fd, sa, (socklen_t)len)) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (w->n_conns >= w->cfg->limits.max_connections && !w->paused) {
+		listener_pause_all(w, true);
+		log_warn("worker %d: max_connections (%u) reached, not accepting", w->id,
+			 w->cfg->limits.max_connections);
+	}
+}
+
+static void accept_error_cb(struct evconnlistener *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	/* EMFILE and friends: keep serving the connections we have. */
+	log_error("accept: %s", evutil_socket_error_to_string(err));
+}
+
+static int open_one(struct worker *w, const struct listen_conf *lc, struct listener *l)
+{
+	char where[80];
+	const struct sockaddr *sa = (const struct sockaddr *)&lc->address.ss;
+	addr_format(sa, lc->address.len, where, sizeof(where));
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("listen %s: socket: %s", where, strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Several workers share the port; a single worker must not, so that a
+	 * port already taken is an error instead of a silent share. */
+	if (w->cfg->workers > 1)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, lc->address.len) < 0 || listen(fd, 1024) < 0) {
+		log_error("listen %s: %s", where, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	l->w = w;
+	l->conf = lc;
+	l->ev = evconnlistener_new(w->base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!l->ev) {
+		log_error("listen %s: cannot create the listener", where);
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->ev, accept_error_cb);
+	if (w->id == 0)
+		log_info("listening on %s", where);
+	return 0;
+}
+
+int listener_open_all(struct worker *w)
+{
+	const struct config *cfg = w->cfg;
+	w->listeners = calloc(cfg->n_listen, sizeof(*w->listeners));
+	if (!w->listeners)
+		return -1;
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		struct listener *l = calloc(1, sizeof(*l));
+		if (!l || open_one(w, &cfg->listen[i], l) < 0) {
+			free(l);
+			return -1;
+		}
+		w->listeners[w->n_listeners++] = l;
+	}
+	return 0;
+}
+
+void listener_close_all(struct worker *w)
+{
+	for (size_t i = 0; i < w->n_listeners; i++) {
+		evconnlistener_free(w->listeners[i]->ev);
+		free(w->listeners[i]);
+	}
+	free(w->listeners);
+	w->listeners = NULL;
+	w->n_listeners = 0;
+}
+
+void listener_pause_all(struct worker *w, bool pause)
+{
+	for (size_t i = 0; i < w->n_listeners; i++) {
+		if (pause)
+			evconnlistener_disable(w->listeners[i]->ev);
+		else
+			evconnlistener_enable(w->listeners[i]->ev);
+	}
+	w->paused = pause;
+}

@@ -1,2 +1,208 @@
+/* main: the command line. `run` starts the workers and keeps the control
+ * thread for signals; `check` validates a config like `nginx -t`. */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("cutover " CUTOVER_VERSION); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "log.h"
+#include "state.h"
+#include "worker.h"
+
+#define DEFAULT_CONFIG "/etc/cutover/cutover.conf"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: cutover COMMAND [options]\n"
+		"\n"
+		"  run -c FILE       run the proxy in the foreground\n"
+		"  check -c FILE     validate a config; every error as FILE:LINE: message\n"
+		"  --help            this text\n"
+		"  --version         the version\n"
+		"\n"
+		"Control commands (status, switch, maintenance, hold, resume, spool,\n"
+		"journal, reload) come with the control plane.\n"
+		"Default config: " DEFAULT_CONFIG "\n");
+}
+
+static const char *config_arg(int argc, char **argv)
+{
+	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "help", no_argument, NULL, 'h' },
+					      { NULL, 0, NULL, 0 } };
+	const char *path = DEFAULT_CONFIG;
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cutover: unexpected argument '%s'\n", argv[optind]);
+		exit(2);
+	}
+	return path;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	const char *path = config_arg(argc, argv);
+	struct config *cfg = config_load(path, stderr);
+	if (!cfg)
+		return 1;
+	config_free(cfg);
+	printf("%s: configuration ok\n", path);
+	return 0;
+}
+
+struct control {
+	struct event_base *base;
+	struct worker **workers;
+	int n_workers;
+	bool stopping;
+};
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct control *ctl = arg;
+	if (ctl->stopping)
+		return;
+	ctl->stopping = true;
+	log_info("signal %d: stopping (drain up to %.0fs)", (int)sig,
+		 ctl->workers[0]->cfg->limits.drain_timeout);
+	for (int i = 0; i < ctl->n_workers; i++)
+		worker_request_stop(ctl->workers[i]);
+	event_base_loopbreak(ctl->base);
+}
+
+static void on_reopen_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	if (log_reopen() == 0)
+		log_info("SIGUSR1: access log reopened");
+}
+
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_warn("SIGHUP: reload is not implemented yet (control-plane issue); config unchanged");
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	const char *path = config_arg(argc, argv);
+	if (evthread_use_pthreads() < 0) {
+		fprintf(stderr, "cutover: libevent has no pthreads support\n");
+		return 1;
+	}
+	struct config *cfg = config_load(path, stderr);
+	if (!cfg)
+		return 1;
+	if (log_open(&cfg->log) < 0 || state_init(&cfg->state, stderr) < 0) {
+		config_free(cfg);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	struct control ctl = { .n_workers = cfg->workers };
+	ctl.base = event_base_new();
+	ctl.workers = calloc((size_t)cfg->workers, sizeof(*ctl.workers));
+	int status = 0, started = 0;
+	for (int i = 0; i < cfg->workers; i++) {
+		ctl.workers[i] = worker_new(i, cfg);
+		if (!ctl.workers[i]) {
+			status = 1;
+			break;
+		}
+	}
+	struct event *sigs[4] = { 0 };
+	if (status == 0) {
+		sigs[0] = evsignal_new(ctl.base, SIGTERM, on_stop_signal, &ctl);
+		sigs[1] = evsignal_new(ctl.base, SIGINT, on_stop_signal, &ctl);
+		sigs[2] = evsignal_new(ctl.base, SIGUSR1, on_reopen_signal, &ctl);
+		sigs[3] = evsignal_new(ctl.base, SIGHUP, on_reload_signal, &ctl);
+		for (int i = 0; i < 4; i++)
+			evsignal_add(sigs[i], NULL);
+		for (; started < cfg->workers; started++) {
+			if (worker_start(ctl.workers[started]) < 0) {
+				log_error("cannot start worker %d", started);
+				status = 1;
+				break;
+			}
+		}
+		if (status == 0) {
+			log_info("cutover %s running, global mode %s", CUTOVER_VERSION,
+				 mode_name(state_current()->global));
+			event_base_dispatch(ctl.base);
+		} else {
+			for (int i = 0; i < started; i++)
+				worker_request_stop(ctl.workers[i]);
+		}
+	}
+	for (int i = 0; i < started; i++)
+		worker_join(ctl.workers[i]);
+	for (int i = 0; i < cfg->workers; i++)
+		worker_free(ctl.workers[i]);
+	for (int i = 0; i < 4; i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	free(ctl.workers);
+	event_base_free(ctl.base);
+	if (status == 0)
+		log_info("stopped");
+	state_shutdown();
+	log_close();
+	config_free(cfg);
+	libevent_global_shutdown();
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("cutover %s\n", CUTOVER_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+	static const char *const later[] = { "status", "switch", "maintenance", "hold", "resume",
+					     "spool", "journal", "reload", NULL };
+	for (const char *const *l = later; *l; l++)
+		if (strcmp(cmd, *l) == 0) {
+			fprintf(stderr, "cutover: '%s' is not implemented yet (control plane)\n", cmd);
+			return 1;
+		}
+	fprintf(stderr, "cutover: unknown command '%s' (see cutover --help)\n", cmd);
+	return 2;
+}

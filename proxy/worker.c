@@ -1,3 +1,137 @@
-/* worker: stub, being written */
+/* worker: one thread running one event loop with its own listeners,
+ * connections and upstream pools. */
 #include "worker.h"
-#include "worker.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+
+int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
+{
+	long long n;
+	int rc = conf_get_int(r, root, "workers", 1, 64, &n);
+	if (rc > 0)
+		cfg->workers = (int)n;
+	return rc < 0 ? -1 : 0;
+}
+
+static struct timeval tv_of(double seconds)
+{
+	struct timeval tv = { .tv_sec = (time_t)seconds };
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct worker *w = arg;
+	if (w->n_conns)
+		log_warn("worker %d: drain timeout, closing %zu connection(s)", w->id, w->n_conns);
+	conn_free_all(w);
+	event_base_loopbreak(w->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct worker *w = arg;
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	listener_close_all(w);
+	conn_shutdown_all(w);
+	if (w->n_conns == 0) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	struct timeval tv = tv_of(w->cfg->limits.drain_timeout);
+	evtimer_add(w->drain_ev, &tv);
+}
+
+void worker_conn_closed(struct worker *w)
+{
+	if (w->stopping) {
+		if (w->n_conns == 0)
+			event_base_loopbreak(w->base);
+		return;
+	}
+	if (w->paused && w->n_conns < w->cfg->limits.max_connections)
+		listener_pause_all(w, false);
+}
+
+struct worker *worker_new(int id, const struct config *cfg)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->id = id;
+	w->cfg = cfg;
+	w->base = event_base_new();
+	if (!w->base)
+		goto fail;
+	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
+	for (int i = 0; i < UPSTREAM_COUNT; i++)
+		w->pools[i] = upstream_pool_new(w->base, &cfg->upstream[i], (enum upstream_id)i);
+	if (listener_open_all(w) < 0)
+		goto fail;
+	return w;
+fail:
+	worker_free(w);
+	return NULL;
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->base) {
+		conn_free_all(w);
+		listener_close_all(w);
+		for (int i = 0; i < UPSTREAM_COUNT; i++)
+			upstream_pool_free(w->pools[i]);
+		if (w->stop_ev)
+			event_free(w->stop_ev);
+		if (w->drain_ev)
+			event_free(w->drain_ev);
+		event_base_free(w->base);
+	}
+	free(w);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	/* Signals are the control thread's business. */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void worker_request_stop(struct worker *w)
+{
+	event_active(w->stop_ev, 0, 0);
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+}
