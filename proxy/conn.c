@@ -727,6 +727,8 @@ static void response_done(struct conn *c)
 	if (!x->req_done)
 		c->close_after = true;
 	exchange_finish(c);
+	if (c->state == CONN_READ_HEAD)
+		conn_process_input(c); /* pipelined requests waiting behind this one */
 }
 
 static void pump_response_body(struct conn *c)
@@ -837,7 +839,6 @@ static void exchange_finish(struct conn *c)
 	}
 	c->state = CONN_READ_HEAD;
 	set_client_timeouts(c, c->cfg->limits.keepalive_timeout, c->cfg->limits.send_timeout);
-	/* The caller's loop (conn_process_input) picks up pipelined bytes. */
 }
 
 /* Parses and runs as many buffered requests as can be answered now. */
