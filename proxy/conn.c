@@ -64,6 +64,12 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 	    conf_get_duration(r, s, "send_timeout", 0.001, 86400, &l->send_timeout) < 0 ||
 	    conf_get_duration(r, s, "drain_timeout", 0, 86400, &l->drain_timeout) < 0)
 		status = -1;
+	if (status == 0 && l->buffer_bytes <= l->max_header_bytes) {
+		/* Reading pauses at buffer_bytes: a whole head must fit below it. */
+		conf_error(r, s, "limits: buffer_bytes (%zu) must be larger than max_header_bytes (%zu)",
+			   l->buffer_bytes, l->max_header_bytes);
+		status = -1;
+	}
 	if (status == 0 && l->max_request_line > l->max_header_bytes) {
 		conf_error(r, s, "limits: max_request_line (%zu) is larger than max_header_bytes (%zu)",
 			   l->max_request_line, l->max_header_bytes);
@@ -146,6 +152,18 @@ static double ms_between(const struct timespec *a, const struct timespec *b)
 	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* Both sides of an exchange get the same budget: reading stops once CAP
+ * bytes wait in the input, the peer is refilled once its output fell to
+ * half, and each read or write syscall may move up to CAP bytes (libevent's
+ * 16 KiB default costs a lot of syscalls on large bodies). */
+static void bev_set_budget(struct bufferevent *bev, size_t cap)
+{
+	bufferevent_setwatermark(bev, EV_READ, 0, cap);
+	bufferevent_setwatermark(bev, EV_WRITE, cap / 2, 0);
+	bufferevent_set_max_single_read(bev, cap);
+	bufferevent_set_max_single_write(bev, cap);
+}
+
 static void set_client_timeouts(struct conn *c, double read, double write)
 {
 	struct timeval r = tv_of(read), w = tv_of(write);
@@ -171,9 +189,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, soc
 	http1_parser_init(&c->req_parser, HTTP1_REQUEST);
 	c->state = CONN_READ_HEAD;
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	/* Reading stops once this much is buffered: the upstream side drains it. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, c->cfg->limits.buffer_bytes);
-	bufferevent_setwatermark(c->bev, EV_WRITE, c->cfg->limits.buffer_bytes / 2, 0);
+	bev_set_budget(c->bev, c->cfg->limits.buffer_bytes);
 	set_client_timeouts(c, c->cfg->limits.header_timeout, c->cfg->limits.send_timeout);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 
@@ -569,6 +585,14 @@ static void pump_request_body(struct conn *c)
 	}
 }
 
+static void exchange_bind_upstream(struct conn *c)
+{
+	struct bufferevent *ub = c->x->uc->bev;
+	bufferevent_setcb(ub, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
+	bev_set_budget(ub, c->cfg->limits.buffer_bytes);
+	bufferevent_enable(ub, EV_READ | EV_WRITE);
+}
+
 static void forward_start(struct conn *c, enum upstream_id id)
 {
 	struct exchange *x = c->x;
@@ -581,10 +605,7 @@ static void forward_start(struct conn *c, enum upstream_id id)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &x->upstream_start);
 	struct bufferevent *ub = x->uc->bev;
-	bufferevent_setcb(ub, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
-	bufferevent_setwatermark(ub, EV_READ, 0, c->cfg->limits.buffer_bytes);
-	bufferevent_setwatermark(ub, EV_WRITE, c->cfg->limits.buffer_bytes / 2, 0);
-	bufferevent_enable(ub, EV_READ | EV_WRITE);
+	exchange_bind_upstream(c);
 	if (x->uc->reused) {
 		const struct upstream_conf *u = &c->cfg->upstream[id];
 		struct timeval st = tv_of(u->send_timeout);
@@ -627,12 +648,8 @@ static bool forward_retry(struct conn *c)
 	x->uc = upstream_conn_get(c->w->pools[x->upstream]);
 	if (!x->uc)
 		return false;
-	struct bufferevent *ub = x->uc->bev;
-	bufferevent_setcb(ub, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
-	bufferevent_setwatermark(ub, EV_READ, 0, c->cfg->limits.buffer_bytes);
-	bufferevent_setwatermark(ub, EV_WRITE, c->cfg->limits.buffer_bytes / 2, 0);
-	bufferevent_enable(ub, EV_READ | EV_WRITE);
-	evbuffer_add(bufferevent_get_output(ub), evbuffer_pullup(c->sent_head, -1),
+	exchange_bind_upstream(c);
+	evbuffer_add(bufferevent_get_output(x->uc->bev), evbuffer_pullup(c->sent_head, -1),
 		     evbuffer_get_length(c->sent_head));
 	x->req_done = false;
 	c->state = CONN_CONNECT;
@@ -666,10 +683,14 @@ static void read_response_head(struct conn *c)
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0)
 			return;
-		size_t want = avail < MAX_RESPONSE_HEAD + 1 ? avail : MAX_RESPONSE_HEAD + 1;
+		/* Reading stops at buffer_bytes, so a larger head could never complete. */
+		size_t max = c->cfg->limits.buffer_bytes - 1;
+		if (max > MAX_RESPONSE_HEAD)
+			max = MAX_RESPONSE_HEAD;
+		size_t want = avail < max + 1 ? avail : max + 1;
 		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
-		enum http1_result r = http1_parse_head(&x->resp_parser, buf, want, MAX_RESPONSE_HEAD,
-						       MAX_RESPONSE_HEAD, &x->resp);
+		enum http1_result r = http1_parse_head(&x->resp_parser, buf, want, max, max,
+						       &x->resp);
 		if (r == HTTP1_MORE)
 			return;
 		if (r == HTTP1_ERROR) {
