@@ -49,6 +49,7 @@ struct http1_head {
 	size_t host_len;
 	enum http1_framing framing;
 	uint64_t content_length;
+	bool has_content_length;     /* a Content-Length header was sent (maybe 0) */
 	bool keep_alive;             /* llhttp_should_keep_alive() at head end */
 	bool expect_continue;        /* Expect: 100-continue */
 	size_t head_len;             /* bytes of the head, final CRLF included */
@@ -75,6 +76,7 @@ struct http1_parser {
 	void (*on_data)(void *arg, const char *at, size_t len);
 	void *arg;
 	bool message_done;
+	char last_byte;              /* last body byte fed, to check the final CRLF */
 };
 
 void http1_parser_init(struct http1_parser *p, enum http1_kind kind);
@@ -96,6 +98,10 @@ void http1_expect_no_body(struct http1_parser *p, bool no_body);
  * (p->error_reason says why). */
 long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, bool *done,
 			void (*on_data)(void *arg, const char *at, size_t len), void *arg);
+
+/* The target without scheme and authority: "http://h/p?q" gives "/p?q",
+ * "http://h?q" gives "?q", "http://h" gives "" (the caller adds the "/"). */
+void http1_origin_form(const struct http1_head *h, const char **rest, size_t *len);
 
 /* Header lookup, case-insensitive; first match or NULL. */
 const struct http1_header *http1_find(const struct http1_head *h, const char *name);

@@ -350,17 +350,17 @@ static void copy_for_log(struct exchange *x, const struct route_project *proj)
 /* The path part of the target, for routing: no query, origin-form. */
 static void target_path(const struct http1_head *h, const char **p, size_t *len)
 {
-	const char *t = h->target, *end = h->target + h->target_len;
-	if (t < end && *t != '/') {
-		const char *sep = memmem(t, h->target_len, "://", 3);
-		if (sep) {
-			const char *slash = memchr(sep + 3, '/', (size_t)(end - sep - 3));
-			t = slash ? slash : end;
-		}
-	}
-	const char *q = memchr(t, '?', (size_t)(end - t));
-	*p = t < end ? t : "/";
-	*len = t < end ? (size_t)((q ? q : end) - t) : 1;
+	const char *t;
+	size_t n;
+	http1_origin_form(h, &t, &n);
+	const char *q = memchr(t, '?', n);
+	if (q)
+		n = (size_t)(q - t);
+	const char *hash = memchr(t, '#', n);
+	if (hash)
+		n = (size_t)(hash - t);
+	*p = n ? t : "/";
+	*len = n ? n : 1;
 }
 
 static void answer_health(struct conn *c)

@@ -71,35 +71,17 @@ bool forward_is_hop_by_hop(const struct http1_head *h, const char *name, size_t 
 	return is_listed_in_connection(h, name, len);
 }
 
-/* The origin-form of a target: "http://host/p?q" becomes "/p?q". */
-static void origin_form(const struct http1_head *req, const char **t, size_t *len)
-{
-	*t = req->target;
-	*len = req->target_len;
-	if (*len && **t == '/')
-		return;
-	const char *sep = memmem(*t, *len, "://", 3);
-	if (!sep)
-		return;
-	const char *path = memchr(sep + 3, '/', *len - (size_t)(sep + 3 - *t));
-	if (!path) {
-		*t = "/";
-		*len = 1;
-		return;
-	}
-	*len -= (size_t)(path - *t);
-	*t = path;
-}
-
 void forward_request_head(struct evbuffer *out, const struct http1_head *req,
 			  const struct upstream_conf *up, const struct forward_conf *fc,
 			  const struct sockaddr *peer, bool client_tls)
 {
 	const char *target;
 	size_t target_len;
-	origin_form(req, &target, &target_len);
+	http1_origin_form(req, &target, &target_len);
 	evbuffer_add(out, req->method, req->method_len);
 	evbuffer_add(out, " ", 1);
+	if (target_len == 0 || *target == '?')
+		evbuffer_add(out, "/", 1);
 	evbuffer_add(out, target, target_len);
 	evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
 	if (up->preserve_host && req->host)
@@ -163,6 +145,8 @@ void forward_request_head(struct evbuffer *out, const struct http1_head *req,
 				    (unsigned long long)req->content_length);
 	else if (req->framing == HTTP1_BODY_CHUNKED)
 		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	else if (req->has_content_length)
+		evbuffer_add(out, "Content-Length: 0\r\n", 19); /* some servers want it on a POST */
 	evbuffer_add(out, "\r\n", 2);
 }
 

@@ -85,6 +85,23 @@ bool http1_token_eq(const char *a, size_t alen, const char *b)
 	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
+void http1_origin_form(const struct http1_head *h, const char **rest, size_t *len)
+{
+	const char *t = h->target, *end = h->target + h->target_len;
+	*rest = t;
+	*len = h->target_len;
+	if (t == end || *t == '/')
+		return;
+	const char *sep = memmem(t, h->target_len, "://", 3);
+	if (!sep)
+		return; /* asterisk-form or garbage: as sent */
+	const char *q = sep + 3;
+	while (q < end && *q != '/' && *q != '?' && *q != '#')
+		q++;
+	*rest = q;
+	*len = (size_t)(end - q);
+}
+
 const struct http1_header *http1_find(const struct http1_head *h, const char *name)
 {
 	for (size_t i = 0; i < h->n_headers; i++)
@@ -111,6 +128,30 @@ static bool request_line_ok(const struct http1_head *h)
 	return memcmp(v, " HTTP/", 6) == 0 && v[9] == '\r' && v[10] == '\n';
 }
 
+/* True if every Transfer-Encoding token is "chunked": a coding before it
+ * would be lost when the body is re-chunked, so it is refused instead. */
+static bool only_chunked(const struct http1_head *h)
+{
+	for (size_t i = 0; i < h->n_headers; i++) {
+		const struct http1_header *f = &h->headers[i];
+		if (!http1_token_eq(f->name, f->name_len, "transfer-encoding"))
+			continue;
+		const char *q = f->value, *end = f->value + f->value_len;
+		while (q < end) {
+			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+				q++;
+			const char *tok = q;
+			while (q < end && *q != ',' && *q != ' ' && *q != '\t' && *q != ';')
+				q++;
+			if (q > tok && !http1_token_eq(tok, (size_t)(q - tok), "chunked"))
+				return false;
+			while (q < end && *q != ',')
+				q++;
+		}
+	}
+	return true;
+}
+
 static int on_headers_complete(llhttp_t *ll)
 {
 	struct http1_parser *p = parser_of(ll);
@@ -120,9 +161,13 @@ static int on_headers_complete(llhttp_t *ll)
 	if (p->kind == HTTP1_REQUEST && !request_line_ok(h))
 		return fail(p, 400, "malformed request line");
 	for (size_t i = 0; i < h->n_headers; i++) {
-		const struct http1_header *f = &h->headers[i];
+		struct http1_header *f = &h->headers[i];
 		if (f->name_len == 0)
 			return fail(p, bad, "empty header name");
+		/* Trailing whitespace is not part of a field value (RFC 9110 5.5). */
+		while (f->value_len && (f->value[f->value_len - 1] == ' ' ||
+					f->value[f->value_len - 1] == '\t'))
+			f->value_len--;
 		if (value_has_fold(f))
 			return fail(p, bad, "obsolete line folding");
 		if (p->kind == HTTP1_REQUEST) {
@@ -142,9 +187,12 @@ static int on_headers_complete(llhttp_t *ll)
 	h->keep_alive = llhttp_should_keep_alive(ll);
 
 	uint16_t flags = ll->flags;
+	h->has_content_length = flags & F_CONTENT_LENGTH;
 	if (p->kind == HTTP1_REQUEST) {
 		if ((flags & F_TRANSFER_ENCODING) && !(flags & F_CHUNKED))
 			return fail(p, 400, "Transfer-Encoding other than a final chunked");
+		if ((flags & F_CHUNKED) && !only_chunked(h))
+			return fail(p, 501, "a transfer coding other than chunked is not supported");
 		if (h->major == 1 && h->minor == 1 && !h->host)
 			return fail(p, 400, "missing Host");
 	} else {
@@ -237,13 +285,25 @@ enum http1_result http1_parse_head(struct http1_parser *p, const char *buf, size
 	p->head = h;
 
 	int bad = kind == HTTP1_REQUEST ? 400 : 502;
+	if (kind == HTTP1_REQUEST) {
+		/* The request line, CRLF excluded, whether or not it is complete. */
+		size_t scan = len < max_line + 2 ? len : max_line + 2;
+		const char *nl = memchr(buf, '\n', scan);
+		if ((!nl && scan == max_line + 2) || (nl && (size_t)(nl - buf) > max_line + 1)) {
+			p->error_status = 414;
+			p->error_reason = "request line too long";
+			p->head = NULL;
+			return HTTP1_ERROR;
+		}
+	}
 	llhttp_errno_t err = llhttp_execute(&p->ll, buf, len);
 	if (err == HPE_PAUSED && !p->error_status) {
 		h->head_len = (size_t)(llhttp_get_error_pos(&p->ll) - buf);
 		p->head = NULL;
-		if (kind == HTTP1_REQUEST && h->target_len > max_line) {
-			p->error_status = 414;
-			p->error_reason = "request line too long";
+		/* llhttp takes a bare LF as the empty line that ends the head. */
+		if (h->head_len < 4 || memcmp(buf + h->head_len - 4, "\r\n\r\n", 4) != 0) {
+			p->error_status = bad;
+			p->error_reason = "bare LF at the end of the head";
 			return HTTP1_ERROR;
 		}
 		if (h->head_len > max_head) {
@@ -255,11 +315,6 @@ enum http1_result http1_parse_head(struct http1_parser *p, const char *buf, size
 	}
 	p->head = NULL;
 	if (err == HPE_OK) {
-		if (kind == HTTP1_REQUEST && !p->url_done && len > max_line) {
-			p->error_status = 414;
-			p->error_reason = "request line too long";
-			return HTTP1_ERROR;
-		}
 		if (len > max_head) {
 			p->error_status = kind == HTTP1_REQUEST ? 431 : 502;
 			p->error_reason = "header section too large";
@@ -284,11 +339,22 @@ long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, boo
 	p->arg = arg;
 	llhttp_errno_t err = llhttp_execute(&p->ll, buf, len);
 	p->on_data = NULL;
-	if (err == HPE_OK)
+	if (err == HPE_OK) {
+		if (len)
+			p->last_byte = buf[len - 1];
 		return (long)len;
+	}
 	if (err == HPE_PAUSED && p->message_done) {
+		long used = llhttp_get_error_pos(&p->ll) - buf;
+		/* As for heads, the final empty line must be CRLF, not a bare LF. */
+		char before_lf = used >= 2 ? buf[used - 2] : p->last_byte;
+		if (used < 1 || buf[used - 1] != '\n' || before_lf != '\r') {
+			p->error_status = p->kind == HTTP1_REQUEST ? 400 : 502;
+			p->error_reason = "bare LF at the end of the chunked body";
+			return -1;
+		}
 		*done = true;
-		return llhttp_get_error_pos(&p->ll) - buf;
+		return used;
 	}
 	p->error_status = p->kind == HTTP1_REQUEST ? 400 : 502;
 	p->error_reason = llhttp_get_error_reason(&p->ll);

@@ -1,0 +1,284 @@
+/* tests for proxy/state.c: loading the state file at start and the
+ * mode names. Files live in a mkdtemp() directory removed at the end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "state.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	char *errs_text;
+	size_t errs_len;
+	FILE *errs;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-state-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof f->path, "%s/state.json", f->dir);
+	f->errs = open_memstream(&f->errs_text, &f->errs_len);
+	if (!f->errs)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	state_shutdown();
+	fclose(f->errs);
+	free(f->errs_text);
+	unlink(f->path);
+	rmdir(f->path); /* when a test made it a directory */
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+	assert_int_equal(fclose(fp), 0);
+}
+
+static const char *errs_of(struct fx *f)
+{
+	fflush(f->errs);
+	return f->errs_text ? f->errs_text : "";
+}
+
+static int init_with(struct fx *f, const char *path)
+{
+	struct state_conf c = { .state_file = (char *)path };
+	return state_init(&c, f->errs);
+}
+
+/* Loads TEXT from the state file and expects failure naming the file. */
+static void expect_load_error(struct fx *f, const char *text, const char *cause)
+{
+	write_file(f->path, text);
+	assert_int_equal(init_with(f, f->path), -1);
+	const char *e = errs_of(f);
+	if (!strstr(e, f->path))
+		fail_msg("error for %s does not name the file: '%s'", text, e);
+	if (!strstr(e, "cannot load the state file"))
+		fail_msg("error for %s: '%s'", text, e);
+	if (cause && !strstr(e, cause))
+		fail_msg("error for %s does not say '%s': '%s'", text, cause, e);
+	/* nothing was published */
+	assert_null(state_current());
+}
+
+static void test_no_state_file_configured(void **state)
+{
+	struct fx *f = *state;
+	assert_null(state_current());
+	assert_int_equal(init_with(f, NULL), 0);
+	const struct state_snapshot *s = state_current();
+	assert_non_null(s);
+	assert_int_equal(s->global, MODE_OLD);
+	assert_int_equal(s->generation, 0);
+	assert_int_equal(state_mode_for(s, "alpha", 5), MODE_OLD);
+	assert_string_equal(errs_of(f), "");
+	state_shutdown();
+	assert_null(state_current());
+}
+
+static void test_absent_file(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(init_with(f, f->path), 0);
+	assert_non_null(state_current());
+	assert_int_equal(state_current()->global, MODE_OLD);
+	assert_string_equal(errs_of(f), "");
+}
+
+static void test_mode_new(void **state)
+{
+	struct fx *f = *state;
+	write_file(f->path, "{\"mode\":\"new\"}\n");
+	assert_int_equal(init_with(f, f->path), 0);
+	const struct state_snapshot *s = state_current();
+	assert_non_null(s);
+	assert_int_equal(s->global, MODE_NEW);
+	assert_int_equal(s->generation, 0);
+	assert_int_equal(state_mode_for(s, "alpha", 5), MODE_NEW);
+	assert_string_equal(errs_of(f), "");
+}
+
+static void test_every_mode_and_generation(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *text;
+		enum mode mode;
+		uint64_t gen;
+	} cases[] = {
+		{ "{\"mode\": \"old\", \"generation\": 3}", MODE_OLD, 3 },
+		{ "{\"generation\": 12, \"mode\": \"maintenance\"}", MODE_MAINTENANCE, 12 },
+		{ "  {\n  \"mode\" : \"hold\",\n  \"extra\": [1, 2]\n}\n", MODE_HOLD, 0 },
+		{ "{\"mode\":\"new\",\"generation\":9007199254740993}", MODE_NEW, 9007199254740993ULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		write_file(f->path, cases[i].text);
+		assert_int_equal(init_with(f, f->path), 0);
+		const struct state_snapshot *s = state_current();
+		assert_non_null(s);
+		assert_int_equal(s->global, cases[i].mode);
+		assert_int_equal(s->generation, cases[i].gen);
+		state_shutdown();
+	}
+	assert_string_equal(errs_of(f), "");
+}
+
+static void test_corrupt_file(void **state)
+{
+	struct fx *f = *state;
+	expect_load_error(f, "{\"mode\": \"new\"", NULL);
+}
+
+static void test_corrupt_file_line(void **state)
+{
+	struct fx *f = *state;
+	expect_load_error(f, "{\n\"mode\":\n new\n}\n", NULL);
+	/* "FILE:LINE:" with the line of the fault */
+	char want[256];
+	snprintf(want, sizeof want, "%s:3: ", f->path);
+	if (strncmp(errs_of(f), want, strlen(want)) != 0)
+		fail_msg("want '%s...', got '%s'", want, errs_of(f));
+}
+
+static void test_empty_file(void **state)
+{
+	struct fx *f = *state;
+	expect_load_error(f, "", NULL);
+}
+
+static void test_unknown_mode(void **state)
+{
+	struct fx *f = *state;
+	expect_load_error(f, "{\"mode\":\"newer\"}", "unknown mode");
+	char want[256];
+	snprintf(want, sizeof want, "%s:1: cannot load the state file: unknown mode\n", f->path);
+	assert_string_equal(errs_of(f), want);
+}
+
+static void test_mode_case_sensitive(void **state)
+{
+	struct fx *f = *state;
+	expect_load_error(f, "{\"mode\":\"NEW\"}", "unknown mode");
+}
+
+static void test_mode_missing_or_not_a_string(void **state)
+{
+	struct fx *f = *state;
+	expect_load_error(f, "{}", NULL);
+	expect_load_error(f, "{\"mode\": 1}", NULL);
+	expect_load_error(f, "[\"new\"]", NULL);
+	expect_load_error(f, "\"new\"", NULL);
+}
+
+static void test_path_is_a_directory(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(mkdir(f->path, 0700), 0);
+	assert_int_equal(init_with(f, f->path), -1);
+	assert_non_null(strstr(errs_of(f), f->path));
+	assert_null(state_current());
+}
+
+static void test_unreadable_file(void **state)
+{
+	struct fx *f = *state;
+	if (geteuid() == 0)
+		skip(); /* root reads it anyway */
+	write_file(f->path, "{\"mode\":\"new\"}");
+	assert_int_equal(chmod(f->path, 0), 0);
+	assert_int_equal(init_with(f, f->path), -1);
+	assert_non_null(strstr(errs_of(f), f->path));
+	assert_null(state_current());
+}
+
+/* A failed load leaves the published snapshot alone. */
+static void test_failed_init_keeps_current(void **state)
+{
+	struct fx *f = *state;
+	write_file(f->path, "{\"mode\":\"new\"}");
+	assert_int_equal(init_with(f, f->path), 0);
+	const struct state_snapshot *before = state_current();
+	write_file(f->path, "garbage");
+	assert_int_equal(init_with(f, f->path), -1);
+	assert_ptr_equal(state_current(), before);
+	assert_int_equal(state_current()->global, MODE_NEW);
+}
+
+static void test_mode_names(void **state)
+{
+	(void)state;
+	static const char *const names[MODE_COUNT] = { "old", "new", "maintenance", "hold" };
+	for (int i = 0; i < MODE_COUNT; i++) {
+		assert_string_equal(mode_name((enum mode)i), names[i]);
+		enum mode m = MODE_COUNT;
+		assert_int_equal(mode_parse(names[i], &m), 0);
+		assert_int_equal(m, i);
+		assert_int_equal(mode_parse(mode_name(m), &m), 0);
+		assert_int_equal(m, i);
+	}
+	assert_string_equal(mode_name(MODE_COUNT), "?");
+	assert_string_equal(mode_name((enum mode)-1), "?");
+	static const char *const bad[] = { "", "Old", "NEW", "new ", " new", "maint", "holds", "?" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		enum mode m = MODE_HOLD;
+		if (mode_parse(bad[i], &m) != -1)
+			fail_msg("mode_parse('%s') accepted", bad[i]);
+		assert_int_equal(m, MODE_HOLD); /* untouched */
+	}
+}
+
+static void test_mode_for_null_snapshot(void **state)
+{
+	(void)state;
+	assert_int_equal(state_mode_for(NULL, "x", 1), MODE_OLD);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_no_state_file_configured),
+		T(test_absent_file),
+		T(test_mode_new),
+		T(test_every_mode_and_generation),
+		T(test_corrupt_file),
+		T(test_corrupt_file_line),
+		T(test_empty_file),
+		T(test_unknown_mode),
+		T(test_mode_case_sensitive),
+		T(test_mode_missing_or_not_a_string),
+		T(test_path_is_a_directory),
+		T(test_unreadable_file),
+		T(test_failed_init_keeps_current),
+		T(test_mode_names),
+		T(test_mode_for_null_snapshot),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
