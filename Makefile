@@ -1,0 +1,41 @@
+# Thin wrapper: `make run` and `make test` do all the set-up on a fresh
+# Debian 12 (as root). The logic lives in scripts/ and bench/.
+
+SHELL := /bin/bash
+# Debian's python3, the one `make deps` gives pytest to (not whatever
+# python3 comes first in PATH, e.g. a pyenv shim).
+PYTHON ?= /usr/bin/python3
+export PYTHON
+
+PACKAGES := gcc libc6-dev pkg-config meson ninja-build libevent-dev libssl-dev \
+	libc-ares-dev libconfig-dev libjansson-dev libpcre2-dev libcmocka-dev \
+	node-llhttp python3 python3-pytest nginx-light haproxy wrk curl procps \
+	ca-certificates openssl
+
+.PHONY: all deps build build-asan build-release run test bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh $(PACKAGES)
+
+build: deps
+	scripts/meson-build.sh build
+
+build-asan: deps
+	scripts/meson-build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
+
+build-release: deps
+	scripts/meson-build.sh build-release --buildtype=release
+
+run: build
+	scripts/run-demo.sh
+
+test: build build-asan
+	scripts/run-tests.sh
+
+bench: build-release
+	CUTOVER_BIN=build-release/cutover bench/run.sh
+
+clean:
+	rm -rf build build-asan build-release bench/out

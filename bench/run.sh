@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# bench/run.sh: one run, side by side, of wrk/curl against
+#   direct   the upstream itself (nginx-light, 1 worker)
+#   nginx    nginx as reverse proxy (1 worker, keep-alive upstream pool)
+#   haproxy  HAProxy as reverse proxy (1 thread, http-reuse)
+#   cutover  cutover (1 worker, no access log)
+# each proxy with one worker on CPU 0, the load generator on CPU 1.
+# Prints the table and the ratios and writes bench/RESULTS.md.
+# Knobs (environment): CUTOVER_BIN, BENCH_DURATION (s, default 10),
+# BENCH_WARMUP (s, 2), BENCH_POST_CONNS (10), BENCH_IDLE_CONNS (1000),
+# BENCH_PIN (1 = taskset when there are >= 2 CPUs, 0 = never),
+# BENCH_TARGETS (default "direct nginx haproxy cutover"),
+# BENCH_UPSTREAM_SENDFILE (on|off, default on), BENCH_CUTOVER_EXTRA (config
+# text appended to cutover's bench config, e.g. 'limits = { buffer_bytes = "1M"; };').
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+CUTOVER_BIN=${CUTOVER_BIN:-}
+if [ -z "$CUTOVER_BIN" ]; then
+	CUTOVER_BIN=build-release/cutover
+	[ -x "$CUTOVER_BIN" ] || CUTOVER_BIN=build/cutover
+fi
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONNS=50
+POST_CONNS=${BENCH_POST_CONNS:-10}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
+DL_RUNS=5
+BIG_BYTES=$((64 * 1024 * 1024))
+SMALL_BYTES=100
+TARGETS=${BENCH_TARGETS:-direct nginx haproxy cutover}
+# The upstream serves the 64 MiB file with sendfile (Debian's default), which
+# a proxy cannot match with read/write copies; "off" gives a plain baseline.
+UPSTREAM_SENDFILE=${BENCH_UPSTREAM_SENDFILE:-on}
+
+OUT=bench/out
+RES=$OUT/results.txt
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+for tool in nginx haproxy wrk curl taskset pgrep; do
+	command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
+done
+[ -x "$PYTHON" ] || die "$PYTHON not found"
+ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
+[ -f "$ECHO_MODULE" ] || die "$ECHO_MODULE missing (Debian: libnginx-mod-http-echo, pulled in by nginx-light)"
+
+# 1,000 held connections plus the proxies' own: raise the fd limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+PROXY_CPU=()
+LOAD_CPU=()
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+	PROXY_CPU=(taskset -c 0)
+	LOAD_CPU=(taskset -c 1)
+fi
+
+# nginx workers run as "nobody" when started as root: the work dir must be
+# readable by them, hence /tmp and mode 755 rather than bench/out.
+WORK=$(mktemp -d /tmp/cutover-bench.XXXXXX) || die "mktemp failed"
+chmod 755 "$WORK"
+mkdir -p "$WORK/www" "$WORK/tmp" "$OUT"
+: >"$RES"
+
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	cp "$WORK"/*.log "$WORK"/*.out "$WORK"/*.conf "$WORK"/*.cfg "$OUT"/ 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+result() { echo "$*" >>"$RES"; }
+
+# N free TCP ports on 127.0.0.1, all distinct (held together, then released).
+free_ports() {
+	"$PYTHON" - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# render TEMPLATE DEST PORT
+render() {
+	sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$3|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+		-e "s|@SENDFILE@|$UPSTREAM_SENDFILE|g" "$1" >"$2"
+}
+
+# start NAME CMD...: runs CMD in the background, output to $WORK/NAME.out;
+# sets STARTED_PID.
+start() {
+	local name=$1
+	shift
+	"$@" >"$WORK/$name.out" 2>&1 &
+	STARTED_PID=$!
+	pids+=("$STARTED_PID")
+}
+
+stop() {  # stop PID: graceful, then hard after 5 s
+	local pid=$1 i
+	kill "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# wait_ready PORT PID: polls GET /small until it answers 200 (at most 10 s).
+wait_ready() {
+	local port=$1 pid=$2 i code
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/small" || true)
+		[ "$code" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# rss_kib PID: VmRSS of PID and its children (nginx: master + worker), KiB.
+rss_kib() {
+	local total=0 p kb
+	for p in "$1" $(pgrep -P "$1"); do
+		kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		total=$((total + ${kb:-0}))
+	done
+	echo "$total"
+}
+
+# wrk_run URL CONNS SCRIPT: one wrk run of DURATION; prints the RESULT line.
+wrk_run() {
+	timeout $((DURATION + 30)) "${LOAD_CPU[@]}" wrk -t1 -c"$2" -d"${DURATION}s" --timeout 5s \
+		-s "$3" "$1" 2>&1 | grep '^RESULT ' | tail -1
+}
+
+field() {  # field LINE NAME: the value of NAME=... in LINE
+	sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"
+}
+
+# measure TARGET PORT PID: every metric for one target; PID is the process
+# whose RSS (with its children) is measured.
+measure() {
+	local who=$1 port=$2 pid=$3 url="http://127.0.0.1:$2" line req dur
+	local size
+	size=$(curl -s -o /dev/null -m 5 -w '%{http_code} %{size_download}' "$url/small" || true)
+	if [ "$size" != "200 $SMALL_BYTES" ]; then
+		result "$who note failed: GET /small answered '$size'"
+		for k in get_rps get_p50_ms get_p99_ms dl_mibs post_rps rss_kib_per_conn; do
+			result "$who $k failed"
+		done
+		return
+	fi
+
+	# First, while the process is fresh: memory freed after the big transfers
+	# would otherwise be reused and hide what each idle connection keeps.
+	log "$who: RSS with $IDLE_CONNS idle keep-alive connections"
+	local before after held fifo=$WORK/hold.$who.in hold_pid i
+	before=$(rss_kib "$pid")
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	"${LOAD_CPU[@]}" "$PYTHON" bench/hold_idle.py "$port" "$IDLE_CONNS" /small <"$fifo" >"$WORK/hold.$who.out" 2>&1 &
+	hold_pid=$!
+	pids+=("$hold_pid")
+	exec 9>"$fifo"
+	held=
+	for ((i = 0; i < 900; i++)); do     # at most 90 s
+		held=$(sed -n 's/^ready \([0-9]*\)$/\1/p' "$WORK/hold.$who.out")
+		[ -n "$held" ] && break
+		kill -0 "$hold_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -n "$held" ] && [ "$held" -gt 0 ]; then
+		sleep 1     # let the proxy finish freeing per-request state
+		after=$(rss_kib "$pid")
+		result "$who rss_kib_per_conn $(awk -v a="$after" -v b="$before" -v n="$held" 'BEGIN { printf "%.2f", (a - b) / n }')"
+		[ "$held" = "$IDLE_CONNS" ] || result "$who note only $held of $IDLE_CONNS idle connections stayed open"
+	else
+		result "$who rss_kib_per_conn failed: $(tail -1 "$WORK/hold.$who.out" 2>/dev/null)"
+	fi
+	exec 9>&-
+	wait "$hold_pid" 2>/dev/null || true
+
+	log "$who: small GET, $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s"
+	timeout $((WARMUP + 30)) "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url/small" >/dev/null 2>&1
+	line=$(wrk_run "$url/small" "$CONNS" bench/get.lua)
+	req=$(field "$line" requests)
+	dur=$(field "$line" duration_us)
+	if [ -n "$req" ] && [ "${dur:-0}" -gt 0 ] && [ "$req" -gt 0 ]; then
+		result "$who get_rps $(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.1f", r / (d / 1e6) }')"
+		result "$who get_p50_ms $(awk -v v="$(field "$line" p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
+		result "$who get_p99_ms $(awk -v v="$(field "$line" p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
+		[ "$(field "$line" errors)" = 0 ] || result "$who note small GET: $(field "$line" errors) socket errors"
+		[ "$(field "$line" non2xx)" = 0 ] || result "$who note small GET: $(field "$line" non2xx) non-2xx answers"
+	else
+		for k in get_rps get_p50_ms get_p99_ms; do result "$who $k failed: wrk: ${line:-no result}"; done
+	fi
+
+	log "$who: 64 MiB download x $DL_RUNS"
+	local speeds=() out code got speed
+	for ((i = 0; i < DL_RUNS; i++)); do
+		out=$("${LOAD_CPU[@]}" curl -s -o /dev/null -m 60 -w '%{http_code} %{size_download} %{speed_download}' "$url/big" || true)
+		read -r code got speed <<<"$out"
+		if [ "${code:-}" = 200 ] && [ "${got:-}" = "$BIG_BYTES" ]; then
+			speeds+=("${speed%%.*}")
+		else
+			result "$who note download $i: '$out'"
+		fi
+	done
+	if [ ${#speeds[@]} -gt 0 ]; then
+		result "$who dl_mibs $(printf '%s\n' "${speeds[@]}" | sort -n |
+			awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m / 1048576 }')"
+	else
+		result "$who dl_mibs failed: no complete download"
+	fi
+
+	log "$who: 1 MiB POST, $POST_CONNS connections, ${DURATION}s"
+	line=$(wrk_run "$url/post" "$POST_CONNS" bench/post.lua)
+	req=$(field "$line" requests)
+	dur=$(field "$line" duration_us)
+	if [ -n "$req" ] && [ "${dur:-0}" -gt 0 ] && [ "$req" -gt 0 ] && [ "$(field "$line" non2xx)" = 0 ]; then
+		result "$who post_rps $(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.1f", r / (d / 1e6) }')"
+		[ "$(field "$line" errors)" = 0 ] || result "$who note 1 MiB POST: $(field "$line" errors) socket errors"
+	else
+		result "$who post_rps failed: wrk: ${line:-no result}"
+	fi
+
+}
+
+# busy_percent: CPU time used by anything over one second (all CPUs), %.
+busy_percent() {
+	local a b
+	a=$(head -1 /proc/stat)
+	sleep 1
+	b=$(head -1 /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN {
+		n = split(a, x); split(b, y); total = 0
+		for (i = 2; i <= n; i++) total += y[i] - x[i]
+		idle = (y[5] - x[5]) + (y[6] - x[6])
+		printf "%.0f", (total > 0 ? 100 * (total - idle) / total : 0) }'
+}
+
+# ---- set-up ---------------------------------------------------------------
+
+busy=$(busy_percent)
+if [ "$busy" -gt 10 ]; then
+	log "WARNING: the machine is busy before the bench starts (${busy}% CPU in use): numbers will be low and noisy"
+	result "meta busy ${busy}% of the CPUs were in use by other processes when the bench started: numbers are unreliable"
+fi
+
+head -c "$SMALL_BYTES" /dev/zero | tr '\0' 'a' >"$WORK/www/small"
+head -c "$BIG_BYTES" /dev/urandom >"$WORK/www/big"
+
+read -r UPSTREAM_PORT NGINX_PORT HAPROXY_PORT CUTOVER_PORT <<<"$(free_ports 4)"
+render bench/nginx-upstream.conf.in "$WORK/upstream.conf" "$UPSTREAM_PORT"
+render bench/nginx-proxy.conf.in "$WORK/nginx-proxy.conf" "$NGINX_PORT"
+render bench/haproxy.cfg.in "$WORK/haproxy.cfg" "$HAPROXY_PORT"
+render bench/cutover.conf.in "$WORK/cutover.conf" "$CUTOVER_PORT"
+[ -z "${BENCH_CUTOVER_EXTRA:-}" ] || printf '%s\n' "$BENCH_CUTOVER_EXTRA" >>"$WORK/cutover.conf"
+mkdir -p "$WORK/cutover-spool"
+
+versions="$(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v 2>/dev/null | head -1 | awk '{ print "HAProxy " $3 }')"
+versions+=", wrk $(wrk -v 2>&1 | head -1 | awk '{ print $2 }'), curl $(curl --version | head -1 | awk '{ print $2 }')"
+versions+=", libevent $(pkg-config --modversion libevent 2>/dev/null || echo '?')"
+versions+=", $("$CUTOVER_BIN" --version 2>/dev/null | head -1 || echo "cutover ?")"
+pin_note="proxy pinned to CPU 0, load generator to CPU 1, upstream unpinned"
+[ ${#PROXY_CPU[@]} -gt 0 ] || pin_note="no CPU pinning"
+result "meta date $(date -u '+%Y-%m-%d %H:%M UTC')"
+result "meta nproc $(nproc)"
+result "meta cpu $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+result "meta memory $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+result "meta kernel $(uname -r)"
+result "meta versions $versions"
+result "meta cutover_bin $CUTOVER_BIN"
+result "meta method wrk -t1 -c$CONNS ${DURATION}s after ${WARMUP}s warm-up on a ${SMALL_BYTES} B file; median of $DL_RUNS curl downloads of 64 MiB; wrk -t1 -c$POST_CONNS ${DURATION}s of 1 MiB POSTs (the upstream reads each body whole); RSS growth of the serving process(es) with $IDLE_CONNS idle keep-alive connections that each made one request, divided by the connections held; one worker/thread per proxy; $pin_note; upstream nginx-light with 1 worker, sendfile $UPSTREAM_SENDFILE; access logs off everywhere"
+
+start upstream nginx -p "$WORK/" -e "$WORK/upstream.error.log" -c "$WORK/upstream.conf"
+UPSTREAM_PID=$STARTED_PID
+wait_ready "$UPSTREAM_PORT" "$UPSTREAM_PID" || die "upstream nginx did not start: $(tail -3 "$WORK/upstream.out" "$WORK/upstream.error.log" 2>/dev/null)"
+
+for target in $TARGETS; do
+	case $target in
+	direct)
+		measure direct "$UPSTREAM_PORT" "$UPSTREAM_PID"
+		;;
+	nginx)
+		start nginx-proxy "${PROXY_CPU[@]}" nginx -p "$WORK/" -e "$WORK/nginx-proxy.error.log" -c "$WORK/nginx-proxy.conf"
+		if wait_ready "$NGINX_PORT" "$STARTED_PID"; then
+			measure nginx "$NGINX_PORT" "$STARTED_PID"
+		else
+			result "nginx note failed: did not start: $(tail -1 "$WORK/nginx-proxy.out")"
+		fi
+		stop "$STARTED_PID"
+		;;
+	haproxy)
+		start haproxy "${PROXY_CPU[@]}" haproxy -db -f "$WORK/haproxy.cfg"
+		if wait_ready "$HAPROXY_PORT" "$STARTED_PID"; then
+			measure haproxy "$HAPROXY_PORT" "$STARTED_PID"
+		else
+			result "haproxy note failed: did not start: $(tail -1 "$WORK/haproxy.out")"
+		fi
+		stop "$STARTED_PID"
+		;;
+	cutover)
+		if [ ! -x "$CUTOVER_BIN" ]; then
+			result "cutover note failed: no binary at $CUTOVER_BIN"
+		elif ! "$CUTOVER_BIN" check -c "$WORK/cutover.conf" >"$WORK/cutover-check.out" 2>&1; then
+			result "cutover note failed: cutover check: $(head -1 "$WORK/cutover-check.out")"
+		else
+			start cutover "${PROXY_CPU[@]}" "$CUTOVER_BIN" run -c "$WORK/cutover.conf"
+			if wait_ready "$CUTOVER_PORT" "$STARTED_PID"; then
+				measure cutover "$CUTOVER_PORT" "$STARTED_PID"
+				kill -0 "$STARTED_PID" 2>/dev/null || result "cutover note exited during the bench: $(tail -1 "$WORK/cutover.out")"
+			else
+				result "cutover note failed: did not answer: $(tail -1 "$WORK/cutover.out")"
+			fi
+			stop "$STARTED_PID"
+		fi
+		;;
+	*) die "unknown target $target" ;;
+	esac
+done
+
+"$PYTHON" bench/report.py "$RES" bench/RESULTS.md || die "report failed"
+echo
+echo "bench: written to bench/RESULTS.md (raw numbers and logs in $OUT/)"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# run-tests.sh: what `make test` does after building build/ and build-asan/.
+# Unit tests (cmocka, via meson) and integration tests (pytest, driving the
+# real binary) on the normal build, then again on the ASan+UBSan build.
+# Runs every stage, prints a summary, exits non-zero if any stage failed or
+# if no test ran at all.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+# pytest -m expression for the ASan+UBSan pass; empty = every test.
+# The sanitized pass runs everything by default (see README); set
+# ASAN_PYTEST_MARK='not slow' to skip the long streaming tests there.
+ASAN_PYTEST_MARK=${ASAN_PYTEST_MARK-}
+
+failed=()
+ran=0
+
+stage() {  # stage NAME CMD...: runs CMD, records a failure under NAME
+	local name=$1
+	shift
+	echo
+	echo "==> $name"
+	local start=$SECONDS rc=0
+	"$@" || rc=$?
+	echo "==> $name: $([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)") in $((SECONDS - start)) s"
+	[ $rc -eq 0 ] || failed+=("$name")
+	ran=$((ran + 1))
+}
+
+unit_tests() {  # number of tests in suite "unit" of build dir $1
+	meson introspect "$1" --tests |
+		"$PYTHON" -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if any(s == "unit" or s.endswith(":unit") for s in t["suite"])))'
+}
+
+for dir in build build-asan; do
+	n=$(unit_tests "$dir") || { failed+=("introspect $dir"); n=0; }
+	if [ "$n" -gt 0 ]; then
+		stage "unit tests ($dir, $n)" meson test -C "$dir" --suite unit --print-errorlogs
+	else
+		echo "==> unit tests ($dir): none defined yet"
+	fi
+done
+
+if compgen -G 'tests/integration/test_*.py' >/dev/null; then
+	# pytest exits 5 when it collected nothing: a failure once test files exist.
+	stage "integration tests (build/cutover)" \
+		env CUTOVER_BIN=build/cutover \
+		"$PYTHON" -m pytest tests/integration -q -p no:cacheprovider
+	mark=()
+	[ -n "$ASAN_PYTEST_MARK" ] && mark=(-m "$ASAN_PYTEST_MARK")
+	stage "integration tests (build-asan/cutover${ASAN_PYTEST_MARK:+, -m \"$ASAN_PYTEST_MARK\"})" \
+		env CUTOVER_BIN=build-asan/cutover CUTOVER_SANITIZED=1 \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		"$PYTHON" -m pytest tests/integration -q -p no:cacheprovider "${mark[@]}"
+else
+	echo "==> integration tests: none in tests/integration yet"
+fi
+
+echo
+if [ "$ran" -eq 0 ]; then
+	echo "make test: FAILED: no test ran at all"
+	exit 1
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "make test: FAILED: ${failed[*]}"
+	exit 1
+fi
+echo "make test: all $ran stages passed"
