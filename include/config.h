@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "maintenance.h"
 #include "route.h"
 #include "state.h"
 #include "upstream.h"
@@ -34,11 +35,6 @@ struct dns_conf {
 	char **servers;          /* "host[:port]"; empty = /etc/resolv.conf */
 	size_t n_servers;
 	double min_ttl, max_ttl; /* seconds */
-};
-
-struct maintenance_conf {
-	int retry_after;         /* seconds */
-	char *body_html, *body_json, *body_text;
 };
 
 struct spool_conf {

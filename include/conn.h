@@ -24,7 +24,8 @@ struct limits_conf {
 	double body_timeout;         /* idle time while reading a request body */
 	double keepalive_timeout;    /* idle time between requests */
 	double send_timeout;         /* idle time while the client reads a response */
-	double drain_timeout;        /* graceful stop and (later) switch drains */
+	double drain_timeout;        /* graceful stop and switch drains */
+	unsigned max_parked;         /* requests parked by hold, per worker */
 	size_t buffer_bytes;         /* per-direction buffering before backpressure */
 };
 
@@ -32,6 +33,7 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 
 enum conn_state {
 	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
+	CONN_PARKED,        /* held: the scope is on hold, the head stays unread */
 	CONN_CONNECT,       /* waiting for an upstream connection */
 	CONN_FORWARD,       /* request head sent; body and/or response streaming */
 	CONN_CLOSING,       /* flushing the last answer, then linger */
@@ -45,6 +47,8 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, soc
 /* Graceful stop of every connection of W: idle ones close now, busy ones
  * after their current response. */
 void conn_shutdown_all(struct worker *w);
+/* The modes changed: parked requests of W whose scope left hold go on. */
+void conn_state_changed(struct worker *w);
 /* Closes every connection of W at once (drain timeout, exit). */
 void conn_free_all(struct worker *w);
 

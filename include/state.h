@@ -1,18 +1,26 @@
 /* state: the mode of every scope. Workers read an immutable snapshot
- * through one atomic pointer; the control plane (a later issue) builds a new
- * snapshot, persists it through the store and publishes it. */
+ * through one atomic pointer, without locks or allocation; the control
+ * thread builds the next snapshot, persists it through the store (a file
+ * now, etcd later) and publishes it with one pointer swap. */
 #ifndef CUTOVER_STATE_H
 #define CUTOVER_STATE_H
 
+#include <jansson.h>
 #include <libconfig.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 struct conf_reader;
 struct config;
+struct store;
 
 enum mode { MODE_OLD, MODE_NEW, MODE_MAINTENANCE, MODE_HOLD, MODE_COUNT };
+
+#define STATE_FILE_DEFAULT "/var/lib/cutover/state.json"
+#define JOURNAL_FILE_DEFAULT "/var/lib/cutover/journal.log"
 
 struct state_conf {
 	char *state_file;
@@ -26,19 +34,56 @@ void state_conf_free(struct state_conf *c);
 const char *mode_name(enum mode m);
 int mode_parse(const char *text, enum mode *out);
 
-struct state_snapshot {
-	uint64_t generation;
-	enum mode global;
-	/* per-project modes come with the control-plane issue */
+struct scope_state {
+	enum mode mode;
+	enum mode resume_to;         /* where maintenance off / the end of a hold returns */
+	time_t until;                /* announced end of maintenance or hold, 0 = none */
+	time_t since;                /* when this mode was set */
+	char *reason;                /* NULL = none */
 };
 
-/* Loads the state file (absent = global mode old). A file that exists but
- * cannot be read or parsed is an error naming the file: a restart must never
- * silently send traffic back to old. Returns 0 or -1 after printing why. */
-int state_init(const struct state_conf *c, FILE *errs);
+struct project_mode {
+	char *name;
+	size_t len;
+	struct scope_state s;
+};
+
+struct state_snapshot {
+	uint64_t generation;
+	struct scope_state global;
+	struct project_mode *projects;   /* sorted by name (memcmp, then length) */
+	size_t n_projects;
+};
+
+/* Loads the persisted state from STORE (nothing stored = global mode old).
+ * An unreadable or corrupt state is an error naming the file: a restart
+ * must never silently send traffic back to old. FORCE_MODE (optional, the
+ * operator's --start-mode) replaces an unreadable state with that global
+ * mode. Takes ownership of STORE. Returns 0 or -1 after printing why. */
+int state_init(struct store *store, const char *force_mode, FILE *errs);
 void state_shutdown(void);
-/* The current snapshot; lock-free, valid until the caller's next request. */
+
+/* The current snapshot; lock-free. Valid for the rest of the current event
+ * callback: a replaced snapshot is freed only after a grace period. */
 const struct state_snapshot *state_current(void);
+/* The scope a request falls in: PROJECT's own, else the global one. */
+const struct scope_state *state_scope_for(const struct state_snapshot *s, const char *project,
+					  size_t len);
 enum mode state_mode_for(const struct state_snapshot *s, const char *project, size_t len);
+/* PROJECT's own scope, or NULL if it follows the global mode. */
+const struct project_mode *state_project(const struct state_snapshot *s, const char *project,
+					 size_t len);
+
+/* ---- control thread only ---- */
+
+/* Sets PROJECT's scope (NULL = global) to S (copied), persists, publishes.
+ * Returns 0, or -1 with WHY (nothing changed). */
+int state_change(const char *project, const struct scope_state *s, char *why, size_t why_len);
+/* Scheduled changes are persisted with the modes: an array of objects the
+ * control plane owns. state_set_scheduled takes a reference. */
+const json_t *state_scheduled(void);
+int state_set_scheduled(json_t *list, char *why, size_t why_len);
+
+json_t *state_scope_json(const struct scope_state *s);
 
 #endif

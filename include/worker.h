@@ -31,6 +31,10 @@ struct worker {
 	bool paused;                 /* listeners paused at max_connections */
 	struct event *stop_ev;       /* activated from the control thread */
 	struct event *drain_ev;      /* drain timeout */
+	struct event *state_ev;      /* the modes changed (from the control thread) */
+	struct conn *parked;         /* requests parked by hold, oldest first */
+	struct conn *parked_tail;
+	size_t n_parked;
 };
 
 /* Parses the top-level "workers" scalar. */
@@ -40,6 +44,7 @@ struct worker *worker_new(int id, const struct config *cfg);
 void worker_free(struct worker *w);
 int worker_start(struct worker *w);              /* spawns the thread */
 void worker_request_stop(struct worker *w);      /* thread-safe */
+void worker_notify_state(struct worker *w);      /* thread-safe */
 void worker_join(struct worker *w);
 
 /* Called by conn.c after it unlinked a connection from w->conns: resumes

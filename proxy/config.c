@@ -18,6 +18,7 @@
 #include "forward.h"
 #include "listener.h"
 #include "log.h"
+#include "maintenance.h"
 #include "route.h"
 #include "state.h"
 #include "upstream.h"
@@ -637,31 +638,6 @@ static int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, stru
 	return ok;
 }
 
-static int maintenance_conf_parse(struct conf_reader *r, const config_setting_t *s,
-				  struct config *cfg)
-{
-	static const char *const keys[] = { "retry_after", "body_html", "body_json",
-					    "body_text", NULL };
-	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
-	if (!config_setting_is_group(s))
-		return -1;
-	struct maintenance_conf *m = &cfg->maintenance;
-
-	long long retry = m->retry_after;
-	int rc = conf_get_int(r, s, "retry_after", 0, 86400, &retry);
-	if (rc < 0)
-		ok = -1;
-	else
-		m->retry_after = (int)retry;
-	if (conf_get_string(r, s, "body_html", &m->body_html) < 0)
-		ok = -1;
-	if (conf_get_string(r, s, "body_json", &m->body_json) < 0)
-		ok = -1;
-	if (conf_get_string(r, s, "body_text", &m->body_text) < 0)
-		ok = -1;
-	return ok;
-}
-
 static int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "dir", "max_bytes", "max_record_bytes",
@@ -713,7 +689,8 @@ static void config_defaults(struct config *cfg)
 	cfg->dns.min_ttl = 1;
 	cfg->dns.max_ttl = 300;
 
-	cfg->maintenance.retry_after = 120;
+	cfg->maintenance.retry_after = MAINTENANCE_RETRY_AFTER_DEFAULT;
+	cfg->maintenance.max_accept_content_length = MAINTENANCE_MAX_ACCEPT_DEFAULT;
 
 	cfg->spool.max_bytes = 1ULL << 30;
 	cfg->spool.max_record_bytes = 32ULL << 20;
@@ -911,9 +888,7 @@ void config_free(struct config *cfg)
 	conf_strings_free(cfg->dns.servers);
 	if (cfg->routes != NULL)
 		route_table_free(cfg->routes);
-	free(cfg->maintenance.body_html);
-	free(cfg->maintenance.body_json);
-	free(cfg->maintenance.body_text);
+	maintenance_conf_free(&cfg->maintenance);
 	free(cfg->spool.dir);
 	free(cfg->spool.response_body);
 	state_conf_free(&cfg->state);

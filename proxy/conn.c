@@ -21,6 +21,8 @@
 #include "forward.h"
 #include "http1.h"
 #include "log.h"
+#include "maintenance.h"
+#include "project.h"
 #include "response.h"
 #include "route.h"
 #include "state.h"
@@ -35,7 +37,7 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 	static const char *const keys[] = { "max_connections", "max_request_line",
 					    "max_header_bytes", "max_body", "header_timeout",
 					    "body_timeout", "keepalive_timeout", "send_timeout",
-					    "drain_timeout", "buffer_bytes", NULL };
+					    "drain_timeout", "buffer_bytes", "max_parked", NULL };
 	struct limits_conf *l = &cfg->limits;
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	long long n;
@@ -53,6 +55,10 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 		status = -1;
 	else if (rc)
 		l->max_header_bytes = sz;
+	if ((rc = conf_get_int(r, s, "max_parked", 0, 1000000, &n)) < 0)
+		status = -1;
+	else if (rc)
+		l->max_parked = (unsigned)n;
 	if ((rc = conf_get_size(r, s, "buffer_bytes", 4096, 64 << 20, &sz)) < 0)
 		status = -1;
 	else if (rc)
@@ -85,8 +91,9 @@ struct exchange {
 	struct http1_head resp;
 	struct http1_parser resp_parser;
 	const struct route *route;
+	struct project *project_entry;   /* registry entry of the request's scope */
 	enum upstream_id upstream;
-	struct upstream_conn *uc;
+	struct upstream_conn *uc;        /* non-NULL = counted in flight */
 	const char *mode;
 
 	uint64_t req_remaining;      /* Content-Length body bytes still to forward */
@@ -126,6 +133,8 @@ struct conn {
 	struct http1_parser req_parser;
 	struct exchange *x;
 	struct evbuffer *sent_head;  /* copy of the head sent upstream, for a retry */
+	struct conn *park_prev, *park_next;  /* worker's parked list (hold) */
+	struct event *park_timer;
 	bool close_after;            /* close once the current response is out */
 	bool stopping;
 };
@@ -139,6 +148,7 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_process_input(struct conn *c);
 static void exchange_finish(struct conn *c);
 static void conn_linger(struct conn *c);
+static void conn_unpark(struct conn *c);
 
 static struct timeval tv_of(double seconds)
 {
@@ -201,13 +211,23 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, soc
 	return c;
 }
 
+/* Ends the exchange's use of its upstream connection (back to the pool
+ * when REUSABLE); from here on the request is no longer in flight there. */
+static void exchange_release_upstream(struct exchange *x, bool reusable)
+{
+	if (!x->uc)
+		return;
+	upstream_conn_put(x->uc, reusable);
+	x->uc = NULL;
+	project_in_flight_add(x->project_entry, x->upstream, -1);
+}
+
 static void exchange_free(struct conn *c)
 {
 	struct exchange *x = c->x;
 	if (!x)
 		return;
-	if (x->uc)
-		upstream_conn_put(x->uc, false);
+	exchange_release_upstream(x, false);
 	free(x);
 	c->x = NULL;
 }
@@ -215,6 +235,7 @@ static void exchange_free(struct conn *c)
 static void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
+	conn_unpark(c);
 	exchange_free(c);
 	bufferevent_free(c->bev);
 	if (c->sent_head)
@@ -372,6 +393,127 @@ static void answer_health(struct conn *c)
 
 static void forward_start(struct conn *c, enum upstream_id id);
 
+/* The answer of a scope in maintenance (or a hold past its limits). The
+ * head is consumed; a request body is not read, so the connection closes
+ * after the answer (lingering, so the device still gets it). */
+static void answer_maintenance(struct conn *c, const struct scope_state *scope)
+{
+	struct exchange *x = c->x;
+	const struct http1_header *accept = http1_find(&x->req, "accept");
+	bool keep = !c->close_after && x->req.keep_alive && x->req.framing == HTTP1_BODY_NONE;
+	struct maintenance_request mr = {
+		.route = x->route,
+		.head = x->head_method,
+		.method = x->req.method,
+		.method_len = x->req.method_len,
+		.project = x->project_len ? x->project : NULL,
+		.project_len = x->project_len,
+		.accept = accept ? accept->value : NULL,
+		.accept_len = accept ? accept->value_len : 0,
+		.until = scope->until,
+		.now = time(NULL),
+		.mode = x->mode,
+		.keep_alive = keep,
+		.http10 = x->http10,
+	};
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t before = evbuffer_get_length(out);
+	x->status = maintenance_write(out, &c->cfg->maintenance, &mr);
+	if (x->status < 0) {
+		conn_free(c);
+		return;
+	}
+	x->bytes_out += evbuffer_get_length(out) - before;
+	evbuffer_drain(bufferevent_get_input(c->bev), x->req.head_len);
+	x->bytes_in += x->req.head_len;
+	if (!keep)
+		c->close_after = true;
+	exchange_finish(c);
+}
+
+static void conn_unpark(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (c->state != CONN_PARKED)
+		return;
+	if (c->park_prev)
+		c->park_prev->park_next = c->park_next;
+	else
+		w->parked = c->park_next;
+	if (c->park_next)
+		c->park_next->park_prev = c->park_prev;
+	else
+		w->parked_tail = c->park_prev;
+	c->park_prev = c->park_next = NULL;
+	w->n_parked--;
+	event_free(c->park_timer);
+	c->park_timer = NULL;
+	c->state = CONN_READ_HEAD;
+}
+
+/* The hold is over for this request: it goes on under the mode in force
+ * now, its head parsed again (the buffer under it may have moved). */
+static void conn_release(struct conn *c)
+{
+	conn_unpark(c);
+	conn_process_input(c);
+}
+
+static void park_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	conn_unpark(c);
+	const struct state_snapshot *snap = state_current();
+	const struct scope_state *scope = state_scope_for(snap, c->x->project, c->x->project_len);
+	if (scope->mode == MODE_HOLD) {
+		answer_maintenance(c, scope);
+		return;
+	}
+	conn_process_input(c);
+}
+
+/* Parks the request until the hold ends, its deadline passes (then the
+ * maintenance answer) or the worker's cap on parked requests is reached. */
+static void conn_park(struct conn *c, const struct scope_state *scope)
+{
+	struct worker *w = c->w;
+	time_t now = time(NULL);
+	if (scope->until <= now || w->n_parked >= c->cfg->limits.max_parked) {
+		answer_maintenance(c, scope);
+		return;
+	}
+	c->park_timer = evtimer_new(w->base, park_timeout_cb, c);
+	struct timeval tv = { .tv_sec = scope->until - now };
+	evtimer_add(c->park_timer, &tv);
+	c->state = CONN_PARKED;
+	c->park_prev = w->parked_tail;
+	c->park_next = NULL;
+	if (w->parked_tail)
+		w->parked_tail->park_next = c;
+	else
+		w->parked = c;
+	w->parked_tail = c;
+	w->n_parked++;
+	/* The client may wait longer than the head timeout allows. */
+	set_client_timeouts(c, 0, c->cfg->limits.send_timeout);
+}
+
+void conn_state_changed(struct worker *w)
+{
+	const struct state_snapshot *snap = state_current();
+	/* In arrival order; a released request may park again at the tail, so
+	 * stop at the current tail. */
+	struct conn *c = w->parked, *last = w->parked_tail;
+	while (c) {
+		struct conn *next = c == last ? NULL : c->park_next;
+		if (state_mode_for(snap, c->x->project, c->x->project_len) != MODE_HOLD)
+			conn_release(c);
+		c = next;
+	}
+}
+
 static void conn_dispatch(struct conn *c)
 {
 	struct exchange *x = c->x;
@@ -398,7 +540,9 @@ static void conn_dispatch(struct conn *c)
 	}
 	x->route = route_match(c->cfg->routes, h->method, h->method_len, path, path_len, &proj);
 	copy_for_log(x, &proj);
-	enum mode mode = state_mode_for(snap, x->project, x->project_len);
+	x->project_entry = project_get(x->project, x->project_len);
+	const struct scope_state *scope = state_scope_for(snap, x->project, x->project_len);
+	enum mode mode = scope->mode;
 	x->mode = mode_name(mode);
 	if (http1_token_eq(h->method, h->method_len, "CONNECT")) {
 		conn_respond_error(c, 405, "CONNECT is not supported");
@@ -418,14 +562,13 @@ static void conn_dispatch(struct conn *c)
 		forward_start(c, UPSTREAM_NEW);
 		return;
 	case MODE_MAINTENANCE:
-	case MODE_HOLD:
 	case MODE_COUNT:
-		break;
+		answer_maintenance(c, scope);
+		return;
+	case MODE_HOLD:
+		conn_park(c, scope);
+		return;
 	}
-	char extra[64];
-	snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", c->cfg->maintenance.retry_after);
-	conn_respond(c, 503, NULL, "503 Service Unavailable: maintenance in progress\n", extra,
-		     h->framing != HTTP1_BODY_NONE);
 }
 
 static void conn_read_head(struct conn *c)
@@ -558,9 +701,7 @@ static void pump_request_body(struct conn *c)
 		long used = chunked_pump(&c->req_parser, in, budget, &done, emit_chunk, out);
 		if (used < 0) {
 			/* The upstream got part of a body: that connection is spoilt. */
-			upstream_conn_put(x->uc, false);
-			x->uc = NULL;
-			x->upstream_start.tv_sec = 0;
+			exchange_release_upstream(x, false);
 			if (!x->resp_head_done)
 				conn_respond_error(c, 400, c->req_parser.error_reason);
 			else
@@ -570,9 +711,7 @@ static void pump_request_body(struct conn *c)
 		x->bytes_in += (uint64_t)used;
 		x->body_count += evbuffer_get_length(out) - before;
 		if (x->max_body && x->body_count > x->max_body) {
-			upstream_conn_put(x->uc, false);
-			x->uc = NULL;
-			x->upstream_start.tv_sec = 0;
+			exchange_release_upstream(x, false);
 			conn_respond_error(c, 413, "request body larger than the route's max_body");
 			return;
 		}
@@ -603,6 +742,7 @@ static void forward_start(struct conn *c, enum upstream_id id)
 		conn_respond_error(c, 502, "cannot open a connection to the upstream");
 		return;
 	}
+	project_in_flight_add(x->project_entry, id, +1);
 	clock_gettime(CLOCK_MONOTONIC, &x->upstream_start);
 	struct bufferevent *ub = x->uc->bev;
 	exchange_bind_upstream(c);
@@ -665,8 +805,7 @@ static void upstream_failed(struct conn *c, int status, const char *why)
 	struct exchange *x = c->x;
 	clock_gettime(CLOCK_MONOTONIC, &x->upstream_end);
 	log_warn("upstream %s: %s", c->cfg->upstream[x->upstream].name, why);
-	upstream_conn_put(x->uc, false);
-	x->uc = NULL;
+	exchange_release_upstream(x, false);
 	if (x->resp_head_done) {
 		/* Headers already went out: all we can do is cut the connection. */
 		conn_free(c);
@@ -743,8 +882,7 @@ static void response_done(struct conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &x->upstream_end);
 	bool reusable = x->req_done && x->resp.keep_alive && x->resp_framing != HTTP1_BODY_EOF &&
 			!x->upstream_eof;
-	upstream_conn_put(x->uc, reusable);
-	x->uc = NULL;
+	exchange_release_upstream(x, reusable);
 	if (!x->req_done)
 		c->close_after = true;
 	exchange_finish(c);
@@ -892,6 +1030,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	case CONN_READ_HEAD:
 		conn_process_input(c);
 		break;
+	case CONN_PARKED:
+		break; /* the bytes wait (bounded by the read budget) */
 	case CONN_CONNECT:
 	case CONN_FORWARD:
 		pump_request_body(c);
@@ -932,9 +1072,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		if (x && !x->resp_head_done && x->uc && (what & BEV_EVENT_READING)) {
-			upstream_conn_put(x->uc, false);
-			x->uc = NULL;
-			x->upstream_start.tv_sec = 0;
+			exchange_release_upstream(x, false);
 			conn_respond_error(c, 408, "timed out waiting for the request body");
 			return;
 		}

@@ -9,9 +9,13 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "admin.h"
 #include "config.h"
+#include "control.h"
+#include "ctl.h"
 #include "log.h"
 #include "state.h"
+#include "store.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/cutover/cutover.conf"
@@ -21,19 +25,29 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: cutover COMMAND [options]\n"
 		"\n"
-		"  run -c FILE       run the proxy in the foreground\n"
+		"  run -c FILE [--start-mode MODE]\n"
+		"                    run the proxy in the foreground; --start-mode starts\n"
+		"                    in MODE when the state file cannot be read\n"
 		"  check -c FILE     validate a config; every error as FILE:LINE: message\n"
 		"  --help            this text\n"
 		"  --version         the version\n"
 		"\n"
-		"Control commands (status, switch, maintenance, hold, resume, spool,\n"
-		"journal, reload) come with the control plane.\n"
+		"  status [--json]   modes, upstreams, in-flight requests, journal\n"
+		"  switch old|new [--project P] [--reason TEXT] [--force] [--at TIME]\n"
+		"  maintenance [on|off] [--project P] [--until TIME] [--reason TEXT]\n"
+		"  hold [--project P] [--max SECONDS]   /   resume [--project P]\n"
+		"  journal [-n N]    the audit trail of operator actions\n"
+		"  control commands take --admin ADDR (or CUTOVER_ADMIN), --json;\n"
+		"  `cutover COMMAND --help` for details\n"
 		"Default config: " DEFAULT_CONFIG "\n");
 }
+
+static const char *start_mode;
 
 static const char *config_arg(int argc, char **argv)
 {
 	static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+					      { "start-mode", required_argument, NULL, 's' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	const char *path = DEFAULT_CONFIG;
@@ -43,6 +57,9 @@ static const char *config_arg(int argc, char **argv)
 		switch (ch) {
 		case 'c':
 			path = optarg;
+			break;
+		case 's':
+			start_mode = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -118,7 +135,8 @@ static int cmd_run(int argc, char **argv)
 	struct config *cfg = config_load(path, stderr);
 	if (!cfg)
 		return 1;
-	if (log_open(&cfg->log) < 0 || state_init(&cfg->state, stderr) < 0) {
+	if (log_open(&cfg->log) < 0 ||
+	    state_init(store_file_new(cfg->state.state_file), start_mode, stderr) < 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -136,6 +154,17 @@ static int cmd_run(int argc, char **argv)
 		}
 	}
 	struct event *sigs[4] = { 0 };
+	struct control *control = NULL;
+	struct admin *admin = NULL;
+	if (status == 0) {
+		char why[512];
+		control = control_new(ctl.base, cfg, ctl.workers, cfg->workers, why, sizeof(why));
+		admin = control ? admin_new(ctl.base, cfg, control, why, sizeof(why)) : NULL;
+		if (!admin) {
+			log_error("%s", why);
+			status = 1;
+		}
+	}
 	if (status == 0) {
 		sigs[0] = evsignal_new(ctl.base, SIGTERM, on_stop_signal, &ctl);
 		sigs[1] = evsignal_new(ctl.base, SIGINT, on_stop_signal, &ctl);
@@ -152,7 +181,7 @@ static int cmd_run(int argc, char **argv)
 		}
 		if (status == 0) {
 			log_info("cutover %s running, global mode %s", CUTOVER_VERSION,
-				 mode_name(state_current()->global));
+				 mode_name(state_current()->global.mode));
 			event_base_dispatch(ctl.base);
 		} else {
 			for (int i = 0; i < started; i++)
@@ -161,6 +190,8 @@ static int cmd_run(int argc, char **argv)
 	}
 	for (int i = 0; i < started; i++)
 		worker_join(ctl.workers[i]);
+	admin_free(admin);
+	control_free(control);
 	for (int i = 0; i < cfg->workers; i++)
 		worker_free(ctl.workers[i]);
 	for (int i = 0; i < 4; i++)
@@ -196,13 +227,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
-	static const char *const later[] = { "status", "switch", "maintenance", "hold", "resume",
-					     "spool", "journal", "reload", NULL };
-	for (const char *const *l = later; *l; l++)
-		if (strcmp(cmd, *l) == 0) {
-			fprintf(stderr, "cutover: '%s' is not implemented yet (control plane)\n", cmd);
-			return 1;
-		}
+	if (ctl_is_command(cmd))
+		return ctl_main(argc - 1, argv + 1);
 	fprintf(stderr, "cutover: unknown command '%s' (see cutover --help)\n", cmd);
 	return 2;
 }

@@ -1,14 +1,13 @@
-/* state: modes of the scopes, read lock-free by workers. */
+/* state: modes of the scopes, read lock-free by workers, changed by the
+ * control thread. */
 #include "state.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#include <jansson.h>
 
 #include "config.h"
+#include "log.h"
+#include "store.h"
 
 static const char *const mode_names[MODE_COUNT] = { "old", "new", "maintenance", "hold" };
 
@@ -32,6 +31,10 @@ int state_conf_parse(struct conf_reader *r, const config_setting_t *root, struct
 	if (conf_get_string(r, root, "state_file", &cfg->state.state_file) < 0 ||
 	    conf_get_string(r, root, "journal_file", &cfg->state.journal_file) < 0)
 		return -1;
+	if (!cfg->state.state_file)
+		cfg->state.state_file = strdup(STATE_FILE_DEFAULT);
+	if (!cfg->state.journal_file)
+		cfg->state.journal_file = strdup(JOURNAL_FILE_DEFAULT);
 	return 0;
 }
 
@@ -42,54 +45,74 @@ void state_conf_free(struct state_conf *c)
 	c->state_file = c->journal_file = NULL;
 }
 
+/* ---- snapshots ---- */
+
+/* A replaced snapshot may still be read by a worker in the middle of a
+ * callback; it is freed once it has been retired this long. */
+#define GRACE_SECONDS 10
+
+struct retired {
+	struct state_snapshot *s;
+	time_t at;
+	struct retired *next;
+};
+
 static struct state_snapshot *current;
+static struct retired *retired_list;
+static struct store *store;
+static json_t *scheduled;
 
-static int load_file(const char *path, struct state_snapshot *s, FILE *errs)
+static void snapshot_free(struct state_snapshot *s)
 {
-	struct stat st;
-	if (stat(path, &st) < 0 && errno == ENOENT)
-		return 0; /* no state yet: global mode old */
-	json_error_t jerr;
-	json_t *root = json_load_file(path, 0, &jerr);
-	if (!root) {
-		fprintf(errs, "%s:%d: cannot load the state file: %s\n", path,
-			jerr.line > 0 ? jerr.line : 1, jerr.text);
-		return -1;
-	}
-	const char *mode = NULL;
-	if (json_unpack_ex(root, &jerr, 0, "{s:s}", "mode", &mode) < 0 ||
-	    mode_parse(mode, &s->global) < 0) {
-		fprintf(errs, "%s:1: cannot load the state file: %s\n", path,
-			mode ? "unknown mode" : jerr.text);
-		json_decref(root);
-		return -1;
-	}
-	json_int_t gen = 0;
-	json_unpack(root, "{s?I}", "generation", &gen);
-	s->generation = (uint64_t)gen;
-	json_decref(root);
-	return 0;
-}
-
-int state_init(const struct state_conf *c, FILE *errs)
-{
-	struct state_snapshot *s = calloc(1, sizeof(*s));
 	if (!s)
-		return -1;
-	s->global = MODE_OLD;
-	if (c->state_file) {
-		if (load_file(c->state_file, s, errs) < 0) {
-			free(s);
-			return -1;
-		}
+		return;
+	free(s->global.reason);
+	for (size_t i = 0; i < s->n_projects; i++) {
+		free(s->projects[i].name);
+		free(s->projects[i].s.reason);
 	}
-	__atomic_store_n(&current, s, __ATOMIC_RELEASE);
-	return 0;
+	free(s->projects);
+	free(s);
 }
 
-void state_shutdown(void)
+static int project_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-	free(__atomic_exchange_n(&current, NULL, __ATOMIC_ACQ_REL));
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+const struct project_mode *state_project(const struct state_snapshot *s, const char *project,
+					 size_t len)
+{
+	if (!s || !len)
+		return NULL;
+	size_t lo = 0, hi = s->n_projects;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = project_cmp(project, len, s->projects[mid].name, s->projects[mid].len);
+		if (c == 0)
+			return &s->projects[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const struct scope_state *state_scope_for(const struct state_snapshot *s, const char *project,
+					  size_t len)
+{
+	static const struct scope_state fallback = { .mode = MODE_OLD, .resume_to = MODE_OLD };
+	if (!s)
+		return &fallback;
+	const struct project_mode *p = state_project(s, project, len);
+	return p ? &p->s : &s->global;
+}
+
+enum mode state_mode_for(const struct state_snapshot *s, const char *project, size_t len)
+{
+	return state_scope_for(s, project, len)->mode;
 }
 
 const struct state_snapshot *state_current(void)
@@ -97,9 +120,294 @@ const struct state_snapshot *state_current(void)
 	return __atomic_load_n(&current, __ATOMIC_ACQUIRE);
 }
 
-enum mode state_mode_for(const struct state_snapshot *s, const char *project, size_t len)
+static void publish(struct state_snapshot *next)
 {
-	(void)project;
-	(void)len;
-	return s ? s->global : MODE_OLD;
+	struct state_snapshot *old = __atomic_exchange_n(&current, next, __ATOMIC_ACQ_REL);
+	time_t now = time(NULL);
+	struct retired **pp = &retired_list;
+	while (*pp) {
+		struct retired *r = *pp;
+		if (now - r->at >= GRACE_SECONDS) {
+			*pp = r->next;
+			snapshot_free(r->s);
+			free(r);
+		} else {
+			pp = &r->next;
+		}
+	}
+	if (old) {
+		struct retired *r = malloc(sizeof(*r));
+		if (r) {
+			*r = (struct retired){ old, now, retired_list };
+			retired_list = r;
+		} /* else leak it: freeing it could crash a reader */
+	}
+}
+
+/* ---- JSON form (the persisted document and the status answer) ---- */
+
+static json_t *time_json(time_t t)
+{
+	if (!t)
+		return json_null();
+	char buf[32];
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+static time_t time_from_json(const json_t *v)
+{
+	if (!json_is_string(v))
+		return 0;
+	struct tm tm = { 0 };
+	const char *end = strptime(json_string_value(v), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return end && !*end ? timegm(&tm) : 0;
+}
+
+json_t *state_scope_json(const struct scope_state *s)
+{
+	return json_pack("{s:s, s:s, s:o, s:o, s:s?}", "mode", mode_name(s->mode), "resume_to",
+			 mode_name(s->resume_to), "until", time_json(s->until), "since",
+			 time_json(s->since), "reason", s->reason);
+}
+
+static int scope_from_json(const json_t *o, struct scope_state *s, char *why, size_t why_len)
+{
+	const char *mode = NULL, *resume = NULL;
+	json_error_t err;
+	if (json_unpack_ex((json_t *)o, &err, 0, "{s:s, s?s}", "mode", &mode, "resume_to",
+			   &resume) < 0) {
+		snprintf(why, why_len, "%s", err.text);
+		return -1;
+	}
+	/* "reason" is written as null when there is none. */
+	const char *reason = json_string_value(json_object_get(o, "reason"));
+	if (mode_parse(mode, &s->mode) < 0 || (resume && mode_parse(resume, &s->resume_to) < 0)) {
+		snprintf(why, why_len, "unknown mode '%s'", mode_parse(mode, &s->mode) < 0 ? mode : resume);
+		return -1;
+	}
+	if (!resume)
+		s->resume_to = s->mode == MODE_NEW ? MODE_NEW : MODE_OLD;
+	s->until = time_from_json(json_object_get(o, "until"));
+	s->since = time_from_json(json_object_get(o, "since"));
+	s->reason = reason ? strdup(reason) : NULL;
+	return 0;
+}
+
+static json_t *document(const struct state_snapshot *s)
+{
+	json_t *doc = state_scope_json(&s->global);
+	json_object_set_new(doc, "generation", json_integer((json_int_t)s->generation));
+	json_t *projects = json_object();
+	for (size_t i = 0; i < s->n_projects; i++)
+		json_object_setn_new(projects, s->projects[i].name, s->projects[i].len,
+				     state_scope_json(&s->projects[i].s));
+	json_object_set_new(doc, "projects", projects);
+	json_object_set_new(doc, "scheduled", scheduled ? json_incref(scheduled) : json_array());
+	return doc;
+}
+
+static int qsort_projects(const void *a, const void *b)
+{
+	const struct project_mode *x = a, *y = b;
+	return project_cmp(x->name, x->len, y->name, y->len);
+}
+
+static struct state_snapshot *snapshot_from_json(const json_t *doc, char *why, size_t why_len)
+{
+	struct state_snapshot *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (scope_from_json(doc, &s->global, why, why_len) < 0)
+		goto fail;
+	json_t *gen = json_object_get(doc, "generation");
+	s->generation = json_is_integer(gen) ? (uint64_t)json_integer_value(gen) : 0;
+	json_t *projects = json_object_get(doc, "projects");
+	if (projects && !json_is_object(projects)) {
+		snprintf(why, why_len, "\"projects\" is not an object");
+		goto fail;
+	}
+	size_t n = projects ? json_object_size(projects) : 0;
+	s->projects = calloc(n ? n : 1, sizeof(*s->projects));
+	const char *name;
+	json_t *v;
+	json_object_foreach(projects, name, v) {
+		struct project_mode *p = &s->projects[s->n_projects];
+		if (scope_from_json(v, &p->s, why, why_len) < 0)
+			goto fail;
+		p->name = strdup(name);
+		p->len = strlen(name);
+		s->n_projects++;
+	}
+	qsort(s->projects, s->n_projects, sizeof(*s->projects), qsort_projects);
+	return s;
+fail:
+	snapshot_free(s);
+	return NULL;
+}
+
+int state_init(struct store *st, const char *force_mode, FILE *errs)
+{
+	if (!st) {
+		fprintf(errs, "cutover: out of memory\n");
+		return -1;
+	}
+	store = st;
+	char why[512] = "", cause[400] = "";
+	json_t *doc = NULL;
+	struct state_snapshot *s = NULL;
+	if (store_load(store, &doc, why, sizeof(why)) < 0)
+		goto unreadable; /* WHY is "FILE:LINE: cause" */
+	if (!doc) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		s->global.mode = s->global.resume_to = MODE_OLD;
+	} else {
+		s = snapshot_from_json(doc, cause, sizeof(cause));
+		json_t *list = json_object_get(doc, "scheduled");
+		if (json_is_array(list))
+			scheduled = json_incref(list);
+		json_decref(doc);
+		if (!s) {
+			snprintf(why, sizeof(why), "%s:1: %s", store_name(store), cause);
+			goto unreadable;
+		}
+	}
+	if (!scheduled)
+		scheduled = json_array();
+	publish(s);
+	return 0;
+
+unreadable:
+	fprintf(errs, "%s\n", why);
+	if (force_mode) {
+		enum mode m;
+		if (mode_parse(force_mode, &m) < 0 || (m != MODE_OLD && m != MODE_NEW &&
+						       m != MODE_MAINTENANCE)) {
+			fprintf(errs, "cutover: --start-mode %s: expected old, new or maintenance\n",
+				force_mode);
+			return -1;
+		}
+		fprintf(errs, "cutover: cannot load the state; starting in mode %s as asked "
+			      "(--start-mode)\n", force_mode);
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		s->global.mode = m;
+		s->global.resume_to = m == MODE_NEW ? MODE_NEW : MODE_OLD;
+		scheduled = json_array();
+		publish(s);
+		return 0;
+	}
+	fprintf(errs, "cutover: cannot load the state; refusing to start, because a restart must "
+		      "not silently return traffic to old. Fix or remove the file, or start with "
+		      "--start-mode MODE\n");
+	store_free(store);
+	store = NULL;
+	return -1;
+}
+
+void state_shutdown(void)
+{
+	snapshot_free(__atomic_exchange_n(&current, NULL, __ATOMIC_ACQ_REL));
+	while (retired_list) {
+		struct retired *r = retired_list;
+		retired_list = r->next;
+		snapshot_free(r->s);
+		free(r);
+	}
+	json_decref(scheduled);
+	scheduled = NULL;
+	store_free(store);
+	store = NULL;
+}
+
+static void scope_copy(struct scope_state *dst, const struct scope_state *src)
+{
+	*dst = *src;
+	dst->reason = src->reason ? strdup(src->reason) : NULL;
+}
+
+static struct state_snapshot *snapshot_clone(const struct state_snapshot *cur)
+{
+	struct state_snapshot *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->generation = cur->generation + 1;
+	scope_copy(&s->global, &cur->global);
+	s->projects = calloc(cur->n_projects + 1, sizeof(*s->projects));
+	for (size_t i = 0; i < cur->n_projects; i++) {
+		s->projects[i].name = strdup(cur->projects[i].name);
+		s->projects[i].len = cur->projects[i].len;
+		scope_copy(&s->projects[i].s, &cur->projects[i].s);
+	}
+	s->n_projects = cur->n_projects;
+	return s;
+}
+
+static int persist_and_publish(struct state_snapshot *next, char *why, size_t why_len)
+{
+	json_t *doc = document(next);
+	int rc = store_save(store, doc, why, why_len);
+	json_decref(doc);
+	if (rc < 0) {
+		snapshot_free(next);
+		return -1;
+	}
+	publish(next);
+	return 0;
+}
+
+int state_change(const char *project, const struct scope_state *s, char *why, size_t why_len)
+{
+	const struct state_snapshot *cur = state_current();
+	struct state_snapshot *next = snapshot_clone(cur);
+	if (!next) {
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
+	struct scope_state *dst = &next->global;
+	if (project) {
+		size_t len = strlen(project);
+		struct project_mode *p = (struct project_mode *)state_project(next, project, len);
+		if (!p) {
+			p = &next->projects[next->n_projects++];
+			p->name = strdup(project);
+			p->len = len;
+			qsort(next->projects, next->n_projects, sizeof(*next->projects), qsort_projects);
+			p = (struct project_mode *)state_project(next, project, len);
+		} else {
+			free(p->s.reason);
+		}
+		dst = &p->s;
+	} else {
+		free(dst->reason);
+	}
+	scope_copy(dst, s);
+	return persist_and_publish(next, why, why_len);
+}
+
+const json_t *state_scheduled(void)
+{
+	return scheduled;
+}
+
+int state_set_scheduled(json_t *list, char *why, size_t why_len)
+{
+	json_t *old = scheduled;
+	scheduled = json_incref(list);
+	const struct state_snapshot *cur = state_current();
+	json_t *doc = document(cur);
+	int rc = store_save(store, doc, why, why_len);
+	json_decref(doc);
+	if (rc < 0) {
+		json_decref(scheduled);
+		scheduled = old;
+		return -1;
+	}
+	json_decref(old);
+	return 0;
 }

@@ -3,6 +3,7 @@ nginx, the proxy), a raw-socket HTTP/1.1 client, the upstream's record file,
 and RSS sampling. Python 3 standard library only; loopback only; every wait
 is bounded by a deadline."""
 
+import http.client
 import json
 import os
 import pwd
@@ -502,14 +503,18 @@ http {
 
 
 def render_config(workdir, port, old_url, new_url, old_extra="", new_extra="", extra="",
-                  access_log=True, more_listen=(), routes=None):
+                  access_log=True, more_listen=(), routes=None, admin=None):
     """A config in the shape of the contract's minimal one, with every path in
     WORKDIR. MORE_LISTEN: extra listen addresses ("[::1]:PORT"); ROUTES: a
-    whole "routes = (...);" text replacing the contract's."""
+    whole "routes = (...);" text replacing the contract's; ADMIN: the inside
+    of the admin group replacing the default unix socket in WORKDIR."""
     d = str(workdir)
     addrs = ["%s:%d" % (HOST, port)] + list(more_listen)
     text = "listen = ( %s );\n" % ", ".join('{ address = "%s"; }' % a for a in addrs)
-    text += "admin = { address = \"unix:%s/admin.sock\"; };\n" % d
+    if admin is None:
+        text += "admin = { address = \"unix:%s/admin.sock\"; };\n" % d
+    else:
+        text += "admin = { %s };\n" % admin
     text += "upstreams = {\n"
     text += "  old = { url = \"%s\"; %s };\n" % (old_url, old_extra)
     text += "  new = { url = \"%s\"; %s };\n" % (new_url, new_extra)
@@ -665,3 +670,305 @@ def run_cli(args, timeout=20.0, cwd=None):
     found = [m for m in SANITIZER_MARKERS if m in p.stderr]
     assert not found, "sanitizer report from cutover %s:\n%s" % (" ".join(args), p.stderr)
     return p
+
+
+# ---------------------------------------------------------------------------
+# the admin API (control plane)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over an AF_UNIX stream socket."""
+
+    def __init__(self, path, timeout=10.0):
+        super().__init__("cutover-admin", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class AdminAnswer:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers          # http.client.HTTPMessage
+        self.body = body                # bytes
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __getitem__(self, key):
+        return self.json[key]
+
+    def get(self, key, default=None):
+        return (self.json or {}).get(key, default)
+
+    def __repr__(self):
+        return "<AdminAnswer %d %s>" % (self.status, self.body[:600].decode("utf-8", "replace"))
+
+
+class Admin:
+    """A client of cutover's admin API at ADDRESS ("unix:/path" or "host:port"),
+    one request per connection, as the API answers with Connection: close."""
+
+    def __init__(self, address, token=None, timeout=20.0):
+        self.address = address
+        self.token = token
+        self.timeout = timeout
+
+    def _conn(self, timeout):
+        if self.address.startswith("unix:"):
+            return UnixHTTPConnection(self.address[5:], timeout=timeout)
+        host, _, port = self.address.rpartition(":")
+        return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, raw=None, timeout=None, token=None):
+        """BODY: an object sent as JSON; RAW: bytes sent as is. TOKEN overrides
+        the client's (False: send no Authorization at all)."""
+        hdrs = dict(headers or {})
+        tok = self.token if token is None else token
+        if tok:
+            hdrs.setdefault("Authorization", "Bearer %s" % tok)
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+        if data is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        c = self._conn(self.timeout if timeout is None else timeout)
+        try:
+            c.request(method, path, body=data, headers=hdrs)
+            r = c.getresponse()
+            return AdminAnswer(r.status, r.headers, r.read())
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body={} if body is None and "raw" not in kw else body,
+                            **kw)
+
+    def status(self):
+        a = self.get("/status")
+        assert a.status == 200 and isinstance(a.json, dict), a
+        return a.json
+
+    def journal(self, n=None):
+        a = self.get("/journal" if n is None else "/journal?n=%d" % n)
+        assert a.status == 200 and isinstance(a.json, dict), a
+        return a.json["entries"]
+
+    def switch(self, to, **kw):
+        body = {"to": to}
+        body.update(kw)
+        return self.post("/switch", body)
+
+    def maintenance(self, on=True, **kw):
+        body = {"on": on}
+        body.update(kw)
+        return self.post("/maintenance", body)
+
+    def hold(self, **kw):
+        return self.post("/hold", kw)
+
+    def resume(self, **kw):
+        return self.post("/resume", kw)
+
+
+def admin_address_of(config_text):
+    """The admin.address of a config text."""
+    m = re.search(r'admin\s*=\s*\{[^}]*address\s*=\s*"([^"]+)"', config_text)
+    assert m, "no admin address in the config"
+    return m.group(1)
+
+
+def proxy_admin(proxy, token=None):
+    """An Admin client for a running Cutover (from its config file)."""
+    return Admin(admin_address_of(proxy.config_path.read_text()), token=token)
+
+
+def restart_proxy(harness, proxy, timeout=10.0):
+    """Stops PROXY with SIGTERM (it must exit 0) and starts cutover again on
+    the same config file, state file and port. Returns the new Cutover."""
+    problems = proxy.stop_and_check(timeout)
+    assert not problems, "\n".join(problems)
+    c = Cutover(proxy.workdir, proxy.config_path.read_text(), name=proxy.name,
+                wait_ready=False, port=proxy.port)
+    harness.proxies.append(c)
+    c.wait_ready()
+    return c
+
+
+class Pending:
+    """A request sent on its own connection whose answer is read in a thread,
+    so a test can check that it is still unanswered and collect it later."""
+
+    def __init__(self, port, method, path, headers=None, body=None, timeout=20.0):
+        self.client = Client(port, timeout=timeout)
+        self.method = method
+        self.sent_at = time.monotonic()
+        self.answered_at = None
+        self.response = None
+        self.error = None
+        self.client.send(build_request(method, path, headers, body))
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        try:
+            self.response = self.client.read_response(self.method)
+        except Exception as e:  # noqa: BLE001 - reported by result()
+            self.error = e
+        self.answered_at = time.monotonic()
+
+    def done(self):
+        return not self._t.is_alive()
+
+    def still_pending_after(self, seconds):
+        """True if no answer came within SECONDS (a bounded wait, not a sleep
+        for synchronisation: the point is that nothing happens)."""
+        self._t.join(seconds)
+        return self._t.is_alive()
+
+    def result(self, timeout=10.0):
+        self._t.join(timeout)
+        assert not self._t.is_alive(), "no answer within %.1fs" % timeout
+        self.client.close()
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+    def close(self):
+        self.client.close()
+
+
+class AsyncCall:
+    """Runs FN(*args) in a thread; .result() waits for it."""
+
+    def __init__(self, fn, *args, **kw):
+        self.value = None
+        self.error = None
+        self.started = time.monotonic()
+        self.finished = None
+        self._t = threading.Thread(target=self._run, args=(fn, args, kw), daemon=True)
+        self._t.start()
+
+    def _run(self, fn, args, kw):
+        try:
+            self.value = fn(*args, **kw)
+        except Exception as e:  # noqa: BLE001
+            self.error = e
+        self.finished = time.monotonic()
+
+    def done(self):
+        return not self._t.is_alive()
+
+    def wait(self, timeout):
+        self._t.join(timeout)
+        return not self._t.is_alive()
+
+    def result(self, timeout=20.0):
+        self._t.join(timeout)
+        assert not self._t.is_alive(), "call still running after %.1fs" % timeout
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    @property
+    def elapsed(self):
+        return (self.finished or time.monotonic()) - self.started
+
+
+def multipart_submission(instance_id="uuid:00000000-0000-0000-0000-000000000001", extra=b""):
+    """(content type, body) of an OpenRosa form submission."""
+    boundary = "cutoverboundary7d1f"
+    xml = ('<?xml version="1.0"?><data id="demo"><meta><instanceID>%s</instanceID></meta>'
+           '</data>' % instance_id).encode()
+    body = (b"--" + boundary.encode() + b"\r\n"
+            b'Content-Disposition: form-data; name="xml_submission_file"; filename="form.xml"\r\n'
+            b"Content-Type: text/xml\r\n\r\n" + xml + extra + b"\r\n"
+            b"--" + boundary.encode() + b"--\r\n")
+    return "multipart/form-data; boundary=" + boundary, body
+
+
+class OrderedUpstream:
+    """A one-thread upstream that accepts one connection at a time and reads
+    that request's head before accepting the next, so .paths is the order in
+    which the proxy connected (and sent). Answers 200 with X-Upstream: NAME
+    and closes. Append it to harness.procs to have it stopped at teardown."""
+
+    def __init__(self, name="old"):
+        self.name = "ordered-upstream-" + name
+        self.upstream_name = name
+        self.paths = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.url = "http://%s:%d" % (HOST, self.port)
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    continue
+                if b"\r\n\r\n" not in data:
+                    continue
+                line = data.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+                path = line[1] if len(line) > 1 else ""
+                with self._lock:
+                    self.paths.append(path)
+                body = b"ok\n"
+                try:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Upstream: %s\r\n"
+                                 b"Connection: close\r\n\r\n%s"
+                                 % (len(body), self.upstream_name.encode(), body))
+                except OSError:
+                    pass
+
+    def received(self):
+        with self._lock:
+            return list(self.paths)
+
+    def find(self, path_part):
+        return [p for p in self.received() if path_part in p]
+
+    # the Proc interface Harness.teardown uses
+    def alive(self):
+        return self._t.is_alive()
+
+    def signal(self, sig):
+        self._stop.set()
+
+    def wait(self, timeout):
+        self._t.join(timeout)
+        self.sock.close()
+        return 0 if not self._t.is_alive() else None
+
+    def kill(self):
+        self._stop.set()
+        self.sock.close()

@@ -1,0 +1,60 @@
+/* admin: the control plane's HTTP/1.1 + JSON API on admin.address (a unix
+ * socket, mode 0600, or a loopback TCP port with a bearer token). It runs
+ * on the control thread's event loop; `cutover status|switch|...` (ctl.c)
+ * is its client.
+ *
+ * Endpoints (request and answer bodies are JSON objects):
+ *
+ *   GET  /status
+ *     200 {"version": "0.1.0", "mode": "<global mode>", "generation": N,
+ *          "until": "<RFC 3339>"|null, "reason": "..."|null,
+ *          "projects": {"<p>": {"mode": "new", "own_mode": true,
+ *                               "in_flight": {"old": 0, "new": 0},
+ *                               "until": null, "reason": null}},
+ *          "upstreams": {"old": {"url": "...", "in_flight": 0, "active": 0,
+ *                                "queued": 0, "max_active": 0,
+ *                                "addresses": ["127.0.0.1:18081"]}, "new": {...}},
+ *          "hold": {"parked": 0},
+ *          "scheduled": [{"id": 1, "at": "<RFC 3339>", "to": "new",
+ *                         "project": null, "reason": "..."}],
+ *          "spool": {"records": 0, "bytes": 0, "dead_letters": 0, "oldest_age": 0},
+ *          "journal": [ <last 5 journal entries> ]}
+ *   POST /switch      {"to": "old"|"new", "project": "p"?, "reason": "..."?,
+ *                      "force": false?, "at": "<RFC 3339>"|"+10m"?}
+ *   POST /maintenance {"on": true|false, "project": "p"?, "until": "<RFC 3339>"|"+2h"?,
+ *                      "reason": "..."?}
+ *   POST /hold        {"project": "p"?, "max": 30?}
+ *   POST /resume      {"project": "p"?}
+ *   POST /reload      {}
+ *   GET  /journal?n=N 200 {"entries": [ ... oldest first ... ]}
+ *   DELETE /schedule/<id>   cancels a scheduled switch
+ *
+ *   A change answers 200 {"ok": true, "scope": "global"|"<p>", "from": "old",
+ *     "to": "new", "forced": false, "preflight": {"ok": true, "steps": [...]},
+ *     "drained": true, "in_flight": 0, "upstream": "old"}
+ *   "drained": false means the new mode is in force but IN_FLIGHT requests
+ *   were still running on UPSTREAM when limits.drain_timeout ran out (the
+ *   CLI exits 3). A scheduled change answers 202 {"ok": true, "scheduled":
+ *   {...}}. Errors answer 4xx/5xx {"ok": false, "error": "one line"}:
+ *   400 bad request/JSON, 401 missing or wrong token, 404 unknown path,
+ *   405 wrong method, 409 refused (preflight failed, nothing to resume),
+ *   413 body too large.
+ */
+#ifndef CUTOVER_ADMIN_H
+#define CUTOVER_ADMIN_H
+
+#include <stddef.h>
+
+struct config;
+struct control;
+struct event_base;
+struct admin;
+
+/* Listens on cfg->admin.address (unix socket created 0600, replacing a
+ * stale socket; TCP needs the token file). NULL with WHY on failure. */
+struct admin *admin_new(struct event_base *base, const struct config *cfg, struct control *ctl,
+			char *why, size_t why_len);
+/* Closes the listener and every admin connection. */
+void admin_free(struct admin *adm);
+
+#endif

@@ -1,0 +1,44 @@
+/* control: the operator's actions (switch, maintenance, hold, resume,
+ * scheduled switches) and the status they are judged by. Each action is
+ * validated, preflighted when it sends traffic somewhere new, applied
+ * through the state module (persisted, then published), journaled, and
+ * answered once the scope's old upstream has drained. Runs on the control
+ * thread; admin.c is its HTTP face. */
+#ifndef CUTOVER_CONTROL_H
+#define CUTOVER_CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct config;
+struct event_base;
+struct worker;
+
+struct control;
+
+/* Answers an action: STATUS is the HTTP status the admin API sends,
+ * ANSWER the JSON body (the callee's to decref). */
+typedef void (*control_done_fn)(void *arg, int status, json_t *answer);
+
+struct control *control_new(struct event_base *base, const struct config *cfg,
+			    struct worker **workers, int n_workers, char *why, size_t why_len);
+void control_free(struct control *ctl);
+
+/* ACTION is "switch", "maintenance", "hold" or "resume"; BODY its JSON
+ * request (see admin.h); WHO the operator for the journal. DONE may be
+ * called before this returns. */
+void control_act(struct control *ctl, const char *action, json_t *body, const char *who,
+		 control_done_fn done, void *arg);
+/* Cancels scheduled switch ID: 200, or 404 if there is none. */
+int control_cancel(struct control *ctl, long id, const char *who, json_t **answer);
+
+json_t *control_status(struct control *ctl);
+json_t *control_journal(struct control *ctl, size_t n);
+
+/* "2026-12-01T02:00:00Z", "2026-12-01T04:00:00+02:00" or "+10m" / "+90s" /
+ * "+2h" / "+1d" relative to NOW. Returns 0 or -1. */
+int control_parse_time(const char *text, time_t now, time_t *out);
+
+#endif

@@ -1,0 +1,486 @@
+/* admin: the admin API server (HTTP/1.1 + JSON) on the control thread.
+ * One request per connection; a table maps method + path to a handler. */
+#include "admin.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "control.h"
+#include "http1.h"
+#include "log.h"
+#include "response.h"
+
+#define ADMIN_MAX_HEAD 16384
+#define ADMIN_MAX_BODY 65536
+#define ADMIN_TIMEOUT 10
+#define ADMIN_MAX_CONNS 64
+
+struct admin {
+	struct event_base *base;
+	const struct config *cfg;
+	struct control *ctl;
+	struct evconnlistener *listener;
+	char *token;                 /* TCP only */
+	char *unix_path;
+	int n_conns;
+	struct admin_conn *conns;
+};
+
+struct admin_conn {
+	struct admin *adm;
+	struct admin_conn *prev, *next;
+	struct bufferevent *bev;
+	struct http1_parser parser;
+	struct http1_head head;
+	char who[96];
+	bool answered;
+	bool waiting;                /* a control action will answer later */
+	bool gone;                   /* the client left while we waited */
+};
+
+static void conn_close(struct admin_conn *ac)
+{
+	if (ac->prev)
+		ac->prev->next = ac->next;
+	else
+		ac->adm->conns = ac->next;
+	if (ac->next)
+		ac->next->prev = ac->prev;
+	ac->adm->n_conns--;
+	bufferevent_free(ac->bev);
+	free(ac);
+}
+
+static void reply(struct admin_conn *ac, int status, json_t *body)
+{
+	if (ac->gone) {
+		json_decref(body);
+		conn_close(ac);
+		return;
+	}
+	char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(body);
+	size_t len = text ? strlen(text) : 0;
+	evbuffer_add_printf(bufferevent_get_output(ac->bev),
+			    "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: cutover\r\n"
+			    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+			    status, response_reason(status), response_date(), len + 1);
+	evbuffer_add(bufferevent_get_output(ac->bev), text ? text : "", len);
+	evbuffer_add(bufferevent_get_output(ac->bev), "\n", 1);
+	free(text);
+	ac->answered = true;
+	ac->waiting = false;
+	bufferevent_disable(ac->bev, EV_READ);
+}
+
+static void reply_error(struct admin_conn *ac, int status, const char *msg)
+{
+	reply(ac, status, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+}
+
+static void action_done(void *arg, int status, json_t *answer)
+{
+	reply(arg, status, answer);
+}
+
+/* ---- handlers ---- */
+
+static void h_status(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)body;
+	(void)query;
+	reply(ac, 200, control_status(ac->adm->ctl));
+}
+
+static void h_journal(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)body;
+	long n = 20;
+	const char *q = query ? strstr(query, "n=") : NULL;
+	if (q) {
+		char *end;
+		n = strtol(q + 2, &end, 10);
+		if (end == q + 2 || n < 0 || n > 10000) {
+			reply_error(ac, 400, "bad request: n must be 0..10000");
+			return;
+		}
+	}
+	reply(ac, 200, control_journal(ac->adm->ctl, (size_t)n));
+}
+
+static void act(struct admin_conn *ac, const char *action, json_t *body)
+{
+	ac->waiting = true;
+	control_act(ac->adm->ctl, action, body, ac->who, action_done, ac);
+}
+
+static void h_switch(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)query;
+	act(ac, "switch", body);
+}
+
+static void h_maintenance(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)query;
+	act(ac, "maintenance", body);
+}
+
+static void h_hold(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)query;
+	act(ac, "hold", body);
+}
+
+static void h_resume(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)query;
+	act(ac, "resume", body);
+}
+
+static void h_reload(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)body;
+	(void)query;
+	reply_error(ac, 501, "reload is not implemented yet; restart to change the config");
+}
+
+static void h_spool(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)body;
+	(void)query;
+	reply(ac, 200, json_pack("{s:[]}", "records"));
+}
+
+static const struct route_entry {
+	const char *method;
+	const char *path;
+	bool prefix;
+	void (*fn)(struct admin_conn *ac, json_t *body, const char *query);
+} routes[] = {
+	{ "GET", "/status", false, h_status },
+	{ "GET", "/journal", false, h_journal },
+	{ "GET", "/spool", false, h_spool },
+	{ "POST", "/switch", false, h_switch },
+	{ "POST", "/maintenance", false, h_maintenance },
+	{ "POST", "/hold", false, h_hold },
+	{ "POST", "/resume", false, h_resume },
+	{ "POST", "/reload", false, h_reload },
+};
+
+static void h_cancel(struct admin_conn *ac, const char *id_text)
+{
+	char *end;
+	long id = strtol(id_text, &end, 10);
+	if (end == id_text || *end) {
+		reply_error(ac, 404, "no such scheduled switch");
+		return;
+	}
+	json_t *answer = NULL;
+	int status = control_cancel(ac->adm->ctl, id, ac->who, &answer);
+	reply(ac, status, answer);
+}
+
+/* ---- request handling ---- */
+
+static bool authorized(struct admin_conn *ac)
+{
+	const char *token = ac->adm->token;
+	if (!token)
+		return true; /* unix socket: file mode 0600 is the guard */
+	const struct http1_header *h = http1_find(&ac->head, "authorization");
+	if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0)
+		return false;
+	size_t len = h->value_len - 7, want = strlen(token);
+	/* Constant time over the expected token's length. */
+	char given[512] = { 0 };
+	if (len > sizeof(given))
+		return false;
+	memcpy(given, h->value + 7, len);
+	return (CRYPTO_memcmp(given, token, want) == 0) & (len == want);
+}
+
+static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_len)
+{
+	const struct http1_head *h = &ac->head;
+	if (!authorized(ac)) {
+		reply_error(ac, 401, "missing or wrong bearer token");
+		return;
+	}
+	char path[256];
+	size_t n = h->target_len < sizeof(path) - 1 ? h->target_len : sizeof(path) - 1;
+	memcpy(path, h->target, n);
+	path[n] = '\0';
+	char *query = strchr(path, '?');
+	if (query)
+		*query++ = '\0';
+
+	json_t *body = NULL;
+	if (body_len) {
+		json_error_t err;
+		body = json_loadb(body_text, body_len, 0, &err);
+		if (!body) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "bad request: malformed JSON at line %d: %s",
+				 err.line, err.text);
+			reply_error(ac, 400, msg);
+			return;
+		}
+	} else {
+		body = json_object();
+	}
+
+	if (strncmp(path, "/schedule/", 10) == 0) {
+		if (http1_token_eq(h->method, h->method_len, "DELETE"))
+			h_cancel(ac, path + 10);
+		else
+			reply_error(ac, 405, "use DELETE /schedule/<id>");
+		json_decref(body);
+		return;
+	}
+	bool path_known = false;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strcmp(routes[i].path, path) != 0)
+			continue;
+		path_known = true;
+		if (!http1_token_eq(h->method, h->method_len, routes[i].method))
+			continue;
+		routes[i].fn(ac, body, query);
+		json_decref(body);
+		return;
+	}
+	json_decref(body);
+	reply_error(ac, path_known ? 405 : 404, path_known ? "method not allowed" : "no such endpoint");
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct admin_conn *ac = arg;
+	if (ac->answered || ac->waiting)
+		return;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t avail = evbuffer_get_length(in);
+	size_t want = avail < ADMIN_MAX_HEAD + 1 ? avail : ADMIN_MAX_HEAD + 1;
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+	switch (http1_parse_head(&ac->parser, buf, want, ADMIN_MAX_HEAD, ADMIN_MAX_HEAD, &ac->head)) {
+	case HTTP1_MORE:
+		return;
+	case HTTP1_ERROR:
+		reply_error(ac, ac->parser.error_status, ac->parser.error_reason);
+		return;
+	case HTTP1_DONE:
+		break;
+	}
+	const struct http1_head *h = &ac->head;
+	if (h->framing == HTTP1_BODY_CHUNKED) {
+		reply_error(ac, 411, "send a Content-Length");
+		return;
+	}
+	if (h->framing == HTTP1_BODY_LENGTH && h->content_length > ADMIN_MAX_BODY) {
+		reply_error(ac, 413, "request body too large");
+		return;
+	}
+	size_t body_len = h->framing == HTTP1_BODY_LENGTH ? (size_t)h->content_length : 0;
+	if (avail < h->head_len + body_len)
+		return; /* the head stays parsed again next time: small and bounded */
+	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(h->head_len + body_len));
+	dispatch(ac, buf + h->head_len, body_len);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct admin_conn *ac = arg;
+	if (ac->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_close(ac);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	struct admin_conn *ac = arg;
+	if (ac->waiting) {
+		/* The action goes on; its answer has nowhere to go. */
+		ac->gone = true;
+		bufferevent_disable(ac->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	conn_close(ac);
+}
+
+static void peer_name(struct admin_conn *ac, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	if (sa->sa_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
+			struct passwd pw, *res = NULL;
+			char buf[1024];
+			if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+				snprintf(ac->who, sizeof(ac->who), "%s (uid %u, pid %d)", res->pw_name,
+					 (unsigned)cred.uid, (int)cred.pid);
+			else
+				snprintf(ac->who, sizeof(ac->who), "uid %u (pid %d)", (unsigned)cred.uid,
+					 (int)cred.pid);
+			return;
+		}
+		snprintf(ac->who, sizeof(ac->who), "unix socket");
+		return;
+	}
+	char where[80];
+	addr_format(sa, len, where, sizeof(where));
+	snprintf(ac->who, sizeof(ac->who), "token from %s", where);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+		      void *arg)
+{
+	(void)l;
+	struct admin *adm = arg;
+	if (adm->n_conns >= ADMIN_MAX_CONNS) {
+		evutil_closesocket(fd);
+		return;
+	}
+	struct admin_conn *ac = calloc(1, sizeof(*ac));
+	if (!ac) {
+		evutil_closesocket(fd);
+		return;
+	}
+	ac->adm = adm;
+	ac->bev = bufferevent_socket_new(adm->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!ac->bev) {
+		free(ac);
+		evutil_closesocket(fd);
+		return;
+	}
+	adm->n_conns++;
+	ac->next = adm->conns;
+	if (adm->conns)
+		adm->conns->prev = ac;
+	adm->conns = ac;
+	peer_name(ac, fd, sa, (socklen_t)len);
+	http1_parser_init(&ac->parser, HTTP1_REQUEST);
+	struct timeval tv = { ADMIN_TIMEOUT, 0 };
+	bufferevent_set_timeouts(ac->bev, &tv, &tv);
+	bufferevent_setcb(ac->bev, on_read, on_write, on_event, ac);
+	bufferevent_enable(ac->bev, EV_READ | EV_WRITE);
+}
+
+static char *read_token(const char *path, char *why, size_t why_len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(why, why_len, "admin.token_file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char buf[512];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n < 16) {
+		snprintf(why, why_len, "admin.token_file %s: the token must have at least 16 characters",
+			 path);
+		return NULL;
+	}
+	return strdup(buf);
+}
+
+struct admin *admin_new(struct event_base *base, const struct config *cfg, struct control *ctl,
+			char *why, size_t why_len)
+{
+	const struct addr *a = &cfg->admin.address;
+	if (!a->len) {
+		snprintf(why, why_len, "no admin.address configured");
+		return NULL;
+	}
+	struct admin *adm = calloc(1, sizeof(*adm));
+	adm->base = base;
+	adm->cfg = cfg;
+	adm->ctl = ctl;
+	const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto sys_fail;
+	if (sa->sa_family == AF_UNIX) {
+		const char *path = ((const struct sockaddr_un *)sa)->sun_path;
+		struct stat st;
+		/* A socket left by a previous run is replaced; anything else is not ours. */
+		if (lstat(path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				snprintf(why, why_len, "admin socket %s exists and is not a socket", path);
+				goto fail;
+			}
+			unlink(path);
+		}
+		mode_t old = umask(0177);
+		int rc = bind(fd, sa, a->len);
+		umask(old);
+		if (rc < 0 || chmod(path, 0600) < 0)
+			goto sys_fail;
+		adm->unix_path = strdup(path);
+	} else {
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		adm->token = read_token(cfg->admin.token_file, why, why_len);
+		if (!adm->token)
+			goto fail;
+		if (bind(fd, sa, a->len) < 0)
+			goto sys_fail;
+	}
+	if (listen(fd, 64) < 0)
+		goto sys_fail;
+	adm->listener = evconnlistener_new(base, on_accept, adm, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!adm->listener)
+		goto sys_fail;
+	char where[128];
+	addr_format(sa, a->len, where, sizeof(where));
+	log_info("admin API on %s", where);
+	return adm;
+sys_fail: {
+	char where[128];
+	addr_format(sa, a->len, where, sizeof(where));
+	snprintf(why, why_len, "admin %s: %s", where, strerror(errno));
+}
+fail:
+	if (fd >= 0 && !adm->listener)
+		close(fd);
+	admin_free(adm);
+	return NULL;
+}
+
+void admin_free(struct admin *adm)
+{
+	if (!adm)
+		return;
+	if (adm->listener)
+		evconnlistener_free(adm->listener);
+	/* A connection still waiting for an action is left to it (it frees it). */
+	for (struct admin_conn *ac = adm->conns, *next; ac; ac = next) {
+		next = ac->next;
+		if (!ac->waiting)
+			conn_close(ac);
+	}
+	if (adm->unix_path) {
+		unlink(adm->unix_path);
+		free(adm->unix_path);
+	}
+	free(adm->token);
+	free(adm);
+}

@@ -1,0 +1,813 @@
+/* control: operator actions on the scopes, run on the control thread. */
+#include "control.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "journal.h"
+#include "log.h"
+#include "preflight.h"
+#include "project.h"
+#include "state.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define DRAIN_POLL_MS 20
+#define TICK_MS 250
+#define JOURNAL_IN_STATUS 5
+
+struct control {
+	struct event_base *base;
+	const struct config *cfg;
+	struct worker **workers;
+	int n_workers;
+	struct journal *journal;
+	struct event *tick;
+	long next_sched_id;
+};
+
+/* One action on its way: preflight, apply, drain, answer. */
+struct action {
+	struct control *ctl;
+	char *name;                  /* "switch", "maintenance", ... */
+	char *project;               /* NULL = global */
+	char *who;
+	char *reason;
+	bool force;
+	struct scope_state from, to;
+	json_t *preflight;
+	control_done_fn done;
+	void *arg;
+	struct event *drain_timer;
+	struct timespec drain_deadline;
+};
+
+/* ---- time ---- */
+
+int control_parse_time(const char *text, time_t now, time_t *out)
+{
+	if (!text || !*text)
+		return -1;
+	if (text[0] == '+') {
+		char *end;
+		double n = strtod(text + 1, &end);
+		if (end == text + 1 || n < 0)
+			return -1;
+		double mult = 1;
+		switch (*end) {
+		case 's': case '\0': mult = 1; break;
+		case 'm': mult = 60; break;
+		case 'h': mult = 3600; break;
+		case 'd': mult = 86400; break;
+		default: return -1;
+		}
+		if (*end && end[1])
+			return -1;
+		*out = now + (time_t)(n * mult);
+		return 0;
+	}
+	struct tm tm = { 0 };
+	const char *rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return -1;
+	if (*rest == '.') /* fractional seconds: ignored */
+		while (isdigit((unsigned char)*++rest))
+			;
+	time_t t = timegm(&tm);
+	if (*rest == 'Z' || *rest == 'z') {
+		rest++;
+	} else if (*rest == '+' || *rest == '-') {
+		int hh, mm;
+		if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
+			return -1;
+		long off = (hh * 60L + mm) * 60L;
+		t += *rest == '+' ? -off : off;
+		rest += 6;
+	} else {
+		return -1;
+	}
+	if (*rest)
+		return -1;
+	*out = t;
+	return 0;
+}
+
+static json_t *time_json(time_t t)
+{
+	if (!t)
+		return json_null();
+	char buf[32];
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+/* ---- answers ---- */
+
+static json_t *error_answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static json_t *error_answer(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b, s:s}", "ok", 0, "error", buf);
+}
+
+static const char *scope_name(const char *project)
+{
+	return project ? project : "global";
+}
+
+static void action_free(struct action *a)
+{
+	if (a->drain_timer)
+		event_free(a->drain_timer);
+	free(a->name);
+	free(a->project);
+	free(a->who);
+	free(a->reason);
+	free(a->from.reason);
+	json_decref(a->preflight);
+	free(a);
+}
+
+static void action_answer(struct action *a, int status, json_t *answer)
+{
+	control_done_fn done = a->done;
+	void *arg = a->arg;
+	action_free(a);
+	if (done)
+		done(arg, status, answer);
+	else
+		json_decref(answer);
+}
+
+static void journal_write(struct control *ctl, json_t *entry)
+{
+	if (journal_append(ctl->journal, entry) < 0)
+		log_error("journal: cannot append: %m");
+	json_decref(entry);
+}
+
+static json_t *journal_entry(const struct action *a, const char *outcome)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:b, s:O?, s:s}", "action", a->name, "who",
+			 a->who, "scope", scope_name(a->project), "from", mode_name(a->from.mode), "to",
+			 mode_name(a->to.mode), "reason", a->reason, "forced", a->force, "preflight",
+			 a->preflight, "outcome", outcome);
+}
+
+/* ---- drain ---- */
+
+struct drain_count {
+	const struct state_snapshot *snap;
+	const char *project;
+	enum upstream_id id;
+	int64_t n;
+};
+
+static void count_one(struct project *p, void *arg)
+{
+	struct drain_count *d = arg;
+	if (d->project) {
+		if (strcmp(p->name, d->project) != 0)
+			return;
+	} else if (state_project(d->snap, p->name, p->len)) {
+		return; /* has its own mode: not in the global scope */
+	}
+	d->n += project_in_flight(p, d->id);
+}
+
+/* Requests of the scope in flight to ID. */
+static int64_t scope_in_flight(const char *project, enum upstream_id id)
+{
+	struct drain_count d = { state_current(), project, id, 0 };
+	project_each(count_one, &d);
+	return d.n;
+}
+
+static bool mode_targets(enum mode m, enum upstream_id id)
+{
+	return (m == MODE_OLD && id == UPSTREAM_OLD) || (m == MODE_NEW && id == UPSTREAM_NEW);
+}
+
+/* The scope's busiest upstream among those its new mode no longer targets. */
+static int64_t leaving_in_flight(const struct action *a, enum upstream_id *which)
+{
+	int64_t most = 0;
+	*which = UPSTREAM_OLD;
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		if (mode_targets(a->to.mode, (enum upstream_id)i))
+			continue;
+		int64_t n = scope_in_flight(a->project, (enum upstream_id)i);
+		if (n > most) {
+			most = n;
+			*which = (enum upstream_id)i;
+		}
+	}
+	return most;
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct action *a = arg;
+	enum upstream_id id;
+	int64_t n = leaving_in_flight(a, &id);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	bool late = now.tv_sec > a->drain_deadline.tv_sec ||
+		    (now.tv_sec == a->drain_deadline.tv_sec && now.tv_nsec >= a->drain_deadline.tv_nsec);
+	if (n > 0 && !late) {
+		struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+		evtimer_add(a->drain_timer, &tv);
+		return;
+	}
+	const char *up = a->ctl->cfg->upstream[id].name;
+	if (n > 0) {
+		char outcome[128];
+		snprintf(outcome, sizeof(outcome), "drain timeout: %lld in flight to %s",
+			 (long long)n, up);
+		journal_write(a->ctl, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "action", "drain",
+						"who", a->who, "scope", scope_name(a->project),
+						"upstream", up, "in_flight", (json_int_t)n,
+						"outcome", outcome));
+	}
+	json_t *answer = json_pack("{s:b, s:s, s:s, s:s, s:b, s:O?, s:b, s:I, s:s}", "ok", 1,
+				   "scope", scope_name(a->project), "from", mode_name(a->from.mode),
+				   "to", mode_name(a->to.mode), "forced", a->force, "preflight",
+				   a->preflight, "drained", n == 0, "in_flight", (json_int_t)n,
+				   "upstream", up);
+	action_answer(a, 200, answer);
+}
+
+/* ---- apply ---- */
+
+static void notify_workers(struct control *ctl)
+{
+	for (int i = 0; i < ctl->n_workers; i++)
+		worker_notify_state(ctl->workers[i]);
+}
+
+static void action_apply(struct action *a)
+{
+	struct control *ctl = a->ctl;
+	char why[512];
+	a->to.since = time(NULL);
+	a->to.reason = a->reason;
+	if (state_change(a->project, &a->to, why, sizeof(why)) < 0) {
+		a->to.reason = NULL;
+		char outcome[600];
+		snprintf(outcome, sizeof(outcome), "failed: %s", why);
+		journal_write(ctl, journal_entry(a, outcome));
+		action_answer(a, 500, error_answer("cannot persist the new mode: %s", why));
+		return;
+	}
+	a->to.reason = NULL;
+	notify_workers(ctl);
+	journal_write(ctl, journal_entry(a, "applied"));
+	log_info("%s: %s: %s -> %s by %s%s", a->name, scope_name(a->project),
+		 mode_name(a->from.mode), mode_name(a->to.mode), a->who, a->force ? " (forced)" : "");
+
+	a->drain_timer = evtimer_new(ctl->base, drain_check, a);
+	clock_gettime(CLOCK_MONOTONIC, &a->drain_deadline);
+	double d = ctl->cfg->limits.drain_timeout;
+	a->drain_deadline.tv_sec += (time_t)d;
+	a->drain_deadline.tv_nsec += (long)((d - (double)(time_t)d) * 1e9);
+	if (a->drain_deadline.tv_nsec >= 1000000000L) {
+		a->drain_deadline.tv_sec++;
+		a->drain_deadline.tv_nsec -= 1000000000L;
+	}
+	drain_check(-1, 0, a);
+}
+
+static void preflight_done(void *arg, bool ok, json_t *result)
+{
+	struct action *a = arg;
+	a->preflight = result;
+	if (!ok) {
+		const char *err = json_string_value(json_object_get(result, "error"));
+		char outcome[400];
+		snprintf(outcome, sizeof(outcome), "refused: preflight failed: %s", err ? err : "?");
+		journal_write(a->ctl, journal_entry(a, outcome));
+		json_t *answer = error_answer("preflight of %s failed: %s; traffic stays on %s",
+					      mode_name(a->to.mode), err ? err : "?",
+					      mode_name(a->from.mode));
+		json_object_set(answer, "preflight", result);
+		action_answer(a, 409, answer);
+		return;
+	}
+	action_apply(a);
+}
+
+/* ---- the actions ---- */
+
+static enum mode upstream_mode_of(const struct scope_state *s)
+{
+	return s->mode == MODE_OLD || s->mode == MODE_NEW ? s->mode : s->resume_to;
+}
+
+static bool project_name_ok(const char *p)
+{
+	size_t n = strlen(p);
+	if (n == 0 || n > PROJECT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x21 || p[i] == '/' || p[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static struct action *action_new(struct control *ctl, const char *name, json_t *body,
+				 const char *who, json_t **err)
+{
+	const char *project = NULL, *reason = NULL;
+	json_error_t jerr;
+	if (json_unpack_ex(body, &jerr, 0, "{s?s, s?s}", "project", &project, "reason", &reason) < 0) {
+		*err = error_answer("bad request: %s", jerr.text);
+		return NULL;
+	}
+	if (project && !project_name_ok(project)) {
+		*err = error_answer("bad request: invalid project name '%s'", project);
+		return NULL;
+	}
+	struct action *a = calloc(1, sizeof(*a));
+	a->ctl = ctl;
+	a->name = strdup(name);
+	a->project = project ? strdup(project) : NULL;
+	a->who = strdup(who);
+	a->reason = reason ? strdup(reason) : NULL;
+	const struct state_snapshot *snap = state_current();
+	const struct scope_state *cur =
+		state_scope_for(snap, project, project ? strlen(project) : 0);
+	a->from = *cur;
+	a->from.reason = cur->reason ? strdup(cur->reason) : NULL;
+	return a;
+}
+
+static json_t *schedule_switch(struct control *ctl, json_t *body, const char *who, time_t at)
+{
+	json_t *list = json_deep_copy(state_scheduled());
+	long id = ++ctl->next_sched_id;
+	json_t *entry = json_deep_copy(body);
+	json_object_del(entry, "at");
+	json_object_set_new(entry, "id", json_integer(id));
+	json_object_set_new(entry, "at", time_json(at));
+	json_object_set_new(entry, "who", json_string(who));
+	json_array_append(list, entry);
+	char why[512];
+	int rc = state_set_scheduled(list, why, sizeof(why));
+	json_decref(list);
+	if (rc < 0) {
+		json_decref(entry);
+		return NULL;
+	}
+	json_t *j = json_pack("{s:s, s:s, s:O, s:s}", "action", "schedule", "who", who, "scheduled",
+			      entry, "outcome", "scheduled");
+	journal_write(ctl, j);
+	return entry;
+}
+
+static void act_switch(struct control *ctl, json_t *body, const char *who, control_done_fn done,
+		       void *arg)
+{
+	const char *to = NULL, *at = NULL;
+	int force = 0;
+	json_error_t jerr;
+	if (json_unpack_ex(body, &jerr, 0, "{s:s, s?b, s?s}", "to", &to, "force", &force, "at", &at) < 0) {
+		done(arg, 400, error_answer("bad request: %s", jerr.text));
+		return;
+	}
+	enum mode target;
+	if (mode_parse(to, &target) < 0 || (target != MODE_OLD && target != MODE_NEW)) {
+		done(arg, 400, error_answer("bad request: \"to\" must be \"old\" or \"new\", not \"%s\"", to));
+		return;
+	}
+	if (at) {
+		time_t when;
+		if (control_parse_time(at, time(NULL), &when) < 0) {
+			done(arg, 400, error_answer("bad request: \"at\": cannot read time '%s' "
+						    "(RFC 3339 or +10m)", at));
+			return;
+		}
+		json_t *entry = schedule_switch(ctl, body, who, when);
+		if (!entry) {
+			done(arg, 500, error_answer("cannot persist the schedule"));
+			return;
+		}
+		done(arg, 202, json_pack("{s:b, s:o}", "ok", 1, "scheduled", entry));
+		return;
+	}
+	json_t *err = NULL;
+	struct action *a = action_new(ctl, "switch", body, who, &err);
+	if (!a) {
+		done(arg, 400, err);
+		return;
+	}
+	a->done = done;
+	a->arg = arg;
+	a->force = force;
+	a->to = (struct scope_state){ .mode = target, .resume_to = target };
+	enum upstream_id id = target == MODE_OLD ? UPSTREAM_OLD : UPSTREAM_NEW;
+	if (force) {
+		a->preflight = json_pack("{s:b, s:s}", "ok", 0, "skipped", "forced");
+		action_apply(a);
+		return;
+	}
+	if (!preflight_start(ctl->base, &ctl->cfg->upstream[id], id, preflight_done, a))
+		action_answer(a, 500, error_answer("cannot start the preflight"));
+}
+
+static void act_maintenance(struct control *ctl, json_t *body, const char *who,
+			    control_done_fn done, void *arg)
+{
+	int on = 1;
+	const char *until = NULL;
+	json_error_t jerr;
+	if (json_unpack_ex(body, &jerr, 0, "{s?b, s?s}", "on", &on, "until", &until) < 0) {
+		done(arg, 400, error_answer("bad request: %s", jerr.text));
+		return;
+	}
+	time_t end = 0;
+	if (until && control_parse_time(until, time(NULL), &end) < 0) {
+		done(arg, 400, error_answer("bad request: \"until\": cannot read time '%s' "
+					    "(RFC 3339 or +2h)", until));
+		return;
+	}
+	json_t *err = NULL;
+	struct action *a = action_new(ctl, "maintenance", body, who, &err);
+	if (!a) {
+		done(arg, 400, err);
+		return;
+	}
+	a->done = done;
+	a->arg = arg;
+	if (on) {
+		enum mode back = upstream_mode_of(&a->from);
+		a->to = (struct scope_state){ .mode = MODE_MAINTENANCE, .resume_to = back, .until = end };
+	} else {
+		if (a->from.mode != MODE_MAINTENANCE) {
+			action_answer(a, 409, error_answer("%s is not in maintenance (mode %s)",
+							   scope_name(a->project),
+							   mode_name(a->from.mode)));
+			return;
+		}
+		a->to = (struct scope_state){ .mode = a->from.resume_to, .resume_to = a->from.resume_to };
+	}
+	action_apply(a);
+}
+
+static void act_hold(struct control *ctl, json_t *body, const char *who, control_done_fn done,
+		     void *arg)
+{
+	double max = 30;
+	json_t *m = json_object_get(body, "max");
+	if (m && (!json_is_number(m) || json_number_value(m) <= 0 || json_number_value(m) > 3600)) {
+		done(arg, 400, error_answer("bad request: \"max\" must be seconds in (0, 3600]"));
+		return;
+	}
+	if (m)
+		max = json_number_value(m);
+	json_t *err = NULL;
+	struct action *a = action_new(ctl, "hold", body, who, &err);
+	if (!a) {
+		done(arg, 400, err);
+		return;
+	}
+	a->done = done;
+	a->arg = arg;
+	time_t until = time(NULL) + (time_t)(max + 0.999);
+	a->to = (struct scope_state){ .mode = MODE_HOLD, .resume_to = upstream_mode_of(&a->from),
+				      .until = until };
+	action_apply(a);
+}
+
+/* Resume one scope (PROJECT NULL = global). */
+static void resume_scope(struct control *ctl, const char *project, const char *who,
+			 control_done_fn done, void *arg)
+{
+	json_t *body = project ? json_pack("{s:s}", "project", project) : json_object();
+	json_t *err = NULL;
+	struct action *a = action_new(ctl, "resume", body, who, &err);
+	json_decref(body);
+	if (!a) {
+		done(arg, 400, err);
+		return;
+	}
+	a->done = done;
+	a->arg = arg;
+	a->to = (struct scope_state){ .mode = a->from.resume_to, .resume_to = a->from.resume_to };
+	action_apply(a);
+}
+
+struct resume_all {
+	int pending, status;
+	json_t *scopes;
+	control_done_fn done;
+	void *arg;
+};
+
+static void resume_one_done(void *arg, int status, json_t *answer)
+{
+	struct resume_all *r = arg;
+	if (status >= 400)
+		r->status = status;
+	if (answer)
+		json_array_append_new(r->scopes, answer);
+	if (--r->pending == 0) {
+		r->done(r->arg, r->status, json_pack("{s:b, s:o}", "ok", r->status < 400, "resumed",
+						     r->scopes));
+		free(r);
+	}
+}
+
+static void act_resume(struct control *ctl, json_t *body, const char *who, control_done_fn done,
+		       void *arg)
+{
+	const char *project = NULL;
+	json_error_t jerr;
+	if (json_unpack_ex(body, &jerr, 0, "{s?s}", "project", &project) < 0) {
+		done(arg, 400, error_answer("bad request: %s", jerr.text));
+		return;
+	}
+	const struct state_snapshot *snap = state_current();
+	if (project) {
+		if (state_mode_for(snap, project, strlen(project)) != MODE_HOLD) {
+			done(arg, 409, error_answer("%s is not on hold", project));
+			return;
+		}
+		resume_scope(ctl, project, who, done, arg);
+		return;
+	}
+	/* No project: every scope on hold. */
+	struct resume_all *r = calloc(1, sizeof(*r));
+	r->status = 200;
+	r->scopes = json_array();
+	r->done = done;
+	r->arg = arg;
+	r->pending = 1; /* held until the loop is done */
+	char **names = calloc(snap->n_projects + 1, sizeof(*names));
+	size_t n = 0;
+	for (size_t i = 0; i < snap->n_projects; i++)
+		if (snap->projects[i].s.mode == MODE_HOLD)
+			names[n++] = strdup(snap->projects[i].name);
+	bool global = snap->global.mode == MODE_HOLD;
+	if (!global && n == 0) {
+		free(names);
+		json_decref(r->scopes);
+		free(r);
+		done(arg, 409, error_answer("nothing is on hold"));
+		return;
+	}
+	if (global) {
+		r->pending++;
+		resume_scope(ctl, NULL, who, resume_one_done, r);
+	}
+	for (size_t i = 0; i < n; i++) {
+		r->pending++;
+		resume_scope(ctl, names[i], who, resume_one_done, r);
+		free(names[i]);
+	}
+	free(names);
+	resume_one_done(r, 0, NULL); /* drop the loop's own hold */
+}
+
+void control_act(struct control *ctl, const char *action, json_t *body, const char *who,
+		 control_done_fn done, void *arg)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(struct control *, json_t *, const char *, control_done_fn, void *);
+	} table[] = {
+		{ "switch", act_switch },
+		{ "maintenance", act_maintenance },
+		{ "hold", act_hold },
+		{ "resume", act_resume },
+	};
+	if (!json_is_object(body)) {
+		done(arg, 400, error_answer("bad request: the body must be a JSON object"));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strcmp(table[i].name, action) == 0) {
+			table[i].fn(ctl, body, who, done, arg);
+			return;
+		}
+	done(arg, 404, error_answer("unknown action '%s'", action));
+}
+
+/* ---- schedule ---- */
+
+int control_cancel(struct control *ctl, long id, const char *who, json_t **answer)
+{
+	json_t *list = json_deep_copy(state_scheduled());
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) {
+		if (json_integer_value(json_object_get(e, "id")) != id)
+			continue;
+		json_t *gone = json_incref(e);
+		json_array_remove(list, i);
+		char why[512];
+		int rc = state_set_scheduled(list, why, sizeof(why));
+		json_decref(list);
+		if (rc < 0) {
+			json_decref(gone);
+			*answer = error_answer("cannot persist the schedule: %s", why);
+			return 500;
+		}
+		journal_write(ctl, json_pack("{s:s, s:s, s:O, s:s}", "action", "cancel", "who", who,
+					     "scheduled", gone, "outcome", "cancelled"));
+		*answer = json_pack("{s:b, s:o}", "ok", 1, "cancelled", gone);
+		return 200;
+	}
+	json_decref(list);
+	*answer = error_answer("no scheduled switch #%ld", id);
+	return 404;
+}
+
+struct sched_run {
+	struct control *ctl;
+	json_t *entry;
+};
+
+static void scheduled_done(void *arg, int status, json_t *answer)
+{
+	struct sched_run *r = arg;
+	char *text = json_dumps(answer, JSON_COMPACT);
+	log_info("scheduled switch #%lld: %d %s",
+		 (long long)json_integer_value(json_object_get(r->entry, "id")), status,
+		 text ? text : "");
+	journal_write(r->ctl, json_pack("{s:s, s:s, s:O, s:i, s:o}", "action", "scheduled-run",
+					"who", "scheduler", "scheduled", r->entry, "status", status,
+					"answer", answer));
+	free(text);
+	json_decref(r->entry);
+	free(r);
+}
+
+static void run_due_schedules(struct control *ctl, time_t now)
+{
+	const json_t *list = state_scheduled();
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) {
+		time_t at = 0;
+		if (control_parse_time(json_string_value(json_object_get(e, "at")), now, &at) < 0 ||
+		    at > now)
+			continue;
+		/* Take it off the list first: a failed run is journaled, not retried. */
+		json_t *entry = json_incref(e);
+		json_t *rest = json_deep_copy(list);
+		json_array_remove(rest, i);
+		char why[512];
+		if (state_set_scheduled(rest, why, sizeof(why)) < 0)
+			log_error("schedule: %s", why);
+		json_decref(rest);
+		json_t *body = json_deep_copy(entry);
+		json_object_del(body, "at");
+		json_object_del(body, "id");
+		json_object_del(body, "who");
+		struct sched_run *r = calloc(1, sizeof(*r));
+		r->ctl = ctl;
+		r->entry = entry;
+		char who[160];
+		snprintf(who, sizeof(who), "scheduler (for %s)",
+			 json_string_value(json_object_get(entry, "who")) ?: "?");
+		act_switch(ctl, body, who, scheduled_done, r);
+		json_decref(body);
+		return; /* the list changed: the next tick looks again */
+	}
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct control *ctl = arg;
+	run_due_schedules(ctl, time(NULL));
+}
+
+/* ---- status ---- */
+
+struct status_walk {
+	const struct state_snapshot *snap;
+	json_t *projects;
+};
+
+static json_t *in_flight_json(const struct project *p)
+{
+	return json_pack("{s:I, s:I}", "old", (json_int_t)project_in_flight(p, UPSTREAM_OLD), "new",
+			 (json_int_t)project_in_flight(p, UPSTREAM_NEW));
+}
+
+static void status_project(struct project *p, void *arg)
+{
+	struct status_walk *w = arg;
+	if (p->len == 0)
+		return; /* requests without a project: counted in the upstream totals */
+	json_t *o = json_object_get(w->projects, p->name);
+	if (!o) {
+		o = state_scope_json(&w->snap->global);
+		json_object_set_new(o, "own_mode", json_false());
+		json_object_set_new(w->projects, p->name, o);
+	}
+	json_object_set_new(o, "in_flight", in_flight_json(p));
+}
+
+json_t *control_status(struct control *ctl)
+{
+	const struct state_snapshot *snap = state_current();
+	json_t *st = state_scope_json(&snap->global);
+	json_object_set_new(st, "version", json_string(CUTOVER_VERSION));
+	json_object_set_new(st, "generation", json_integer((json_int_t)snap->generation));
+
+	struct status_walk w = { snap, json_object() };
+	for (size_t i = 0; i < snap->n_projects; i++) {
+		json_t *o = state_scope_json(&snap->projects[i].s);
+		json_object_set_new(o, "own_mode", json_true());
+		json_object_set_new(o, "in_flight", json_pack("{s:i, s:i}", "old", 0, "new", 0));
+		json_object_setn_new(w.projects, snap->projects[i].name, snap->projects[i].len, o);
+	}
+	project_each(status_project, &w);
+	json_object_set_new(st, "projects", w.projects);
+
+	json_t *ups = json_object();
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		const struct upstream_conf *u = &ctl->cfg->upstream[i];
+		json_t *addrs = json_array();
+		for (size_t k = 0; k < u->n_addrs; k++) {
+			char buf[80];
+			addr_format((const struct sockaddr *)&u->addrs[k].ss, u->addrs[k].len, buf,
+				    sizeof(buf));
+			json_array_append_new(addrs, json_string(buf));
+		}
+		json_object_set_new(ups, u->name,
+				    json_pack("{s:s, s:I, s:i, s:o}", "url", u->url ? u->url : "",
+					      "in_flight",
+					      (json_int_t)project_in_flight_total((enum upstream_id)i),
+					      "max_active", (int)u->max_active, "addresses", addrs));
+	}
+	json_object_set_new(st, "upstreams", ups);
+	json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled()));
+	json_object_set_new(st, "spool", json_pack("{s:i, s:i, s:i, s:i}", "records", 0, "bytes", 0,
+						   "dead_letters", 0, "oldest_age", 0));
+	json_object_set_new(st, "journal", journal_tail(ctl->journal, JOURNAL_IN_STATUS));
+	return st;
+}
+
+json_t *control_journal(struct control *ctl, size_t n)
+{
+	return json_pack("{s:o}", "entries", journal_tail(ctl->journal, n));
+}
+
+/* ---- life ---- */
+
+struct control *control_new(struct event_base *base, const struct config *cfg,
+			    struct worker **workers, int n_workers, char *why, size_t why_len)
+{
+	struct control *ctl = calloc(1, sizeof(*ctl));
+	if (!ctl) {
+		snprintf(why, why_len, "out of memory");
+		return NULL;
+	}
+	ctl->base = base;
+	ctl->cfg = cfg;
+	ctl->workers = workers;
+	ctl->n_workers = n_workers;
+	ctl->journal = journal_open(cfg->state.journal_file, why, why_len);
+	if (!ctl->journal) {
+		free(ctl);
+		return NULL;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(state_scheduled(), i, e) {
+		long id = (long)json_integer_value(json_object_get(e, "id"));
+		if (id > ctl->next_sched_id)
+			ctl->next_sched_id = id;
+	}
+	ctl->tick = event_new(base, -1, EV_PERSIST, tick, ctl);
+	struct timeval tv = { 0, TICK_MS * 1000 };
+	evtimer_add(ctl->tick, &tv);
+	return ctl;
+}
+
+void control_free(struct control *ctl)
+{
+	if (!ctl)
+		return;
+	event_free(ctl->tick);
+	journal_close(ctl->journal);
+	free(ctl);
+}
