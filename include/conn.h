@@ -34,6 +34,7 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 enum conn_state {
 	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
 	CONN_PARKED,        /* held: the scope is on hold, the head stays unread */
+	CONN_QUEUED,        /* waiting for a max_active slot, the head stays unread */
 	CONN_CONNECT,       /* waiting for an upstream connection */
 	CONN_FORWARD,       /* request head sent; body and/or response streaming */
 	CONN_CLOSING,       /* flushing the last answer, then linger */
@@ -47,6 +48,8 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, soc
 /* Graceful stop of every connection of W: idle ones close now, busy ones
  * after their current response. */
 void conn_shutdown_all(struct worker *w);
+/* Slots were freed: queued requests of W go on while there is room. */
+void conn_admit_queued(struct worker *w);
 /* The modes changed: parked requests of W whose scope left hold go on. */
 void conn_state_changed(struct worker *w);
 /* Closes every connection of W at once (drain timeout, exit). */

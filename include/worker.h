@@ -34,7 +34,13 @@ struct worker {
 	struct event *state_ev;      /* the modes changed (from the control thread) */
 	struct conn *parked;         /* requests parked by hold, oldest first */
 	struct conn *parked_tail;
-	size_t n_parked;
+	size_t n_parked;             /* read by the control thread (atomic) */
+	/* admission: requests forwarded to each upstream now, and those waiting
+	 * for a slot (max_active is shared out evenly between workers) */
+	unsigned active[UPSTREAM_COUNT];     /* read by the control thread (atomic) */
+	struct conn *queue[UPSTREAM_COUNT], *queue_tail[UPSTREAM_COUNT];
+	size_t n_queued[UPSTREAM_COUNT];     /* read by the control thread (atomic) */
+	struct event *admit_ev;      /* a slot was freed: let queued requests in */
 };
 
 /* Parses the top-level "workers" scalar. */

@@ -710,6 +710,7 @@ static void config_defaults(struct config *cfg)
 		.send_timeout = 60,
 		.drain_timeout = 30,
 		.buffer_bytes = 65536,
+		.max_parked = 1000,
 	};
 
 	cfg->workers = 1;

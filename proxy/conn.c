@@ -92,6 +92,7 @@ struct exchange {
 	struct http1_parser resp_parser;
 	const struct route *route;
 	struct project *project_entry;   /* registry entry of the request's scope */
+	struct worker *worker;
 	enum upstream_id upstream;
 	struct upstream_conn *uc;        /* non-NULL = counted in flight */
 	const char *mode;
@@ -136,6 +137,7 @@ struct conn {
 	struct conn *park_prev, *park_next;  /* worker's parked list (hold) */
 	struct event *park_timer;
 	bool close_after;            /* close once the current response is out */
+	bool admitted;               /* leaving the admission queue: may pass it */
 	bool stopping;
 };
 
@@ -220,6 +222,10 @@ static void exchange_release_upstream(struct exchange *x, bool reusable)
 	upstream_conn_put(x->uc, reusable);
 	x->uc = NULL;
 	project_in_flight_add(x->project_entry, x->upstream, -1);
+	struct worker *w = x->worker;
+	__atomic_sub_fetch(&w->active[x->upstream], 1, __ATOMIC_RELAXED);
+	if (w->queue[x->upstream])
+		event_active(w->admit_ev, 0, 0);
 }
 
 static void exchange_free(struct conn *c)
@@ -431,21 +437,60 @@ static void answer_maintenance(struct conn *c, const struct scope_state *scope)
 	exchange_finish(c);
 }
 
-static void conn_unpark(struct conn *c)
+/* The list a waiting connection is on: the hold's, or its upstream's queue. */
+static struct conn **wait_list(struct conn *c, struct conn ***tail, size_t **count)
 {
 	struct worker *w = c->w;
-	if (c->state != CONN_PARKED)
+	if (c->state == CONN_PARKED) {
+		*tail = &w->parked_tail;
+		*count = &w->n_parked;
+		return &w->parked;
+	}
+	enum upstream_id id = c->x->upstream;
+	*tail = &w->queue_tail[id];
+	*count = &w->n_queued[id];
+	return &w->queue[id];
+}
+
+static void wait_begin(struct conn *c, enum conn_state state, double seconds,
+		       event_callback_fn on_timeout)
+{
+	c->state = state;
+	struct conn **tail;
+	size_t *count;
+	struct conn **head = wait_list(c, &tail, &count);
+	c->park_prev = *tail;
+	c->park_next = NULL;
+	if (*tail)
+		(*tail)->park_next = c;
+	else
+		*head = c;
+	*tail = c;
+	__atomic_add_fetch(count, 1, __ATOMIC_RELAXED);
+	c->park_timer = evtimer_new(c->w->base, on_timeout, c);
+	struct timeval tv = tv_of(seconds);
+	evtimer_add(c->park_timer, &tv);
+	/* The client may wait longer than the head timeout allows. */
+	set_client_timeouts(c, 0, c->cfg->limits.send_timeout);
+}
+
+static void conn_unpark(struct conn *c)
+{
+	if (c->state != CONN_PARKED && c->state != CONN_QUEUED)
 		return;
+	struct conn **tail;
+	size_t *count;
+	struct conn **head = wait_list(c, &tail, &count);
 	if (c->park_prev)
 		c->park_prev->park_next = c->park_next;
 	else
-		w->parked = c->park_next;
+		*head = c->park_next;
 	if (c->park_next)
 		c->park_next->park_prev = c->park_prev;
 	else
-		w->parked_tail = c->park_prev;
+		*tail = c->park_prev;
 	c->park_prev = c->park_next = NULL;
-	w->n_parked--;
+	__atomic_sub_fetch(count, 1, __ATOMIC_RELAXED);
 	event_free(c->park_timer);
 	c->park_timer = NULL;
 	c->state = CONN_READ_HEAD;
@@ -484,20 +529,68 @@ static void conn_park(struct conn *c, const struct scope_state *scope)
 		answer_maintenance(c, scope);
 		return;
 	}
-	c->park_timer = evtimer_new(w->base, park_timeout_cb, c);
-	struct timeval tv = { .tv_sec = scope->until - now };
-	evtimer_add(c->park_timer, &tv);
-	c->state = CONN_PARKED;
-	c->park_prev = w->parked_tail;
-	c->park_next = NULL;
-	if (w->parked_tail)
-		w->parked_tail->park_next = c;
-	else
-		w->parked = c;
-	w->parked_tail = c;
-	w->n_parked++;
-	/* The client may wait longer than the head timeout allows. */
-	set_client_timeouts(c, 0, c->cfg->limits.send_timeout);
+	wait_begin(c, CONN_PARKED, (double)(scope->until - now), park_timeout_cb);
+}
+
+static void answer_busy(struct conn *c, const struct upstream_conf *u)
+{
+	char extra[64];
+	snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", (int)u->queue_timeout + 1);
+	evbuffer_drain(bufferevent_get_input(c->bev), c->x->req.head_len);
+	c->x->bytes_in += c->x->req.head_len;
+	conn_respond(c, 503, NULL, "503 Service Unavailable: the upstream is busy, retry later\n",
+		     extra, c->x->req.framing != HTTP1_BODY_NONE);
+}
+
+static void queue_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	conn_unpark(c);
+	answer_busy(c, &c->cfg->upstream[c->x->upstream]);
+}
+
+/* Slots of UPSTREAM on this worker: max_active shared out between workers. */
+static unsigned admission_limit(const struct config *cfg, enum upstream_id id)
+{
+	unsigned n = (unsigned)cfg->workers, max = cfg->upstream[id].max_active;
+	return max ? (max + n - 1) / n : UINT32_MAX;
+}
+
+/* max_active: forward now if the upstream has a free slot on this worker,
+ * else wait in its bounded FIFO (queue_timeout, then 503 + Retry-After).
+ * A request leaving the queue reads the mode again. */
+static void forward_or_queue(struct conn *c, enum upstream_id id)
+{
+	struct worker *w = c->w;
+	const struct upstream_conf *u = &c->cfg->upstream[id];
+	if (w->active[id] < admission_limit(c->cfg, id) && (!w->queue[id] || c->admitted)) {
+		forward_start(c, id);
+		return;
+	}
+	unsigned n = (unsigned)c->cfg->workers;
+	if (w->n_queued[id] >= (u->queue + n - 1) / n) {
+		answer_busy(c, u);
+		return;
+	}
+	c->x->upstream = id;
+	wait_begin(c, CONN_QUEUED, u->queue_timeout, queue_timeout_cb);
+}
+
+void conn_admit_queued(struct worker *w)
+{
+	for (int id = 0; id < UPSTREAM_COUNT; id++) {
+		unsigned limit = admission_limit(w->cfg, (enum upstream_id)id);
+		while (w->queue[id] && w->active[id] < limit) {
+			struct conn *c = w->queue[id];
+			c->admitted = true;
+			conn_release(c);
+			c->admitted = false;
+			if (w->queue[id] == c)
+				break; /* defensive: no progress */
+		}
+	}
 }
 
 void conn_state_changed(struct worker *w)
@@ -556,10 +649,10 @@ static void conn_dispatch(struct conn *c)
 	}
 	switch (mode) {
 	case MODE_OLD:
-		forward_start(c, UPSTREAM_OLD);
+		forward_or_queue(c, UPSTREAM_OLD);
 		return;
 	case MODE_NEW:
-		forward_start(c, UPSTREAM_NEW);
+		forward_or_queue(c, UPSTREAM_NEW);
 		return;
 	case MODE_MAINTENANCE:
 	case MODE_COUNT:
@@ -743,6 +836,8 @@ static void forward_start(struct conn *c, enum upstream_id id)
 		return;
 	}
 	project_in_flight_add(x->project_entry, id, +1);
+	x->worker = c->w;
+	__atomic_add_fetch(&c->w->active[id], 1, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_MONOTONIC, &x->upstream_start);
 	struct bufferevent *ub = x->uc->bev;
 	exchange_bind_upstream(c);
@@ -784,10 +879,11 @@ static bool forward_retry(struct conn *c)
 	if (!x->uc->reused || x->retried || x->resp_head_done || x->req.framing != HTTP1_BODY_NONE)
 		return false;
 	x->retried = true;
+	struct upstream_conn *fresh = upstream_conn_get(c->w->pools[x->upstream]);
+	if (!fresh)
+		return false; /* the caller fails the exchange and releases x->uc */
 	upstream_conn_put(x->uc, false);
-	x->uc = upstream_conn_get(c->w->pools[x->upstream]);
-	if (!x->uc)
-		return false;
+	x->uc = fresh;
 	exchange_bind_upstream(c);
 	evbuffer_add(bufferevent_get_output(x->uc->bev), evbuffer_pullup(c->sent_head, -1),
 		     evbuffer_get_length(c->sent_head));
@@ -1031,6 +1127,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 		conn_process_input(c);
 		break;
 	case CONN_PARKED:
+	case CONN_QUEUED:
 		break; /* the bytes wait (bounded by the read budget) */
 	case CONN_CONNECT:
 	case CONN_FORWARD:

@@ -418,6 +418,12 @@ static void act_switch(struct control *ctl, json_t *body, const char *who, contr
 	a->arg = arg;
 	a->force = force;
 	a->to = (struct scope_state){ .mode = target, .resume_to = target };
+	if (a->from.mode == MODE_HOLD) {
+		/* hold, switch, resume: the parked requests go to the new target
+		 * when the operator resumes, not before. */
+		a->to.mode = MODE_HOLD;
+		a->to.until = a->from.until;
+	}
 	enum upstream_id id = target == MODE_OLD ? UPSTREAM_OLD : UPSTREAM_NEW;
 	if (force) {
 		a->preflight = json_pack("{s:b, s:s}", "ok", 0, "skipped", "forced");
@@ -752,13 +758,24 @@ json_t *control_status(struct control *ctl)
 				    sizeof(buf));
 			json_array_append_new(addrs, json_string(buf));
 		}
+		json_int_t active = 0, queued = 0;
+		for (int k = 0; k < ctl->n_workers; k++) {
+			active += __atomic_load_n(&ctl->workers[k]->active[i], __ATOMIC_RELAXED);
+			queued += (json_int_t)__atomic_load_n(&ctl->workers[k]->n_queued[i],
+							      __ATOMIC_RELAXED);
+		}
 		json_object_set_new(ups, u->name,
-				    json_pack("{s:s, s:I, s:i, s:o}", "url", u->url ? u->url : "",
-					      "in_flight",
+				    json_pack("{s:s, s:I, s:I, s:I, s:i, s:o}", "url",
+					      u->url ? u->url : "", "in_flight",
 					      (json_int_t)project_in_flight_total((enum upstream_id)i),
-					      "max_active", (int)u->max_active, "addresses", addrs));
+					      "active", active, "queued", queued, "max_active",
+					      (int)u->max_active, "addresses", addrs));
 	}
 	json_object_set_new(st, "upstreams", ups);
+	json_int_t parked = 0;
+	for (int k = 0; k < ctl->n_workers; k++)
+		parked += (json_int_t)__atomic_load_n(&ctl->workers[k]->n_parked, __ATOMIC_RELAXED);
+	json_object_set_new(st, "hold", json_pack("{s:I}", "parked", parked));
 	json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled()));
 	json_object_set_new(st, "spool", json_pack("{s:i, s:i, s:i, s:i}", "records", 0, "bytes", 0,
 						   "dead_letters", 0, "oldest_age", 0));

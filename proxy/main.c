@@ -229,6 +229,25 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (ctl_is_command(cmd))
 		return ctl_main(argc - 1, argv + 1);
+	if (cmd[0] == '-') {
+		/* "cutover --admin ADDR status": control options may come first. */
+		for (int i = 1; i < argc; i++) {
+			if (argv[i][0] == '-') {
+				bool takes_value = !strchr(argv[i], '=') &&
+						   (strcmp(argv[i], "--admin") == 0 ||
+						    strcmp(argv[i], "--token-file") == 0 ||
+						    strcmp(argv[i], "--timeout") == 0);
+				i += takes_value;
+				continue;
+			}
+			if (!ctl_is_command(argv[i]))
+				break;
+			char *command = argv[i];
+			memmove(&argv[2], &argv[1], (size_t)(i - 1) * sizeof(*argv));
+			argv[1] = command;
+			return ctl_main(argc - 1, argv + 1);
+		}
+	}
 	fprintf(stderr, "cutover: unknown command '%s' (see cutover --help)\n", cmd);
 	return 2;
 }

@@ -248,17 +248,26 @@ fail:
 	return NULL;
 }
 
+/* Makes ST and SCHED (taken) the current store and schedule. */
+static void adopt(struct store *st, json_t *sched)
+{
+	if (store != st)
+		store_free(store);
+	store = st;
+	json_decref(scheduled);
+	scheduled = sched;
+}
+
 int state_init(struct store *st, const char *force_mode, FILE *errs)
 {
 	if (!st) {
 		fprintf(errs, "cutover: out of memory\n");
 		return -1;
 	}
-	store = st;
 	char why[512] = "", cause[400] = "";
-	json_t *doc = NULL;
+	json_t *doc = NULL, *sched = NULL;
 	struct state_snapshot *s = NULL;
-	if (store_load(store, &doc, why, sizeof(why)) < 0)
+	if (store_load(st, &doc, why, sizeof(why)) < 0)
 		goto unreadable; /* WHY is "FILE:LINE: cause" */
 	if (!doc) {
 		s = calloc(1, sizeof(*s));
@@ -269,15 +278,15 @@ int state_init(struct store *st, const char *force_mode, FILE *errs)
 		s = snapshot_from_json(doc, cause, sizeof(cause));
 		json_t *list = json_object_get(doc, "scheduled");
 		if (json_is_array(list))
-			scheduled = json_incref(list);
+			sched = json_incref(list);
 		json_decref(doc);
 		if (!s) {
-			snprintf(why, sizeof(why), "%s:1: %s", store_name(store), cause);
+			json_decref(sched);
+			snprintf(why, sizeof(why), "%s:1: %s", store_name(st), cause);
 			goto unreadable;
 		}
 	}
-	if (!scheduled)
-		scheduled = json_array();
+	adopt(st, sched ? sched : json_array());
 	publish(s);
 	return 0;
 
@@ -298,15 +307,14 @@ unreadable:
 			return -1;
 		s->global.mode = m;
 		s->global.resume_to = m == MODE_NEW ? MODE_NEW : MODE_OLD;
-		scheduled = json_array();
+		adopt(st, json_array());
 		publish(s);
 		return 0;
 	}
 	fprintf(errs, "cutover: cannot load the state; refusing to start, because a restart must "
 		      "not silently return traffic to old. Fix or remove the file, or start with "
 		      "--start-mode MODE\n");
-	store_free(store);
-	store = NULL;
+	store_free(st); /* whatever was loaded before stays in force */
 	return -1;
 }
 

@@ -77,6 +77,13 @@ static void state_changed_cb(evutil_socket_t fd, short what, void *arg)
 	conn_state_changed(arg);
 }
 
+static void admit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_admit_queued(arg);
+}
+
 void worker_notify_state(struct worker *w)
 {
 	event_active(w->state_ev, 0, 0);
@@ -95,6 +102,7 @@ struct worker *worker_new(int id, const struct config *cfg)
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
 	w->state_ev = event_new(w->base, -1, 0, state_changed_cb, w);
+	w->admit_ev = event_new(w->base, -1, 0, admit_cb, w);
 	for (int i = 0; i < UPSTREAM_COUNT; i++)
 		w->pools[i] = upstream_pool_new(w->base, &cfg->upstream[i], (enum upstream_id)i);
 	if (listener_open_all(w) < 0)
@@ -120,6 +128,8 @@ void worker_free(struct worker *w)
 			event_free(w->drain_ev);
 		if (w->state_ev)
 			event_free(w->state_ev);
+		if (w->admit_ev)
+			event_free(w->admit_ev);
 		event_base_free(w->base);
 	}
 	free(w);
