@@ -369,8 +369,11 @@ def test_in_flight_per_project_while_a_request_runs(env):
     c = Client(proxy.port, timeout=20)
     head = build_request("POST", "/a/alpha/receiver/", [("Content-Type", ctype)], body)
     c.send(head[:len(head) - 10])
-    st = wait_in_flight(admin, lambda s: s["upstreams"]["old"]["in_flight"] == 1,
-                        "upstreams.old.in_flight to be 1")
+    # status reads the per-project counters and the totals one after the
+    # other, so wait until both show the upload
+    st = wait_in_flight(admin, lambda s: s["upstreams"]["old"]["in_flight"] == 1 and
+                        s["projects"].get("alpha", {}).get("in_flight", {}).get("old") == 1,
+                        "upstreams.old.in_flight and projects.alpha.in_flight.old to be 1")
     assert st["projects"]["alpha"]["in_flight"] == {"old": 1, "new": 0}, st["projects"]
     assert st["upstreams"]["new"]["in_flight"] == 0
     c.send(head[len(head) - 10:])
