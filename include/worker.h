@@ -29,9 +29,13 @@ struct worker {
 	size_t n_conns;
 	bool stopping;
 	bool paused;                 /* listeners paused at max_connections */
-	struct event *stop_ev;       /* activated from the control thread */
+	/* The control thread talks to a worker only through this eventfd and
+	 * two flags, so libevent needs no locks (each loop is single-threaded). */
+	int notify_fd;
+	struct event *notify_ev;
+	int stop_requested;          /* atomic */
+	int state_changed;           /* atomic */
 	struct event *drain_ev;      /* drain timeout */
-	struct event *state_ev;      /* the modes changed (from the control thread) */
 	struct conn *parked;         /* requests parked by hold, oldest first */
 	struct conn *parked_tail;
 	size_t n_parked;             /* read by the control thread (atomic) */

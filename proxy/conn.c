@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,52 @@ static void bev_set_budget(struct bufferevent *bev, size_t cap)
 	bufferevent_setwatermark(bev, EV_WRITE, cap / 2, 0);
 	bufferevent_set_max_single_read(bev, cap);
 	bufferevent_set_max_single_write(bev, cap);
+}
+
+/* libevent 2.1 reads at most 4 KiB per callback (EVBUFFER_MAX_READ), which
+ * makes a syscall and an epoll round per 4 KiB of body. While a body
+ * streams, read on directly, filling the input buffer up to WANT bytes (the
+ * read budget). EOF and errors are left for libevent to see and report on
+ * its next read. Call it only right after moving bytes to the other side:
+ * that move guarantees a write callback, which consumes what was read here
+ * (the socket itself may never signal again). Plain sockets only: a TLS
+ * bufferevent must do its own reads. */
+static void bev_read_more(struct bufferevent *bev, size_t want)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t have = evbuffer_get_length(in);
+	int fd = bufferevent_getfd(bev);
+	if (have >= want || fd < 0)
+		return;
+	/* libevent freezes the end of an input buffer against users; it
+	 * unfreezes it the same way around its own reads. */
+	evbuffer_unfreeze(in, 0);
+	struct evbuffer_iovec v[2];
+	int n = evbuffer_reserve_space(in, (ev_ssize_t)(want - have), v, 2);
+	if (n <= 0) {
+		evbuffer_freeze(in, 0);
+		return;
+	}
+	struct iovec iov[2];
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	ssize_t got = readv(fd, iov, n);
+	if (got <= 0) {
+		evbuffer_commit_space(in, v, 0);
+		evbuffer_freeze(in, 0);
+		return;
+	}
+	size_t left = (size_t)got;
+	int used = 0;
+	for (; used < n && left; used++) {
+		if (v[used].iov_len > left)
+			v[used].iov_len = left;
+		left -= v[used].iov_len;
+	}
+	evbuffer_commit_space(in, v, used);
+	evbuffer_freeze(in, 0);
 }
 
 static void set_client_timeouts(struct conn *c, double read, double write)
@@ -783,6 +830,8 @@ static void pump_request_body(struct conn *c)
 			evbuffer_remove_buffer(in, out, n);
 			x->req_remaining -= n;
 			x->bytes_in += n;
+			if (x->req_remaining > evbuffer_get_length(in))
+				bev_read_more(c->bev, cap); /* refill in one syscall */
 		}
 		if (x->req_remaining == 0)
 			request_sent(c);
@@ -1010,6 +1059,8 @@ static void pump_response_body(struct conn *c)
 		evbuffer_remove_buffer(in, out, n);
 		x->resp_remaining -= n;
 		x->bytes_out += n;
+		if (n && x->resp_remaining > evbuffer_get_length(in) && !x->upstream_eof)
+			bev_read_more(x->uc->bev, cap); /* refill in one syscall */
 		if (x->resp_remaining == 0)
 			response_done(c);
 		else if (x->upstream_eof && evbuffer_get_length(in) == 0)

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "admin.h"
 #include "config.h"
@@ -128,10 +127,9 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = config_arg(argc, argv);
-	if (evthread_use_pthreads() < 0) {
-		fprintf(stderr, "cutover: libevent has no pthreads support\n");
-		return 1;
-	}
+	/* No evthread_use_pthreads(): every event loop is used by its own
+	 * thread only (workers are poked through an eventfd), so libevent runs
+	 * without locks. */
 	struct config *cfg = config_load(path, stderr);
 	if (!cfg)
 		return 1;

@@ -2,12 +2,15 @@
  * connections and upstream pools. */
 #include "worker.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "config.h"
 #include "conn.h"
@@ -41,11 +44,8 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(w->base);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+static void worker_stop(struct worker *w)
 {
-	(void)fd;
-	(void)what;
-	struct worker *w = arg;
 	if (w->stopping)
 		return;
 	w->stopping = true;
@@ -70,13 +70,6 @@ void worker_conn_closed(struct worker *w)
 		listener_pause_all(w, false);
 }
 
-static void state_changed_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	conn_state_changed(arg);
-}
-
 static void admit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -84,9 +77,30 @@ static void admit_cb(evutil_socket_t fd, short what, void *arg)
 	conn_admit_queued(arg);
 }
 
+static void notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct worker *w = arg;
+	uint64_t n;
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("worker %d: notify: %s", w->id, strerror(errno));
+	if (__atomic_exchange_n(&w->state_changed, 0, __ATOMIC_ACQ_REL))
+		conn_state_changed(w);
+	if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE))
+		worker_stop(w);
+}
+
+static void notify(struct worker *w)
+{
+	uint64_t one = 1;
+	if (write(w->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("worker %d: cannot notify: %s", w->id, strerror(errno));
+}
+
 void worker_notify_state(struct worker *w)
 {
-	event_active(w->state_ev, 0, 0);
+	__atomic_store_n(&w->state_changed, 1, __ATOMIC_RELEASE);
+	notify(w);
 }
 
 struct worker *worker_new(int id, const struct config *cfg)
@@ -99,9 +113,12 @@ struct worker *worker_new(int id, const struct config *cfg)
 	w->base = event_base_new();
 	if (!w->base)
 		goto fail;
-	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+	w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->notify_fd < 0)
+		goto fail;
+	w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
+	event_add(w->notify_ev, NULL);
 	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
-	w->state_ev = event_new(w->base, -1, 0, state_changed_cb, w);
 	w->admit_ev = event_new(w->base, -1, 0, admit_cb, w);
 	for (int i = 0; i < UPSTREAM_COUNT; i++)
 		w->pools[i] = upstream_pool_new(w->base, &cfg->upstream[i], (enum upstream_id)i);
@@ -117,17 +134,17 @@ void worker_free(struct worker *w)
 {
 	if (!w)
 		return;
+	if (w->notify_fd > 0)
+		close(w->notify_fd);
 	if (w->base) {
 		conn_free_all(w);
 		listener_close_all(w);
 		for (int i = 0; i < UPSTREAM_COUNT; i++)
 			upstream_pool_free(w->pools[i]);
-		if (w->stop_ev)
-			event_free(w->stop_ev);
+		if (w->notify_ev)
+			event_free(w->notify_ev);
 		if (w->drain_ev)
 			event_free(w->drain_ev);
-		if (w->state_ev)
-			event_free(w->state_ev);
 		if (w->admit_ev)
 			event_free(w->admit_ev);
 		event_base_free(w->base);
@@ -153,7 +170,8 @@ int worker_start(struct worker *w)
 
 void worker_request_stop(struct worker *w)
 {
-	event_active(w->stop_ev, 0, 0);
+	__atomic_store_n(&w->stop_requested, 1, __ATOMIC_RELEASE);
+	notify(w);
 }
 
 void worker_join(struct worker *w)
