@@ -103,6 +103,12 @@ long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, boo
  * "http://h?q" gives "?q", "http://h" gives "" (the caller adds the "/"). */
 void http1_origin_form(const struct http1_head *h, const char **rest, size_t *len);
 
+/* Walks the comma-separated list values of every NAME header: *TOK is set
+ * to each element's first token (parameters after ';' excluded). Start
+ * with *CURSOR = 0; returns false when there are no more. */
+bool http1_next_token(const struct http1_head *h, const char *name, size_t *cursor,
+		      const char **tok, size_t *len);
+
 /* Header lookup, case-insensitive; first match or NULL. */
 const struct http1_header *http1_find(const struct http1_head *h, const char *name);
 bool http1_token_eq(const char *a, size_t alen, const char *b);

@@ -85,5 +85,7 @@ const json_t *state_scheduled(void);
 int state_set_scheduled(json_t *list, char *why, size_t why_len);
 
 json_t *state_scope_json(const struct scope_state *s);
+/* T as an RFC 3339 UTC string ("2026-12-01T02:00:00Z"), or null for 0. */
+json_t *state_time_json(time_t t);
 
 #endif

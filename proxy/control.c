@@ -97,17 +97,6 @@ int control_parse_time(const char *text, time_t now, time_t *out)
 	return 0;
 }
 
-static json_t *time_json(time_t t)
-{
-	if (!t)
-		return json_null();
-	char buf[32];
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_string(buf);
-}
-
 /* ---- answers ---- */
 
 static json_t *error_answer(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -362,7 +351,7 @@ static json_t *schedule_switch(struct control *ctl, json_t *body, const char *wh
 	json_t *entry = json_deep_copy(body);
 	json_object_del(entry, "at");
 	json_object_set_new(entry, "id", json_integer(id));
-	json_object_set_new(entry, "at", time_json(at));
+	json_object_set_new(entry, "at", state_time_json(at));
 	json_object_set_new(entry, "who", json_string(who));
 	json_array_append(list, entry);
 	char why[512];

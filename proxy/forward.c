@@ -42,21 +42,11 @@ void forward_conf_free(struct forward_conf *c)
 
 static bool is_listed_in_connection(const struct http1_head *h, const char *name, size_t len)
 {
-	for (size_t i = 0; i < h->n_headers; i++) {
-		const struct http1_header *f = &h->headers[i];
-		if (!http1_token_eq(f->name, f->name_len, "connection"))
-			continue;
-		const char *p = f->value, *end = f->value + f->value_len;
-		while (p < end) {
-			while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-				p++;
-			const char *tok = p;
-			while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-				p++;
-			if (p > tok && (size_t)(p - tok) == len && strncasecmp(tok, name, len) == 0)
-				return true;
-		}
-	}
+	size_t cursor = 0, n;
+	const char *tok;
+	while (http1_next_token(h, "connection", &cursor, &tok, &n))
+		if (n == len && strncasecmp(tok, name, len) == 0)
+			return true;
 	return false;
 }
 

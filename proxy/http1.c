@@ -102,6 +102,37 @@ void http1_origin_form(const struct http1_head *h, const char **rest, size_t *le
 	*len = (size_t)(end - q);
 }
 
+bool http1_next_token(const struct http1_head *h, const char *name, size_t *cursor,
+		      const char **tok, size_t *len)
+{
+	/* CURSOR packs the header index (high bits) and the offset in its value. */
+	size_t i = *cursor >> 32, off = *cursor & 0xffffffffu;
+	for (; i < h->n_headers; i++, off = 0) {
+		const struct http1_header *f = &h->headers[i];
+		if (!http1_token_eq(f->name, f->name_len, name))
+			continue;
+		const char *q = f->value + off, *end = f->value + f->value_len;
+		while (q < end) {
+			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+				q++;
+			const char *start = q;
+			while (q < end && *q != ',' && *q != ' ' && *q != '\t' && *q != ';')
+				q++;
+			const char *stop = q;
+			while (q < end && *q != ',')
+				q++;
+			if (stop > start) {
+				*tok = start;
+				*len = (size_t)(stop - start);
+				*cursor = ((size_t)i << 32) | (size_t)(q - f->value);
+				return true;
+			}
+		}
+	}
+	*cursor = (size_t)h->n_headers << 32;
+	return false;
+}
+
 const struct http1_header *http1_find(const struct http1_head *h, const char *name)
 {
 	for (size_t i = 0; i < h->n_headers; i++)
@@ -132,23 +163,11 @@ static bool request_line_ok(const struct http1_head *h)
  * would be lost when the body is re-chunked, so it is refused instead. */
 static bool only_chunked(const struct http1_head *h)
 {
-	for (size_t i = 0; i < h->n_headers; i++) {
-		const struct http1_header *f = &h->headers[i];
-		if (!http1_token_eq(f->name, f->name_len, "transfer-encoding"))
-			continue;
-		const char *q = f->value, *end = f->value + f->value_len;
-		while (q < end) {
-			while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
-				q++;
-			const char *tok = q;
-			while (q < end && *q != ',' && *q != ' ' && *q != '\t' && *q != ';')
-				q++;
-			if (q > tok && !http1_token_eq(tok, (size_t)(q - tok), "chunked"))
-				return false;
-			while (q < end && *q != ',')
-				q++;
-		}
-	}
+	size_t cursor = 0, len;
+	const char *tok;
+	while (http1_next_token(h, "transfer-encoding", &cursor, &tok, &len))
+		if (!http1_token_eq(tok, len, "chunked"))
+			return false;
 	return true;
 }
 

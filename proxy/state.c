@@ -146,7 +146,7 @@ static void publish(struct state_snapshot *next)
 
 /* ---- JSON form (the persisted document and the status answer) ---- */
 
-static json_t *time_json(time_t t)
+json_t *state_time_json(time_t t)
 {
 	if (!t)
 		return json_null();
@@ -169,8 +169,8 @@ static time_t time_from_json(const json_t *v)
 json_t *state_scope_json(const struct scope_state *s)
 {
 	return json_pack("{s:s, s:s, s:o, s:o, s:s?}", "mode", mode_name(s->mode), "resume_to",
-			 mode_name(s->resume_to), "until", time_json(s->until), "since",
-			 time_json(s->since), "reason", s->reason);
+			 mode_name(s->resume_to), "until", state_time_json(s->until), "since",
+			 state_time_json(s->since), "reason", s->reason);
 }
 
 static int scope_from_json(const json_t *o, struct scope_state *s, char *why, size_t why_len)
