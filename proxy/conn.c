@@ -551,19 +551,14 @@ static void conn_release(struct conn *c)
 	conn_process_input(c);
 }
 
+/* The hold outlasted this request's patience: its head is parsed again
+ * (the buffer under it may have moved) and dispatched; a scope still on
+ * hold past its deadline answers with the maintenance response. */
 static void park_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct conn *c = arg;
-	conn_unpark(c);
-	const struct state_snapshot *snap = state_current();
-	const struct scope_state *scope = state_scope_for(snap, c->x->project, c->x->project_len);
-	if (scope->mode == MODE_HOLD) {
-		answer_maintenance(c, scope);
-		return;
-	}
-	conn_process_input(c);
+	conn_release(arg);
 }
 
 /* Parks the request until the hold ends, its deadline passes (then the
