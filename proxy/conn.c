@@ -167,8 +167,8 @@ static double ms_between(const struct timespec *a, const struct timespec *b)
 
 /* Both sides of an exchange get the same budget: reading stops once CAP
  * bytes wait in the input, the peer is refilled once its output fell to
- * half, and each read or write syscall may move up to CAP bytes (libevent's
- * 16 KiB default costs a lot of syscalls on large bodies). */
+ * half, and a write may move up to CAP bytes (libevent's default is 16 KiB).
+ * Reads stay capped at 4 KiB by libevent itself: see bev_read_more(). */
 static void bev_set_budget(struct bufferevent *bev, size_t cap)
 {
 	bufferevent_setwatermark(bev, EV_READ, 0, cap);
