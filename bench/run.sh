@@ -11,7 +11,9 @@
 # BENCH_PIN (1 = taskset when there are >= 2 CPUs, 0 = never),
 # BENCH_TARGETS (default "direct nginx haproxy cutover"),
 # BENCH_UPSTREAM_SENDFILE (on|off, default on), BENCH_CUTOVER_EXTRA (config
-# text appended to cutover's bench config, e.g. 'limits = { buffer_bytes = "1M"; };').
+# text appended to cutover's bench config, e.g. 'limits = { buffer_bytes = "1M"; };'),
+# BENCH_FLIPS (1 = also run bench/flips.sh, flips old<->new under load, and
+# append its table to bench/RESULTS.md; 0 = skip; its knobs: FLIPS_*).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -334,5 +336,18 @@ for target in $TARGETS; do
 done
 
 "$PYTHON" bench/report.py "$RES" bench/RESULTS.md || die "report failed"
+
+if [ "${BENCH_FLIPS:-1}" = 1 ]; then
+	log "flips old<->new under load (bench/flips.sh)"
+	rm -f "$OUT/flips.md"
+	CUTOVER_BIN=$CUTOVER_BIN PYTHON=$PYTHON bench/flips.sh >/dev/null
+	if [ -s "$OUT/flips.md" ]; then
+		{ echo; cat "$OUT/flips.md"; } >>bench/RESULTS.md
+		echo
+		cat "$OUT/flips.md"
+	else
+		printf '\n## Flips under load (issue 4)\n\nfailed: bench/flips.sh wrote no table (see %s/flips/)\n' "$OUT" >>bench/RESULTS.md
+	fi
+fi
 echo
 echo "bench: written to bench/RESULTS.md (raw numbers and logs in $OUT/)"
