@@ -34,6 +34,12 @@ void control_act(struct control *ctl, const char *action, json_t *body, const ch
 /* Cancels scheduled switch ID: 200, or 404 if there is none. */
 int control_cancel(struct control *ctl, long id, const char *who, json_t **answer);
 
+/* Re-reads the config file: validated fully first; refused (400 with every
+ * FILE:LINE error, or 409 when a key that needs a restart changed) without
+ * touching the running one; else handed to every worker, whose connections
+ * take it at their next request. Returns the HTTP status. */
+int control_reload(struct control *ctl, const char *who, json_t **answer);
+
 json_t *control_status(struct control *ctl);
 json_t *control_journal(struct control *ctl, size_t n);
 

@@ -61,6 +61,9 @@ struct upstream_conn {
 struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_conf *conf,
 					enum upstream_id id);
 void upstream_pool_free(struct upstream_pool *p);
+/* A reload replaced P: its idle connections close now, the busy ones when
+ * they are put back. */
+void upstream_pool_retire(struct upstream_pool *p);
 const struct upstream_conf *upstream_pool_conf(const struct upstream_pool *p);
 
 /* An idle pooled connection, or a new one whose connect has been started

@@ -34,6 +34,9 @@ struct worker {
 	int notify_fd;
 	struct event *notify_ev;
 	int stop_requested;          /* atomic */
+	const struct config *pending_cfg;    /* atomic: a reload to take over */
+	struct upstream_pool **retired;      /* pools of earlier configs, freed at exit */
+	size_t n_retired;
 	int state_changed;           /* atomic */
 	struct event *drain_ev;      /* drain timeout */
 	struct conn *parked;         /* requests parked by hold, oldest first */
@@ -55,6 +58,10 @@ void worker_free(struct worker *w);
 int worker_start(struct worker *w);              /* spawns the thread */
 void worker_request_stop(struct worker *w);      /* thread-safe */
 void worker_notify_state(struct worker *w);      /* thread-safe */
+/* Hands CFG (kept alive by the caller) to W: new connections and each
+ * connection's next request use it; its upstream pools are replaced, the
+ * old ones finish the exchanges they serve. Thread-safe. */
+void worker_set_config(struct worker *w, const struct config *cfg);
 void worker_join(struct worker *w);
 
 /* Called by conn.c after it unlinked a connection from w->conns: resumes

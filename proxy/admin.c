@@ -157,7 +157,9 @@ static void h_reload(struct admin_conn *ac, json_t *body, const char *query)
 {
 	(void)body;
 	(void)query;
-	reply_error(ac, 501, "reload is not implemented yet; restart to change the config");
+	json_t *answer = NULL;
+	int status = control_reload(ac->adm->ctl, ac->who, &answer);
+	reply(ac, status, answer);
 }
 
 static void h_spool(struct admin_conn *ac, json_t *body, const char *query)

@@ -714,6 +714,13 @@ static void conn_read_head(struct conn *c)
 		return;
 	const struct limits_conf *lim = &c->cfg->limits;
 	if (!c->x) {
+		if (c->cfg != c->w->cfg) {
+			/* A reload happened: each request runs on one config, the
+			 * next one on the newest. */
+			c->cfg = c->w->cfg;
+			lim = &c->cfg->limits;
+			bev_set_budget(c->bev, lim->buffer_bytes);
+		}
 		c->x = calloc(1, sizeof(*c->x));
 		if (!c->x) {
 			c->close_after = true;

@@ -23,7 +23,11 @@
 
 struct control {
 	struct event_base *base;
-	const struct config *cfg;
+	const struct config *cfg;        /* the one in force */
+	/* Configs loaded by reload. Kept until exit: connections and retired
+	 * pools may still point into an older one (a few KiB per reload). */
+	struct config **reloaded;
+	size_t n_reloaded;
 	struct worker **workers;
 	int n_workers;
 	struct journal *journal;
@@ -693,6 +697,93 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	run_due_schedules(ctl, time(NULL));
 }
 
+/* ---- reload ---- */
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_addr(const struct addr *a, const struct addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* The keys a running process cannot take over; NULL if none changed. */
+static const char *restart_key_changed(const struct config *a, const struct config *b)
+{
+	if (a->n_listen != b->n_listen)
+		return "listen";
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (!same_addr(&a->listen[i].address, &b->listen[i].address))
+			return "listen";
+	if (!same_addr(&a->admin.address, &b->admin.address) ||
+	    !same_str(a->admin.token_file, b->admin.token_file))
+		return "admin";
+	if (a->workers != b->workers)
+		return "workers";
+	if (!same_str(a->state.state_file, b->state.state_file))
+		return "state_file";
+	if (!same_str(a->state.journal_file, b->state.journal_file))
+		return "journal_file";
+	if (!same_str(a->log.access, b->log.access))
+		return "log.access";
+	return NULL;
+}
+
+int control_reload(struct control *ctl, const char *who, json_t **answer)
+{
+	const char *path = ctl->cfg->path;
+	char *errs_text = NULL;
+	size_t errs_len = 0;
+	FILE *errs = open_memstream(&errs_text, &errs_len);
+	struct config *next = errs ? config_load(path, errs) : NULL;
+	if (errs)
+		fclose(errs);
+	int status = 200;
+	char outcome[600];
+	if (!next) {
+		while (errs_len && errs_text[errs_len - 1] == '\n')
+			errs_text[--errs_len] = '\0';
+		*answer = json_pack("{s:b, s:s}", "ok", 0, "error",
+				    errs_text && *errs_text ? errs_text : "cannot read the config");
+		snprintf(outcome, sizeof(outcome), "refused: invalid config");
+		status = 400;
+	} else {
+		const char *key = restart_key_changed(ctl->cfg, next);
+		if (key) {
+			*answer = error_answer("%s: '%s' changed, which needs a restart; the running "
+					       "config stays", path, key);
+			snprintf(outcome, sizeof(outcome), "refused: %s changed", key);
+			config_free(next);
+			status = 409;
+		}
+	}
+	if (status == 200) {
+		struct config **list = realloc(ctl->reloaded, (ctl->n_reloaded + 1) * sizeof(*list));
+		if (!list) {
+			config_free(next);
+			*answer = error_answer("out of memory");
+			free(errs_text);
+			return 500;
+		}
+		ctl->reloaded = list;
+		ctl->reloaded[ctl->n_reloaded++] = next;
+		ctl->cfg = next;
+		log_set_level(next->log.level);
+		for (int i = 0; i < ctl->n_workers; i++)
+			worker_set_config(ctl->workers[i], next);
+		*answer = json_pack("{s:b, s:s, s:I}", "ok", 1, "config", path, "reloads",
+				    (json_int_t)ctl->n_reloaded);
+		snprintf(outcome, sizeof(outcome), "applied");
+		log_info("reload by %s: %s applied", who, path);
+	}
+	journal_write(ctl, json_pack("{s:s, s:s, s:s, s:s}", "action", "reload", "who", who,
+				     "config", path, "outcome", outcome));
+	free(errs_text);
+	return status;
+}
+
 /* ---- status ---- */
 
 struct status_walk {
@@ -813,6 +904,9 @@ void control_free(struct control *ctl)
 {
 	if (!ctl)
 		return;
+	for (size_t i = 0; i < ctl->n_reloaded; i++)
+		config_free(ctl->reloaded[i]);
+	free(ctl->reloaded);
 	event_free(ctl->tick);
 	journal_close(ctl->journal);
 	free(ctl);

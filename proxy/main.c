@@ -86,25 +86,26 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
-struct control {
+struct runtime {
 	struct event_base *base;
 	struct worker **workers;
 	int n_workers;
 	bool stopping;
+	struct control *control;
 };
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
-	struct control *ctl = arg;
-	if (ctl->stopping)
+	struct runtime *rt = arg;
+	if (rt->stopping)
 		return;
-	ctl->stopping = true;
+	rt->stopping = true;
 	log_info("signal %d: stopping (drain up to %.0fs)", (int)sig,
-		 ctl->workers[0]->cfg->limits.drain_timeout);
-	for (int i = 0; i < ctl->n_workers; i++)
-		worker_request_stop(ctl->workers[i]);
-	event_base_loopbreak(ctl->base);
+		 rt->workers[0]->cfg->limits.drain_timeout);
+	for (int i = 0; i < rt->n_workers; i++)
+		worker_request_stop(rt->workers[i]);
+	event_base_loopbreak(rt->base);
 }
 
 static void on_reopen_signal(evutil_socket_t sig, short what, void *arg)
@@ -120,8 +121,13 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	(void)arg;
-	log_warn("SIGHUP: reload is not implemented yet (control-plane issue); config unchanged");
+	struct runtime *rt = arg;
+	json_t *answer = NULL;
+	int status = control_reload(rt->control, "SIGHUP", &answer);
+	if (status != 200)
+		log_error("SIGHUP: reload refused, the running config stays:\n%s",
+			  json_string_value(json_object_get(answer, "error")));
+	json_decref(answer);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -140,13 +146,13 @@ static int cmd_run(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	struct control ctl = { .n_workers = cfg->workers };
-	ctl.base = event_base_new();
-	ctl.workers = calloc((size_t)cfg->workers, sizeof(*ctl.workers));
+	struct runtime rt = { .n_workers = cfg->workers };
+	rt.base = event_base_new();
+	rt.workers = calloc((size_t)cfg->workers, sizeof(*rt.workers));
 	int status = 0, started = 0;
 	for (int i = 0; i < cfg->workers; i++) {
-		ctl.workers[i] = worker_new(i, cfg);
-		if (!ctl.workers[i]) {
+		rt.workers[i] = worker_new(i, cfg);
+		if (!rt.workers[i]) {
 			status = 1;
 			break;
 		}
@@ -156,22 +162,23 @@ static int cmd_run(int argc, char **argv)
 	struct admin *admin = NULL;
 	if (status == 0) {
 		char why[512];
-		control = control_new(ctl.base, cfg, ctl.workers, cfg->workers, why, sizeof(why));
-		admin = control ? admin_new(ctl.base, cfg, control, why, sizeof(why)) : NULL;
+		control = control_new(rt.base, cfg, rt.workers, cfg->workers, why, sizeof(why));
+		rt.control = control;
+		admin = control ? admin_new(rt.base, cfg, control, why, sizeof(why)) : NULL;
 		if (!admin) {
 			log_error("%s", why);
 			status = 1;
 		}
 	}
 	if (status == 0) {
-		sigs[0] = evsignal_new(ctl.base, SIGTERM, on_stop_signal, &ctl);
-		sigs[1] = evsignal_new(ctl.base, SIGINT, on_stop_signal, &ctl);
-		sigs[2] = evsignal_new(ctl.base, SIGUSR1, on_reopen_signal, &ctl);
-		sigs[3] = evsignal_new(ctl.base, SIGHUP, on_reload_signal, &ctl);
+		sigs[0] = evsignal_new(rt.base, SIGTERM, on_stop_signal, &rt);
+		sigs[1] = evsignal_new(rt.base, SIGINT, on_stop_signal, &rt);
+		sigs[2] = evsignal_new(rt.base, SIGUSR1, on_reopen_signal, &rt);
+		sigs[3] = evsignal_new(rt.base, SIGHUP, on_reload_signal, &rt);
 		for (int i = 0; i < 4; i++)
 			evsignal_add(sigs[i], NULL);
 		for (; started < cfg->workers; started++) {
-			if (worker_start(ctl.workers[started]) < 0) {
+			if (worker_start(rt.workers[started]) < 0) {
 				log_error("cannot start worker %d", started);
 				status = 1;
 				break;
@@ -180,23 +187,23 @@ static int cmd_run(int argc, char **argv)
 		if (status == 0) {
 			log_info("cutover %s running, global mode %s", CUTOVER_VERSION,
 				 mode_name(state_current()->global.mode));
-			event_base_dispatch(ctl.base);
+			event_base_dispatch(rt.base);
 		} else {
 			for (int i = 0; i < started; i++)
-				worker_request_stop(ctl.workers[i]);
+				worker_request_stop(rt.workers[i]);
 		}
 	}
 	for (int i = 0; i < started; i++)
-		worker_join(ctl.workers[i]);
+		worker_join(rt.workers[i]);
 	admin_free(admin);
-	control_free(control);
 	for (int i = 0; i < cfg->workers; i++)
-		worker_free(ctl.workers[i]);
+		worker_free(rt.workers[i]);
+	control_free(control); /* after the workers: it owns reloaded configs */
 	for (int i = 0; i < 4; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
-	free(ctl.workers);
-	event_base_free(ctl.base);
+	free(rt.workers);
+	event_base_free(rt.base);
 	if (status == 0)
 		log_info("stopped");
 	state_shutdown();

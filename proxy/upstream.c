@@ -229,6 +229,7 @@ struct upstream_pool {
 	struct upstream_conn *idle;   /* most recently used first */
 	unsigned n_idle;
 	uint64_t opened;
+	bool retired;
 };
 
 struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_conf *conf,
@@ -272,6 +273,16 @@ void upstream_pool_free(struct upstream_pool *p)
 		conn_close(uc);
 	}
 	free(p);
+}
+
+void upstream_pool_retire(struct upstream_pool *p)
+{
+	p->retired = true;
+	while (p->idle) {
+		struct upstream_conn *uc = p->idle;
+		idle_unlink(uc);
+		conn_close(uc);
+	}
 }
 
 const struct upstream_conf *upstream_pool_conf(const struct upstream_pool *p)
@@ -350,7 +361,7 @@ struct upstream_conn *upstream_conn_get(struct upstream_pool *p)
 void upstream_conn_put(struct upstream_conn *uc, bool reusable)
 {
 	struct upstream_pool *p = uc->pool;
-	if (!reusable || p->n_idle >= p->conf->pool_size ||
+	if (!reusable || p->retired || p->n_idle >= p->conf->pool_size ||
 	    evbuffer_get_length(bufferevent_get_input(uc->bev)) ||
 	    evbuffer_get_length(bufferevent_get_output(uc->bev))) {
 		conn_close(uc);

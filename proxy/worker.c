@@ -77,6 +77,29 @@ static void admit_cb(evutil_socket_t fd, short what, void *arg)
 	conn_admit_queued(arg);
 }
 
+static void worker_take_config(struct worker *w, const struct config *cfg)
+{
+	struct upstream_pool **list =
+		realloc(w->retired, (w->n_retired + UPSTREAM_COUNT) * sizeof(*list));
+	if (!list) {
+		log_error("worker %d: out of memory, reload not taken", w->id);
+		return;
+	}
+	w->retired = list;
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		struct upstream_pool *p = upstream_pool_new(w->base, &cfg->upstream[i],
+							    (enum upstream_id)i);
+		if (!p) {
+			log_error("worker %d: out of memory, reload not taken", w->id);
+			return;
+		}
+		upstream_pool_retire(w->pools[i]);
+		w->retired[w->n_retired++] = w->pools[i];
+		w->pools[i] = p;
+	}
+	w->cfg = cfg;
+}
+
 static void notify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
@@ -86,6 +109,9 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 		log_warn("worker %d: notify: %s", w->id, strerror(errno));
 	if (__atomic_exchange_n(&w->state_changed, 0, __ATOMIC_ACQ_REL))
 		conn_state_changed(w);
+	const struct config *next = __atomic_exchange_n(&w->pending_cfg, NULL, __ATOMIC_ACQ_REL);
+	if (next)
+		worker_take_config(w, next);
 	if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE))
 		worker_stop(w);
 }
@@ -95,6 +121,12 @@ static void notify(struct worker *w)
 	uint64_t one = 1;
 	if (write(w->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_error("worker %d: cannot notify: %s", w->id, strerror(errno));
+}
+
+void worker_set_config(struct worker *w, const struct config *cfg)
+{
+	__atomic_store_n(&w->pending_cfg, cfg, __ATOMIC_RELEASE);
+	notify(w);
 }
 
 void worker_notify_state(struct worker *w)
@@ -141,6 +173,9 @@ void worker_free(struct worker *w)
 		listener_close_all(w);
 		for (int i = 0; i < UPSTREAM_COUNT; i++)
 			upstream_pool_free(w->pools[i]);
+		for (size_t i = 0; i < w->n_retired; i++)
+			upstream_pool_free(w->retired[i]);
+		free(w->retired);
 		if (w->notify_ev)
 			event_free(w->notify_ev);
 		if (w->drain_ev)
