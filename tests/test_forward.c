@@ -182,9 +182,8 @@ static void test_request_absolute_form(void **state)
 	assert_true(strncmp(out, "OPTIONS * HTTP/1.1\r\n", 20) == 0);
 }
 
-/* Regression (forward.c origin_form): an absolute-form target with a query but no
- * path, "http://h?q", becomes "/" and the query is lost; its origin-form is
- * "/?q" (RFC 7230 5.3.1/5.3.2). */
+/* Regression: "http://h?q" keeps its query: its origin-form is "/?q"
+ * (RFC 9112 3.2). */
 static void test_absolute_form_query_without_path(void **state)
 {
 	struct fx *f = *state;
@@ -402,11 +401,8 @@ static void test_chunked_reemitted(void **state)
 	assert_string_equal(out + n - 30, "Transfer-Encoding: chunked\r\n\r\n");
 }
 
-/* Regression (http1.c + forward.c): "Transfer-Encoding: gzip, chunked" (or gzip and
- * chunked on two lines) is accepted as chunked, and forward_request_head
- * sends only "Transfer-Encoding: chunked": the gzip coding is dropped, so
- * the upstream takes gzip bytes for the identity body. Either the parser
- * refuses it (nginx answers 501) or the coding must be forwarded. */
+/* Regression: a transfer coding before chunked ("gzip, chunked") would be
+ * lost when the body is re-chunked, so the request is refused (501). */
 static void test_transfer_coding_before_chunked_lost(void **state)
 {
 	struct fx *f = *state;

@@ -320,13 +320,8 @@ static void test_request_line_too_long(void **state)
 	free(ps);
 }
 
-/* Regression (http1.c): the 414 check differs between a complete and an
- * incomplete head. Complete: only target_len is compared with max_line.
- * Incomplete: the whole buffer (method included) is. So the same request
- * gets 414 or passes depending on where the first read happened to end.
- * Here max_line = 20, target = 18 bytes, request line = 31 bytes: the
- * prefix "GET /aaaaaaaaaaaaaaaaa" (22 bytes) is refused with 414, the
- * complete head is accepted. */
+/* Regression: a long request line gets 414 whether or not the head is
+ * complete (it once depended on where the first read ended). */
 static void test_request_line_limit_depends_on_segmentation(void **state)
 {
 	(void)state;
@@ -439,11 +434,8 @@ static void test_value_leading_ows_and_obs_text(void **state)
 	free(ps);
 }
 
-/* Regression (http1.c): trailing OWS is kept in header values (llhttp does not
- * trim it and on_header_value does not either). RFC 7230 3.2.4 excludes it
- * from the field value. Visible effects: "Expect: 100-continue " is not
- * recognised (the client waits for a 100 that never comes, and forward.c
- * drops the Expect header), and "Host: h " is forwarded with the spaces. */
+/* Regression: trailing whitespace is not part of a field value (RFC 9110
+ * 5.5); "Expect: 100-continue " must still be recognised. */
 static void test_trailing_ows_in_value(void **state)
 {
 	(void)state;
@@ -459,10 +451,8 @@ static void test_trailing_ows_in_value(void **state)
 		fail_msg("Host value '%s' (want 'h'), expect_continue %d (want 1)", host, expect);
 }
 
-/* Regression (http1.c / llhttp 8 strict): a bare LF as the empty line that ends
- * the head is accepted ("...\r\n\n"), although the contract refuses bare
- * CR/LF. request_line_ok() only checks the request line's CRLF, and header
- * lines ended by a bare LF are caught, but the final empty line is not. */
+/* Regression: a bare LF as the empty line that ends the head is refused
+ * (llhttp 8 strict lets it through). */
 static void test_bare_lf_ends_head(void **state)
 {
 	(void)state;
@@ -785,9 +775,8 @@ static void test_chunked_bare_lf(void **state)
 		fail_msg("%d malformed chunked bodies accepted", failures);
 }
 
-/* Regression (http1.c / llhttp 8 strict): the empty line that ends a chunked
- * body (after the last chunk and any trailers) is accepted as a bare LF;
- * the contract refuses bare CR/LF in chunk framing. */
+/* Regression: a bare LF as the empty line that ends a chunked body is
+ * refused (llhttp 8 strict lets it through). */
 static void test_chunked_bare_lf_final_line(void **state)
 {
 	(void)state;
