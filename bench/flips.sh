@@ -71,52 +71,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_ports() {
-	"$PYTHON" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # render TEMPLATE DEST WORKDIR PORT
 render() {
 	sed -e "s|@WORK@|$3|g" -e "s|@PORT@|$4|g" -e "s|@UPSTREAM_PORT@|$OLD_PORT|g" \
 		-e "s|@UPSTREAM_NEW_PORT@|$NEW_PORT|g" -e "s|@SENDFILE@|on|g" "$1" >"$2"
-}
-
-start() {  # start NAME CMD...: sets STARTED_PID
-	local name=$1
-	shift
-	"$@" >"$WORK/$name.out" 2>&1 &
-	STARTED_PID=$!
-	pids+=("$STARTED_PID")
-}
-
-stop() {  # graceful, then hard after 5 s
-	local pid=$1 i
-	kill "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-wait_ready() {  # wait_ready PORT PID: GET /small answers 200 (at most 10 s)
-	local i code
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$2" 2>/dev/null || return 1
-		code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$1/small" || true)
-		[ "$code" = 200 ] && return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 # which PORT: "old" or "new", from the first byte of /small, else "?".

@@ -80,56 +80,13 @@ trap 'exit 143' TERM
 
 result() { echo "$*" >>"$RES"; }
 
-# N free TCP ports on 127.0.0.1, all distinct (held together, then released).
-free_ports() {
-	"$PYTHON" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # render TEMPLATE DEST PORT
 render() {
 	sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$3|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
 		-e "s|@SENDFILE@|$UPSTREAM_SENDFILE|g" "$1" >"$2"
-}
-
-# start NAME CMD...: runs CMD in the background, output to $WORK/NAME.out;
-# sets STARTED_PID.
-start() {
-	local name=$1
-	shift
-	"$@" >"$WORK/$name.out" 2>&1 &
-	STARTED_PID=$!
-	pids+=("$STARTED_PID")
-}
-
-stop() {  # stop PID: graceful, then hard after 5 s
-	local pid=$1 i
-	kill "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-# wait_ready PORT PID: polls GET /small until it answers 200 (at most 10 s).
-wait_ready() {
-	local port=$1 pid=$2 i code
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 1
-		code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/small" || true)
-		[ "$code" = 200 ] && return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 # rss_kib PID: VmRSS of PID and its children (nginx: master + worker), KiB.
