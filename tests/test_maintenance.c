@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "http_assert.h"
+
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
@@ -49,43 +51,7 @@ static char *write_answer(const struct maintenance_conf *conf,
 	struct evbuffer *b = evbuffer_new();
 	assert_non_null(b);
 	assert_int_equal(maintenance_write(b, conf, req), want_status);
-	size_t n = evbuffer_get_length(b);
-	char *s = malloc(n + 1);
-	assert_non_null(s);
-	if (n)
-		memcpy(s, evbuffer_pullup(b, -1), n);
-	s[n] = '\0';
-	assert_int_equal(strlen(s), n);   /* no NUL in what we send */
-	evbuffer_free(b);
-	return s;
-}
-
-/* The value of header NAME (copied into BUF), or NULL; fails if it appears
- * twice. */
-static const char *header(const char *out, const char *name, char *buf, size_t size)
-{
-	const char *found = NULL;
-	size_t len = strlen(name);
-	const char *end = strstr(out, "\r\n\r\n");
-	assert_non_null(end);
-	for (const char *line = strstr(out, "\r\n"); line && line < end;
-	     line = strstr(line + 2, "\r\n")) {
-		const char *l = line + 2;
-		if (strncasecmp(l, name, len) == 0 && l[len] == ':') {
-			if (found)
-				fail_msg("header %s twice in:\n%s", name, out);
-			found = l + len + 1;
-		}
-	}
-	if (!found)
-		return NULL;
-	while (*found == ' ')
-		found++;
-	size_t vlen = (size_t)(strstr(found, "\r\n") - found);
-	assert_true(vlen < size);
-	memcpy(buf, found, vlen);
-	buf[vlen] = '\0';
-	return buf;
+	return buffer_string(b);
 }
 
 /* The header names of OUT, in order, joined by ",". */
@@ -102,13 +68,6 @@ static void header_names(const char *out, char *buf, size_t size)
 		size_t used = strlen(buf);
 		snprintf(buf + used, size - used, "%s%.*s", used ? "," : "", (int)(colon - l), l);
 	}
-}
-
-static const char *body_of(const char *out)
-{
-	const char *end = strstr(out, "\r\n\r\n");
-	assert_non_null(end);
-	return end + 4;
 }
 
 static void assert_date_now(const char *out)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "http_assert.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,49 +23,7 @@ static char *write_response(const struct response *r)
 	struct evbuffer *b = evbuffer_new();
 	assert_non_null(b);
 	response_write(b, r);
-	size_t n = evbuffer_get_length(b);
-	char *s = malloc(n + 1);
-	assert_non_null(s);
-	if (n)
-		memcpy(s, evbuffer_pullup(b, -1), n);
-	s[n] = '\0';
-	evbuffer_free(b);
-	return s;
-}
-
-/* The value of header NAME in head OUT (copied into BUF), or NULL; fails if
- * the header appears more than once. */
-static const char *header(const char *out, const char *name, char *buf, size_t size)
-{
-	const char *found = NULL;
-	size_t len = strlen(name);
-	const char *end = strstr(out, "\r\n\r\n");
-	assert_non_null(end);
-	for (const char *line = strstr(out, "\r\n"); line && line < end;
-	     line = strstr(line + 2, "\r\n")) {
-		const char *l = line + 2;
-		if (strncasecmp(l, name, len) == 0 && l[len] == ':') {
-			if (found)
-				fail_msg("header %s twice in:\n%s", name, out);
-			found = l + len + 1;
-		}
-	}
-	if (!found)
-		return NULL;
-	while (*found == ' ')
-		found++;
-	size_t vlen = (size_t)(strstr(found, "\r\n") - found);
-	assert_true(vlen < size);
-	memcpy(buf, found, vlen);
-	buf[vlen] = '\0';
-	return buf;
-}
-
-static const char *body_of(const char *out)
-{
-	const char *end = strstr(out, "\r\n\r\n");
-	assert_non_null(end);
-	return end + 4;
+	return buffer_string(b);
 }
 
 /* "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate, RFC 7231 7.1.1.1). */
