@@ -27,8 +27,6 @@ struct project {
  * on first use. Names longer than PROJECT_NAME_MAX and a full table share
  * one overflow entry named "~other". Never NULL. */
 struct project *project_get(const char *name, size_t len);
-/* The entry if it exists, else NULL (no insertion). */
-struct project *project_find(const char *name, size_t len);
 
 void project_in_flight_add(struct project *p, enum upstream_id id, int delta);
 int64_t project_in_flight(const struct project *p, enum upstream_id id);
@@ -38,8 +36,5 @@ int64_t project_in_flight_total(enum upstream_id id);
 /* Calls FN for every ready entry (the no-project entry included, with an
  * empty name). */
 void project_each(void (*fn)(struct project *p, void *arg), void *arg);
-
-/* Tests only: forget every entry. Not thread-safe. */
-void project_reset(void);
 
 #endif

@@ -64,7 +64,6 @@ void upstream_pool_free(struct upstream_pool *p);
 /* A reload replaced P: its idle connections close now, the busy ones when
  * they are put back. */
 void upstream_pool_retire(struct upstream_pool *p);
-const struct upstream_conf *upstream_pool_conf(const struct upstream_pool *p);
 
 /* An idle pooled connection, or a new one whose connect has been started
  * (the caller's event callback sees BEV_EVENT_CONNECTED or an error). The
@@ -73,7 +72,5 @@ struct upstream_conn *upstream_conn_get(struct upstream_pool *p);
 /* Ends the caller's use: back to the idle pool when REUSABLE and the pool
  * has room, otherwise closed. */
 void upstream_conn_put(struct upstream_conn *uc, bool reusable);
-/* Number of connections opened so far (for tests and status). */
-uint64_t upstream_pool_opened(const struct upstream_pool *p);
 
 #endif

@@ -22,17 +22,15 @@ static bool same(const struct project *p, uint32_t h, const char *name, size_t l
 	return p->hash == h && p->len == len && memcmp(p->name, name, len) == 0;
 }
 
-static struct project *lookup(const char *name, size_t len, bool insert)
+struct project *project_get(const char *name, size_t len)
 {
 	if (len > PROJECT_NAME_MAX)
-		return insert ? &overflow : NULL;
+		return &overflow;
 	uint32_t h = hash_name(name, len);
 	for (uint32_t i = 0; i < PROJECT_SLOTS; i++) {
 		struct project *p = &table[(h + i) & (PROJECT_SLOTS - 1)];
 		int state = __atomic_load_n(&p->ready, __ATOMIC_ACQUIRE);
 		if (state == 0) {
-			if (!insert)
-				return NULL;
 			int expected = 0;
 			if (__atomic_compare_exchange_n(&p->ready, &expected, 1, false,
 							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
@@ -51,17 +49,7 @@ static struct project *lookup(const char *name, size_t len, bool insert)
 		if (same(p, h, name, len))
 			return p;
 	}
-	return insert ? &overflow : NULL;
-}
-
-struct project *project_get(const char *name, size_t len)
-{
-	return lookup(name, len, true);
-}
-
-struct project *project_find(const char *name, size_t len)
-{
-	return lookup(name, len, false);
+	return &overflow;
 }
 
 void project_in_flight_add(struct project *p, enum upstream_id id, int delta)
@@ -87,11 +75,4 @@ void project_each(void (*fn)(struct project *p, void *arg), void *arg)
 			fn(&table[i], arg);
 	if (overflow.in_flight[0] || overflow.in_flight[1])
 		fn(&overflow, arg);
-}
-
-void project_reset(void)
-{
-	memset(table, 0, sizeof(table));
-	memset(totals, 0, sizeof(totals));
-	overflow.in_flight[0] = overflow.in_flight[1] = 0;
 }

@@ -228,7 +228,6 @@ struct upstream_pool {
 	enum upstream_id id;
 	struct upstream_conn *idle;   /* most recently used first */
 	unsigned n_idle;
-	uint64_t opened;
 	bool retired;
 };
 
@@ -283,16 +282,6 @@ void upstream_pool_retire(struct upstream_pool *p)
 		idle_unlink(uc);
 		conn_close(uc);
 	}
-}
-
-const struct upstream_conf *upstream_pool_conf(const struct upstream_pool *p)
-{
-	return p->conf;
-}
-
-uint64_t upstream_pool_opened(const struct upstream_pool *p)
-{
-	return p->opened;
 }
 
 /* An idle connection that becomes readable was closed by the upstream (or
@@ -354,7 +343,6 @@ struct upstream_conn *upstream_conn_get(struct upstream_pool *p)
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	p->opened++;
 	return uc;
 }
 
