@@ -1,0 +1,69 @@
+/* dns: upstream host names resolved with c-ares on the control thread's
+ * event loop (never blocking it), each answer cached for its TTL clamped to
+ * dns.min_ttl..dns.max_ttl and refreshed in the background. The current
+ * answer of every followed name is an immutable list published with one
+ * atomic pointer store: workers read it without a lock when they open an
+ * upstream connection. When the resolver fails, the last good answer stays. */
+#ifndef CUTOVER_DNS_H
+#define CUTOVER_DNS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "addr.h"
+
+struct dns_conf;
+struct event_base;
+
+struct dns_answer {
+	time_t resolved;             /* wall clock when it was received */
+	double ttl;                  /* seconds, after clamping */
+	size_t n;
+	struct addr addrs[];         /* every A and AAAA, with the port set */
+};
+
+struct dns_resolver;
+struct dns_name;
+
+/* A resolver on BASE (the control thread's loop). dns.servers, when set,
+ * replaces /etc/resolv.conf. NULL with a reason in WHY on failure. */
+struct dns_resolver *dns_resolver_new(struct event_base *base, const struct dns_conf *conf,
+				      char *why, size_t why_len);
+/* Frees every followed name too. Call after the workers stopped. */
+void dns_resolver_free(struct dns_resolver *r);
+
+/* Follows HOST:PORT from now on: resolved at once, then again when its TTL
+ * runs out. An IP literal gets a fixed answer at once, without a query.
+ * Following the same HOST:PORT twice returns the same name. Owned by R. */
+struct dns_name *dns_follow(struct dns_resolver *r, const char *host, uint16_t port);
+
+/* The current answer of N, or NULL before the first one arrived. Safe from
+ * any thread, lock-free; the answer stays valid at least until the caller's
+ * current event callback returns (replaced answers are freed after a grace
+ * period of several seconds). */
+const struct dns_answer *dns_current(const struct dns_name *n);
+
+/* Runs BASE until every followed name has had its first result (an answer
+ * or a failure) or TIMEOUT seconds passed: used once at start so that the
+ * first requests find their addresses. */
+void dns_settle(struct dns_resolver *r, double timeout);
+
+/* For status: {"host": ..., "addresses": ["10.0.0.1:443", ...],
+ * "age": seconds since resolved (null before), "ttl": seconds,
+ * "error": last failure or null, "resolved_at": RFC 3339 or null}. */
+json_t *dns_name_status(const struct dns_name *n);
+
+/* A fresh query for HOST:PORT that ignores the cache (preflight); a good
+ * answer also becomes the current one of the followed name HOST:PORT, if
+ * any. Calls DONE once, later from BASE's loop (never from inside
+ * dns_lookup), with the answer (owned by the callee: valid during the call)
+ * or NULL and the resolver's reason ("old.example.org: Domain name not
+ * found"); lookups still pending when the resolver is freed are dropped
+ * without a call (that happens only at exit). */
+typedef void (*dns_lookup_fn)(void *arg, const struct dns_answer *answer, const char *error);
+int dns_lookup(struct dns_resolver *r, const char *host, uint16_t port, dns_lookup_fn done,
+	       void *arg);
+
+#endif
