@@ -12,6 +12,7 @@
 
 struct conf_reader;
 struct config;
+struct listen_conf;
 struct worker;
 
 /* The "limits" group: bounds on client connections. */
@@ -43,8 +44,10 @@ enum conn_state {
 
 struct conn;
 
-/* Takes ownership of FD (accepted, non-blocking). */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+/* Takes ownership of FD (accepted, non-blocking) from listener LC (its
+ * tls, when set, makes this a TLS connection). */
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+		      const struct listen_conf *lc);
 /* Graceful stop of every connection of W: idle ones close now, busy ones
  * after their current response. */
 void conn_shutdown_all(struct worker *w);

@@ -22,7 +22,7 @@ struct control;
  * ANSWER the JSON body (the callee's to decref). */
 typedef void (*control_done_fn)(void *arg, int status, json_t *answer);
 
-struct control *control_new(struct event_base *base, const struct config *cfg,
+struct control *control_new(struct event_base *base, struct config *cfg,
 			    struct worker **workers, int n_workers, char *why, size_t why_len);
 void control_free(struct control *ctl);
 

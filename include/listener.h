@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "addr.h"
+#include "tls.h"
 
 struct conf_reader;
 struct config;
@@ -14,10 +15,12 @@ struct worker;
 
 struct listen_conf {
 	struct addr address;
+	struct tls_listen_conf *tls;  /* NULL: plain HTTP */
 	int line;
 };
 
 int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
+void listener_conf_free(struct listen_conf *l);
 
 struct listener;
 

@@ -882,6 +882,8 @@ void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		listener_conf_free(&cfg->listen[i]);
 	free(cfg->listen);
 	free(cfg->admin.token_file);
 	for (size_t i = 0; i < UPSTREAM_COUNT; i++)

@@ -16,6 +16,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -27,6 +28,7 @@
 #include "response.h"
 #include "route.h"
 #include "state.h"
+#include "tls.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -140,6 +142,7 @@ struct conn {
 	bool close_after;            /* close once the current response is out */
 	bool admitted;               /* leaving the admission queue: may pass it */
 	bool stopping;
+	bool tls;                    /* came through a TLS listener */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -190,7 +193,7 @@ static void bev_read_more(struct bufferevent *bev, size_t want)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t have = evbuffer_get_length(in);
 	int fd = bufferevent_getfd(bev);
-	if (have >= want || fd < 0)
+	if (have >= want || fd < 0 || bufferevent_openssl_get_ssl(bev))
 		return;
 	/* libevent freezes the end of an input buffer against users; it
 	 * unfreezes it the same way around its own reads. */
@@ -229,7 +232,8 @@ static void set_client_timeouts(struct conn *c, double read, double write)
 	bufferevent_set_timeouts(c->bev, read > 0 ? &r : NULL, write > 0 ? &w : NULL);
 }
 
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+		      const struct listen_conf *lc)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -238,7 +242,20 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, soc
 	c->cfg = w->cfg;
 	memcpy(&c->peer, peer, len);
 	c->peer_len = len;
-	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (lc->tls) {
+		/* The handshake runs inside the bufferevent; header_timeout bounds it
+		 * like the head that follows. */
+		SSL *ssl = tls_server_ssl(lc->tls);
+		c->bev = ssl ? bufferevent_openssl_socket_new(w->base, fd, ssl,
+							     BUFFEREVENT_SSL_ACCEPTING,
+							     BEV_OPT_CLOSE_ON_FREE)
+			     : NULL;
+		if (!c->bev && ssl)
+			SSL_free(ssl);
+		c->tls = true;
+	} else {
+		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (!c->bev) {
 		free(c);
 		return NULL;
@@ -810,7 +827,7 @@ static void request_sent(struct conn *c)
 static void pump_request_body(struct conn *c)
 {
 	struct exchange *x = c->x;
-	if (!x || x->req_done || !x->uc)
+	if (!x || x->req_done || !x->uc || !x->uc->bev)
 		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(x->uc->bev);
@@ -876,50 +893,72 @@ static void exchange_bind_upstream(struct conn *c)
 	bufferevent_enable(ub, EV_READ | EV_WRITE);
 }
 
+static void upstream_failed(struct conn *c, int status, const char *why);
+
+/* The upstream connection is usable: the head goes out, then the body. */
+static void forward_connected(struct conn *c)
+{
+	struct exchange *x = c->x;
+	const struct upstream_conf *u = &c->cfg->upstream[x->upstream];
+	exchange_bind_upstream(c);
+	struct timeval st = tv_of(u->send_timeout);
+	bufferevent_set_timeouts(x->uc->bev, NULL, &st);
+	evbuffer_add(bufferevent_get_output(x->uc->bev), evbuffer_pullup(c->sent_head, -1),
+		     evbuffer_get_length(c->sent_head));
+	c->state = CONN_FORWARD;
+	pump_request_body(c);
+}
+
+static void forward_ready(void *arg, struct upstream_conn *uc, const char *error)
+{
+	(void)uc;
+	struct conn *c = arg;
+	if (error) {
+		upstream_failed(c, 502, error);
+		return;
+	}
+	forward_connected(c);
+}
+
 static void forward_start(struct conn *c, enum upstream_id id)
 {
 	struct exchange *x = c->x;
 	struct upstream_pool *pool = c->w->pools[id];
+	const char *why = NULL;
 	x->upstream = id;
-	x->uc = upstream_conn_get(pool);
+	x->uc = upstream_conn_get(pool, forward_ready, c, &why);
 	if (!x->uc) {
-		conn_respond_error(c, 502, "cannot open a connection to the upstream");
+		log_warn("upstream %s: %s", c->cfg->upstream[id].name, why);
+		conn_respond_error(c, 502, why);
 		return;
 	}
 	project_in_flight_add(x->project_entry, id, +1);
 	x->worker = c->w;
 	__atomic_add_fetch(&c->w->active[id], 1, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_MONOTONIC, &x->upstream_start);
-	struct bufferevent *ub = x->uc->bev;
-	exchange_bind_upstream(c);
-	if (x->uc->reused) {
-		const struct upstream_conf *u = &c->cfg->upstream[id];
-		struct timeval st = tv_of(u->send_timeout);
-		bufferevent_set_timeouts(ub, NULL, &st);
-	}
 
-	/* The head goes out at once (libevent queues it until connected); a
-	 * copy stays for one retry if a reused connection turns out dead. */
+	/* The head is kept until the upstream connection is ready, and after
+	 * that for one retry if a reused connection turns out dead. */
 	if (!c->sent_head)
 		c->sent_head = evbuffer_new();
 	evbuffer_drain(c->sent_head, evbuffer_get_length(c->sent_head));
 	forward_request_head(c->sent_head, &x->req, &c->cfg->upstream[id], &c->cfg->forward,
-			     (struct sockaddr *)&c->peer, false);
-	size_t head_len = evbuffer_get_length(c->sent_head);
-	evbuffer_add(bufferevent_get_output(ub), evbuffer_pullup(c->sent_head, -1), head_len);
+			     (struct sockaddr *)&c->peer, c->tls);
 
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	evbuffer_drain(in, x->req.head_len);
 	x->bytes_in += x->req.head_len;
 	x->req_remaining = x->req.framing == HTTP1_BODY_LENGTH ? x->req.content_length : 0;
-	c->state = x->uc->reused ? CONN_FORWARD : CONN_CONNECT;
 
 	http1_parser_init(&x->resp_parser, HTTP1_RESPONSE);
 	http1_expect_no_body(&x->resp_parser, x->head_method);
 
 	if (x->req.expect_continue && x->req.framing != HTTP1_BODY_NONE && !x->http10)
 		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	pump_request_body(c);
+	if (x->uc->bev)
+		forward_connected(c);
+	else
+		c->state = CONN_CONNECT; /* the body waits in the client's input */
 }
 
 /* A reused pooled connection died before answering: send the request once
@@ -930,16 +969,18 @@ static bool forward_retry(struct conn *c)
 	if (!x->uc->reused || x->retried || x->resp_head_done || x->req.framing != HTTP1_BODY_NONE)
 		return false;
 	x->retried = true;
-	struct upstream_conn *fresh = upstream_conn_get(c->w->pools[x->upstream]);
+	const char *why = NULL;
+	struct upstream_conn *fresh = upstream_conn_get(c->w->pools[x->upstream], forward_ready, c,
+							 &why);
 	if (!fresh)
 		return false; /* the caller fails the exchange and releases x->uc */
 	upstream_conn_put(x->uc, false);
 	x->uc = fresh;
-	exchange_bind_upstream(c);
-	evbuffer_add(bufferevent_get_output(x->uc->bev), evbuffer_pullup(c->sent_head, -1),
-		     evbuffer_get_length(c->sent_head));
 	x->req_done = false;
-	c->state = CONN_CONNECT;
+	if (fresh->bev)
+		forward_connected(c);
+	else
+		c->state = CONN_CONNECT;
 	return true;
 }
 
@@ -1123,6 +1164,9 @@ static void pump_response_body(struct conn *c)
 static void conn_linger(struct conn *c)
 {
 	c->state = CONN_LINGER;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (ssl)
+		SSL_shutdown(ssl); /* close_notify, so the client knows nothing was cut */
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 	set_client_timeouts(c, LINGER_SECONDS, 0);
@@ -1212,6 +1256,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct conn *c = arg;
 	struct exchange *x = c->x;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* a TLS client finished its handshake */
 	if (c->state == CONN_LINGER || c->state == CONN_CLOSING) {
 		conn_free(c);
 		return;
@@ -1262,21 +1308,8 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct conn *c = arg;
 	struct exchange *x = c->x;
-	if (what & BEV_EVENT_CONNECTED) {
-		c->state = CONN_FORWARD;
-		const struct upstream_conf *u = &c->cfg->upstream[x->upstream];
-		struct timeval st = tv_of(u->send_timeout);
-		bufferevent_set_timeouts(bev, NULL, &st);
-		if (x->req_done)
-			request_sent(c);
-		else
-			pump_request_body(c);
-		return;
-	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		bool connecting = c->state == CONN_CONNECT;
-		upstream_failed(c, connecting ? 502 : 504,
-				connecting ? "upstream connect timed out" : "upstream timed out");
+		upstream_failed(c, 504, "upstream timed out");
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && x->resp_head_done && !(what & BEV_EVENT_ERROR)) {

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "dns.h"
 #include "journal.h"
 #include "log.h"
 #include "preflight.h"
@@ -30,6 +31,7 @@ struct control {
 	size_t n_reloaded;
 	struct worker **workers;
 	int n_workers;
+	struct dns_resolver *dns;        /* follows the upstreams' names */
 	struct journal *journal;
 	struct event *tick;
 	long next_sched_id;
@@ -423,7 +425,7 @@ static void act_switch(struct control *ctl, json_t *body, const char *who, contr
 		action_apply(a);
 		return;
 	}
-	if (!preflight_start(ctl->base, &ctl->cfg->upstream[id], id, preflight_done, a))
+	if (!preflight_start(ctl->base, ctl->dns, &ctl->cfg->upstream[id], id, preflight_done, a))
 		action_answer(a, 500, error_answer("cannot start the preflight"));
 }
 
@@ -728,7 +730,24 @@ static const char *restart_key_changed(const struct config *a, const struct conf
 		return "journal_file";
 	if (!same_str(a->log.access, b->log.access))
 		return "log.access";
+	if (a->dns.n_servers != b->dns.n_servers || a->dns.min_ttl != b->dns.min_ttl ||
+	    a->dns.max_ttl != b->dns.max_ttl)
+		return "dns";
+	for (size_t i = 0; i < a->dns.n_servers; i++)
+		if (strcmp(a->dns.servers[i], b->dns.servers[i]) != 0)
+			return "dns";
 	return NULL;
+}
+
+/* CFG's upstream names join those the resolver follows (a name already
+ * followed keeps its answer, so a reload never waits for DNS). */
+static void follow_upstreams(struct control *ctl, struct config *cfg)
+{
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		struct upstream_conf *u = &cfg->upstream[i];
+		if (u->host)
+			u->dns = dns_follow(ctl->dns, u->host, u->port);
+	}
 }
 
 int control_reload(struct control *ctl, const char *who, json_t **answer)
@@ -769,6 +788,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		}
 		ctl->reloaded = list;
 		ctl->reloaded[ctl->n_reloaded++] = next;
+		follow_upstreams(ctl, next);
 		ctl->cfg = next;
 		log_set_level(next->log.level);
 		for (int i = 0; i < ctl->n_workers; i++)
@@ -831,13 +851,10 @@ json_t *control_status(struct control *ctl)
 	json_t *ups = json_object();
 	for (int i = 0; i < UPSTREAM_COUNT; i++) {
 		const struct upstream_conf *u = &ctl->cfg->upstream[i];
-		json_t *addrs = json_array();
-		for (size_t k = 0; k < u->n_addrs; k++) {
-			char buf[80];
-			addr_format((const struct sockaddr *)&u->addrs[k].ss, u->addrs[k].len, buf,
-				    sizeof(buf));
-			json_array_append_new(addrs, json_string(buf));
-		}
+		json_t *dns = u->dns ? dns_name_status(u->dns) : json_object();
+		json_t *addrs = json_incref(json_object_get(dns, "addresses"));
+		if (!addrs)
+			addrs = json_array();
 		json_int_t active = 0, queued = 0;
 		for (int k = 0; k < ctl->n_workers; k++) {
 			active += __atomic_load_n(&ctl->workers[k]->active[i], __ATOMIC_RELAXED);
@@ -845,11 +862,11 @@ json_t *control_status(struct control *ctl)
 							      __ATOMIC_RELAXED);
 		}
 		json_object_set_new(ups, u->name,
-				    json_pack("{s:s, s:I, s:I, s:I, s:i, s:o}", "url",
+				    json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o}", "url",
 					      u->url ? u->url : "", "in_flight",
 					      (json_int_t)project_in_flight_total((enum upstream_id)i),
 					      "active", active, "queued", queued, "max_active",
-					      (int)u->max_active, "addresses", addrs));
+					      (int)u->max_active, "addresses", addrs, "dns", dns));
 	}
 	json_object_set_new(st, "upstreams", ups);
 	json_int_t parked = 0;
@@ -870,7 +887,9 @@ json_t *control_journal(struct control *ctl, size_t n)
 
 /* ---- life ---- */
 
-struct control *control_new(struct event_base *base, const struct config *cfg,
+#define DNS_SETTLE_SECONDS 5.0
+
+struct control *control_new(struct event_base *base, struct config *cfg,
 			    struct worker **workers, int n_workers, char *why, size_t why_len)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
@@ -887,6 +906,16 @@ struct control *control_new(struct event_base *base, const struct config *cfg,
 		free(ctl);
 		return NULL;
 	}
+	ctl->dns = dns_resolver_new(base, &cfg->dns, why, why_len);
+	if (!ctl->dns) {
+		journal_close(ctl->journal);
+		free(ctl);
+		return NULL;
+	}
+	follow_upstreams(ctl, cfg);
+	/* The first requests should find addresses; a name that does not
+	 * resolve yet is retried in the background (502 until then). */
+	dns_settle(ctl->dns, DNS_SETTLE_SECONDS);
 	size_t i;
 	json_t *e;
 	json_array_foreach(state_scheduled(), i, e) {
@@ -908,6 +937,7 @@ void control_free(struct control *ctl)
 		config_free(ctl->reloaded[i]);
 	free(ctl->reloaded);
 	event_free(ctl->tick);
+	dns_resolver_free(ctl->dns);
 	journal_close(ctl->journal);
 	free(ctl);
 }

@@ -1146,8 +1146,9 @@ static void status_upstreams(const json_t *ups, FILE *out)
 		fputs("  (none)\n", out);
 		return;
 	}
-	struct table t = { .n_cols = 6 };
-	const char *head[] = { "NAME", "URL", "IN_FLIGHT", "ACTIVE", "QUEUED", "ADDRESSES" };
+	struct table t = { .n_cols = 7 };
+	const char *head[] = { "NAME", "URL", "IN_FLIGHT", "ACTIVE", "QUEUED", "ADDRESSES",
+			       "RESOLVED" };
 	table_row(&t, head);
 	const char *name;
 	const json_t *u;
@@ -1170,7 +1171,22 @@ static void status_upstreams(const json_t *ups, FILE *out)
 		}
 		if (!addrs[0])
 			snprintf(addrs, sizeof(addrs), "(not resolved)");
-		const char *row[] = { name, str(u, "url") ?: "-", in_flight, active, queued, addrs };
+		char resolved[300] = "-";
+		const json_t *dns = json_object_get(u, "dns");
+		const json_t *age = json_object_get(dns, "age");
+		if (json_is_number(age))
+			snprintf(resolved, sizeof(resolved), "%.0fs ago (ttl %.0fs)",
+				 json_number_value(age),
+				 json_number_value(json_object_get(dns, "ttl")));
+		const char *dns_error = str(dns, "error");
+		if (dns_error && json_is_number(age)) {
+			size_t l = strlen(resolved);
+			snprintf(resolved + l, sizeof(resolved) - l, ", now failing: %s", dns_error);
+		} else if (dns_error) {
+			snprintf(resolved, sizeof(resolved), "failing: %s", dns_error);
+		}
+		const char *row[] = { name, str(u, "url") ?: "-", in_flight, active, queued, addrs,
+				      resolved };
 		table_row(&t, row);
 	}
 	table_print(&t, out, "  ");

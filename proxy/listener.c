@@ -20,7 +20,7 @@
 struct listener {
 	struct evconnlistener *ev;
 	struct worker *w;
-	const struct listen_conf *conf;
+	size_t index;                 /* in listen[]: a reload keeps the addresses */
 };
 
 int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
@@ -42,10 +42,19 @@ int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct
 		}
 		if (!conf_check_keys(r, e, keys))
 			status = -1;
-		if (config_setting_get_member(e, "tls")) {
-			conf_error(r, config_setting_get_member(e, "tls"),
-				   "listen.[%u].tls: TLS listeners are not supported yet", i);
-			status = -1;
+		struct tls_listen_conf *tls = NULL;
+		const config_setting_t *ts = config_setting_get_member(e, "tls");
+		if (ts) {
+			char where[48];
+			snprintf(where, sizeof(where), "listen.[%u].tls", i);
+			tls = calloc(1, sizeof(*tls));
+			if (!tls || tls_listen_conf_parse(r, ts, where, tls) < 0) {
+				status = -1;
+				if (tls)
+					tls_listen_conf_free(tls);
+				free(tls);
+				tls = NULL;
+			}
 		}
 		char *text = NULL;
 		int rc = conf_get_string(r, e, "address", &text);
@@ -62,14 +71,29 @@ int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct
 				status = -1;
 			} else {
 				l->line = config_setting_source_line(e);
+				l->tls = tls;
+				tls = NULL;
 				cfg->n_listen++;
 			}
 		} else {
 			status = -1;
 		}
 		free(text);
+		if (tls) {
+			tls_listen_conf_free(tls);
+			free(tls);
+		}
 	}
 	return status;
+}
+
+void listener_conf_free(struct listen_conf *l)
+{
+	if (l->tls) {
+		tls_listen_conf_free(l->tls);
+		free(l->tls);
+		l->tls = NULL;
+	}
 }
 
 static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
@@ -78,7 +102,9 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 	(void)ev;
 	struct listener *l = arg;
 	struct worker *w = l->w;
-	if (!conn_new(w, fd, sa, (socklen_t)len)) {
+	/* The worker's current config: a reload may have brought new
+	 * certificates for this address. */
+	if (!conn_new(w, fd, sa, (socklen_t)len, &w->cfg->listen[l->index])) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -122,7 +148,6 @@ static int open_one(struct worker *w, const struct listen_conf *lc, struct liste
 		return -1;
 	}
 	l->w = w;
-	l->conf = lc;
 	l->ev = evconnlistener_new(w->base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!l->ev) {
 		log_error("listen %s: cannot create the listener", where);
@@ -143,6 +168,8 @@ int listener_open_all(struct worker *w)
 		return -1;
 	for (size_t i = 0; i < cfg->n_listen; i++) {
 		struct listener *l = calloc(1, sizeof(*l));
+		if (l)
+			l->index = i;
 		if (!l || open_one(w, &cfg->listen[i], l) < 0) {
 			free(l);
 			return -1;

@@ -1,19 +1,23 @@
 /* upstream: upstream config and the per-worker keep-alive pools. */
 #include "upstream.h"
 
-#include <netdb.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "config.h"
+#include "dns.h"
 #include "log.h"
 
 static const char *const upstream_names[UPSTREAM_COUNT] = { "old", "new" };
@@ -31,10 +35,11 @@ static int parse_url(struct conf_reader *r, const config_setting_t *at, struct u
 		rest = url + 7;
 		u->port = 80;
 	} else if (strncmp(url, "https://", 8) == 0) {
-		conf_error(r, at, "%s: https upstreams are not supported yet (they come with TLS)", url);
-		return -1;
+		rest = url + 8;
+		u->port = 443;
+		u->https = true;
 	} else {
-		conf_error(r, at, "%s: the url must start with http://", url);
+		conf_error(r, at, "%s: the url must start with http:// or https://", url);
 		return -1;
 	}
 	const char *host = rest, *host_end;
@@ -72,29 +77,6 @@ static int parse_url(struct conf_reader *r, const config_setting_t *at, struct u
 	return 0;
 }
 
-static int resolve(struct conf_reader *r, const config_setting_t *at, struct upstream_conf *u)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	struct addrinfo *res = NULL;
-	char port[8];
-	snprintf(port, sizeof(port), "%u", u->port);
-	int rc = getaddrinfo(u->host, port, &hints, &res);
-	if (rc != 0) {
-		conf_error(r, at, "%s: cannot resolve '%s': %s", u->url, u->host, gai_strerror(rc));
-		return -1;
-	}
-	size_t n = 0;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-		n++;
-	u->addrs = calloc(n, sizeof(*u->addrs));
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		memcpy(&u->addrs[u->n_addrs].ss, ai->ai_addr, ai->ai_addrlen);
-		u->addrs[u->n_addrs++].len = ai->ai_addrlen;
-	}
-	freeaddrinfo(res);
-	return 0;
-}
-
 static void upstream_defaults(struct upstream_conf *u, enum upstream_id id)
 {
 	memset(u, 0, sizeof(*u));
@@ -121,11 +103,6 @@ static int parse_one(struct conf_reader *r, const config_setting_t *s, struct up
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	u->defined = true;
 	u->line = config_setting_source_line(s);
-	if (config_setting_get_member(s, "tls")) {
-		conf_error(r, config_setting_get_member(s, "tls"),
-			   "upstreams.%s.tls: upstream TLS is not supported yet", u->name);
-		status = -1;
-	}
 	int rc = conf_get_string(r, s, "url", &u->url);
 	if (rc == 0) {
 		conf_error(r, s, "upstreams.%s: missing required key 'url'", u->name);
@@ -134,8 +111,19 @@ static int parse_one(struct conf_reader *r, const config_setting_t *s, struct up
 		status = -1;
 	} else {
 		const config_setting_t *at = config_setting_get_member(s, "url");
-		if (parse_url(r, at, u) < 0 || resolve(r, at, u) < 0)
+		if (parse_url(r, at, u) < 0)
 			status = -1;
+	}
+	const config_setting_t *tls = config_setting_get_member(s, "tls");
+	char where[64];
+	snprintf(where, sizeof(where), "upstreams.%s.tls", u->name);
+	if (u->https && u->host) {
+		if (tls_upstream_conf_parse(r, tls, where, u->host, &u->tls) < 0)
+			status = -1;
+	} else if (tls) {
+		conf_error(r, tls, "%s: the url is http://, so there is no TLS to configure "
+			   "(use https://)", where);
+		status = -1;
 	}
 	if (conf_get_string(r, s, "host_header", &u->host_header) < 0 ||
 	    conf_get_bool(r, s, "preserve_host", &u->preserve_host) < 0)
@@ -143,7 +131,7 @@ static int parse_one(struct conf_reader *r, const config_setting_t *s, struct up
 	if (!u->host_header && u->host) {
 		char buf[300];
 		bool v6 = strchr(u->host, ':') != NULL;
-		if (u->port == 80)
+		if (u->port == (u->https ? 443 : 80))
 			snprintf(buf, sizeof(buf), v6 ? "[%s]" : "%s", u->host);
 		else
 			snprintf(buf, sizeof(buf), v6 ? "[%s]:%u" : "%s:%u", u->host, u->port);
@@ -216,7 +204,7 @@ void upstream_conf_free(struct upstream_conf *u)
 	free(u->host);
 	free(u->host_header);
 	free(u->health.path);
-	free(u->addrs);
+	tls_upstream_conf_free(&u->tls);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -256,9 +244,14 @@ static void idle_unlink(struct upstream_conn *uc)
 	p->n_idle--;
 }
 
+static void connect_free(struct upstream_connect *k);
+
 static void conn_close(struct upstream_conn *uc)
 {
-	bufferevent_free(uc->bev);
+	if (uc->connecting)
+		connect_free(uc->connecting);
+	if (uc->bev)
+		bufferevent_free(uc->bev);
 	free(uc);
 }
 
@@ -308,48 +301,260 @@ static struct timeval tv_of(double seconds)
 	return tv;
 }
 
-struct upstream_conn *upstream_conn_get(struct upstream_pool *p)
+/* ---- making a new connection: each address in turn, then TLS ---- */
+
+struct upstream_connect {
+	struct upstream_conn *uc;
+	upstream_ready_fn ready;
+	void *arg;
+	struct addr *addrs;          /* a copy of the DNS answer when it started */
+	size_t n_addrs, next;
+	int fd;
+	struct event *ev;            /* connect wait, or an early failure */
+	char why[320];               /* the last failure */
+};
+
+static void connect_free(struct upstream_connect *k)
 {
-	if (p->idle) {
+	if (k->ev)
+		event_free(k->ev);
+	if (k->fd >= 0)
+		close(k->fd);
+	free(k->addrs);
+	k->uc->connecting = NULL;
+	free(k);
+}
+
+/* Hands the result to the caller. On failure uc stays, bev-less, for the
+ * caller to put back. */
+static void connect_done(struct upstream_connect *k, const char *error)
+{
+	struct upstream_conn *uc = k->uc;
+	upstream_ready_fn ready = k->ready;
+	void *arg = k->arg;
+	char why[sizeof(k->why)];
+	if (error)
+		snprintf(why, sizeof(why), "%s", error);
+	connect_free(k);
+	ready(arg, uc, error ? why : NULL);
+}
+
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upstream_conn *uc = arg;
+	struct upstream_connect *k = uc->connecting;
+	if (what & BEV_EVENT_CONNECTED) {
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		bufferevent_set_timeouts(bev, NULL, NULL);
+		connect_done(k, NULL);
+		return;
+	}
+	/* libevent moves OpenSSL's errors off the thread's queue into its own. */
+	char fallback[160], reason[200];
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(fallback, sizeof(fallback), "no TLS handshake within %.1fs",
+			 uc->pool->conf->connect_timeout);
+	else if (e)
+		ERR_error_string_n(e, fallback, sizeof(fallback));
+	else if (what & BEV_EVENT_EOF)
+		snprintf(fallback, sizeof(fallback), "the peer closed the connection during the handshake");
+	else
+		snprintf(fallback, sizeof(fallback), "%s", strerror(errno));
+	tls_failure_reason(bufferevent_openssl_get_ssl(bev), fallback, reason, sizeof(reason));
+	bufferevent_free(bev);
+	uc->bev = NULL;
+	snprintf(k->why, sizeof(k->why), "TLS with %s: %s", uc->peer, reason);
+	connect_done(k, k->why);
+}
+
+/* The TCP connection is up: a plain bufferevent, or the TLS handshake. */
+static void connect_established(struct upstream_connect *k)
+{
+	struct upstream_conn *uc = k->uc;
+	const struct upstream_conf *c = uc->pool->conf;
+	int fd = k->fd;
+	k->fd = -1; /* the bufferevent owns it now */
+	uc->tcp_up = true;
+	uc->addr = k->addrs[k->next - 1];
+	if (!c->https) {
+		uc->bev = bufferevent_socket_new(uc->pool->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!uc->bev) {
+			close(fd);
+			connect_done(k, "out of memory");
+			return;
+		}
+		connect_done(k, NULL);
+		return;
+	}
+	SSL *ssl = tls_client_ssl(&c->tls);
+	if (ssl)
+		uc->bev = bufferevent_openssl_socket_new(uc->pool->base, fd, ssl,
+							 BUFFEREVENT_SSL_CONNECTING,
+							 BEV_OPT_CLOSE_ON_FREE);
+	if (!uc->bev) {
+		if (ssl)
+			SSL_free(ssl);
+		close(fd);
+		connect_done(k, "cannot start TLS (out of memory)");
+		return;
+	}
+	/* Many servers close without close_notify; the HTTP framing (length or
+	 * chunked) is what tells a whole answer from a cut one. */
+	bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
+	struct timeval ct = tv_of(c->connect_timeout);
+	bufferevent_set_timeouts(uc->bev, &ct, &ct);
+	bufferevent_setcb(uc->bev, NULL, NULL, tls_event_cb, uc);
+	bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+}
+
+static void connect_next(struct upstream_connect *k);
+
+static void connect_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_connect *k = arg;
+	const struct upstream_conf *c = k->uc->pool->conf;
+	if (k->fd < 0) { /* every address failed at once: report from the loop */
+		connect_done(k, k->why);
+		return;
+	}
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (what & EV_TIMEOUT)
+		err = ETIMEDOUT;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err == 0) {
+		event_free(k->ev);
+		k->ev = NULL;
+		connect_established(k);
+		return;
+	}
+	if (err == ETIMEDOUT)
+		snprintf(k->why, sizeof(k->why), "connect to %s: no answer within %.1fs",
+			 k->uc->peer, c->connect_timeout);
+	else
+		snprintf(k->why, sizeof(k->why), "connect to %s: %s", k->uc->peer, strerror(err));
+	log_info("upstream %s: %s%s", c->name, k->why,
+		 k->next < k->n_addrs ? ", trying the next address" : "");
+	close(k->fd);
+	k->fd = -1;
+	event_free(k->ev);
+	k->ev = NULL;
+	connect_next(k);
+}
+
+/* Starts a connect to the next address. Failures that show at once move
+ * on; when none is left, the failure is reported from the loop (the caller
+ * of upstream_conn_get() must not be called back from inside it). */
+static void connect_next(struct upstream_connect *k)
+{
+	struct upstream_conn *uc = k->uc;
+	const struct upstream_conf *c = uc->pool->conf;
+	while (k->next < k->n_addrs) {
+		const struct addr *a = &k->addrs[k->next++];
+		addr_format((const struct sockaddr *)&a->ss, a->len, uc->peer, sizeof(uc->peer));
+		int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			snprintf(k->why, sizeof(k->why), "socket for %s: %s", uc->peer, strerror(errno));
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno != EINPROGRESS) {
+			snprintf(k->why, sizeof(k->why), "connect to %s: %s", uc->peer, strerror(errno));
+			log_info("upstream %s: %s", c->name, k->why);
+			close(fd);
+			continue;
+		}
+		k->fd = fd;
+		k->ev = event_new(uc->pool->base, fd, EV_WRITE, connect_wait_cb, k);
+		struct timeval ct = tv_of(c->connect_timeout);
+		if (!k->ev || event_add(k->ev, &ct) < 0)
+			break;
+		return;
+	}
+	if (k->fd >= 0) {
+		close(k->fd);
+		k->fd = -1;
+	}
+	if (k->ev)
+		event_free(k->ev);
+	k->ev = event_new(uc->pool->base, -1, 0, connect_wait_cb, k);
+	if (k->ev)
+		event_active(k->ev, EV_TIMEOUT, 0);
+}
+
+static bool answer_has(const struct dns_answer *a, const struct addr *addr)
+{
+	for (size_t i = 0; a && i < a->n; i++)
+		if (a->addrs[i].len == addr->len && memcmp(&a->addrs[i].ss, &addr->ss, addr->len) == 0)
+			return true;
+	return false;
+}
+
+struct upstream_conn *upstream_conn_get(struct upstream_pool *p, upstream_ready_fn ready,
+					void *arg, const char **why)
+{
+	const struct upstream_conf *c = p->conf;
+	const struct dns_answer *now = c->dns ? dns_current(c->dns) : NULL;
+	while (p->idle) {
 		struct upstream_conn *uc = p->idle;
 		idle_unlink(uc);
+		/* DNS moved the upstream away from this address: new requests
+		 * follow the answer, so the old connection is not reused. */
+		bool same = uc->answer == now && now && uc->answer_resolved == now->resolved;
+		if (!same && !answer_has(now, &uc->addr)) {
+			conn_close(uc);
+			continue;
+		}
+		uc->answer = now;
+		uc->answer_resolved = now ? now->resolved : 0;
 		bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
 		bufferevent_set_timeouts(uc->bev, NULL, NULL);
 		uc->reused = true;
 		return uc;
 	}
-	const struct upstream_conf *c = p->conf;
-	if (!c->n_addrs)
+	return upstream_conn_open(p, now, ready, arg, why);
+}
+
+struct upstream_conn *upstream_conn_open(struct upstream_pool *p, const struct dns_answer *answer,
+					 upstream_ready_fn ready, void *arg, const char **why)
+{
+	if (!answer || answer->n == 0) {
+		*why = "the upstream's name has no address (yet): see `cutover status`";
 		return NULL;
+	}
 	struct upstream_conn *uc = calloc(1, sizeof(*uc));
-	if (!uc)
+	struct upstream_connect *k = calloc(1, sizeof(*k));
+	struct addr *addrs = malloc(answer->n * sizeof(*addrs));
+	if (!uc || !k || !addrs) {
+		free(uc);
+		free(k);
+		free(addrs);
+		*why = "out of memory";
 		return NULL;
+	}
+	memcpy(addrs, answer->addrs, answer->n * sizeof(*addrs));
 	uc->pool = p;
 	uc->id = p->id;
-	uc->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!uc->bev) {
-		free(uc);
-		return NULL;
-	}
-	struct timeval ct = tv_of(c->connect_timeout);
-	bufferevent_set_timeouts(uc->bev, &ct, &ct);
-	if (bufferevent_socket_connect(uc->bev, (struct sockaddr *)&c->addrs[0].ss,
-				       (int)c->addrs[0].len) < 0) {
-		/* Immediate failures (e.g. no route) surface as an error event. */
-		log_debug("upstream %s: connect failed at once", c->name);
-	}
-	int fd = bufferevent_getfd(uc->bev);
-	if (fd >= 0) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
+	uc->answer = answer;
+	uc->answer_resolved = answer->resolved;
+	uc->connecting = k;
+	k->uc = uc;
+	k->ready = ready;
+	k->arg = arg;
+	k->addrs = addrs;
+	k->n_addrs = answer->n;
+	k->fd = -1;
+	connect_next(k);
 	return uc;
 }
 
 void upstream_conn_put(struct upstream_conn *uc, bool reusable)
 {
 	struct upstream_pool *p = uc->pool;
-	if (!reusable || p->retired || p->n_idle >= p->conf->pool_size ||
+	if (!reusable || !uc->bev || p->retired || p->n_idle >= p->conf->pool_size ||
 	    evbuffer_get_length(bufferevent_get_input(uc->bev)) ||
 	    evbuffer_get_length(bufferevent_get_output(uc->bev))) {
 		conn_close(uc);

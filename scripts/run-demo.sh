@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # run-demo.sh: what `make run` does after the build. Starts the two demo
 # upstreams (old on 127.0.0.1:18081, new on 127.0.0.1:18082), waits until
-# they answer, prints what to try, then runs cutover on conf/cutover.conf in
-# the foreground (127.0.0.1:18080). Ctrl-C stops cutover, then the upstreams.
+# they answer, makes a development CA and certificate (certs/mkcerts.sh, kept
+# in certs/dev), prints what to try, then runs cutover on conf/cutover.conf in
+# the foreground (http://127.0.0.1:18080 and https://127.0.0.1:18443).
+# Ctrl-C stops cutover, then the upstreams.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -19,9 +21,11 @@ die() { echo "run-demo: $*" >&2; exit 1; }
 mkdir -p /run/cutover /var/lib/cutover || die "cannot create /run/cutover and /var/lib/cutover (run as root)"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in 18080 18081 18082; do
+for port in 18080 18081 18082 18443; do
 	port_busy "$port" && die "127.0.0.1:$port is already in use (another 'make run'?); stop that first"
 done
+
+certs/mkcerts.sh certs/dev >/dev/null || die "certs/mkcerts.sh failed"
 
 pids=()
 cleanup() {
@@ -59,13 +63,15 @@ cat <<EOF
 
 Demo upstreams: old = http://127.0.0.1:18081, new = http://127.0.0.1:18082
 (each response names the one that served it in X-Upstream).
-cutover listens on http://127.0.0.1:18080 with $CONF. Try, in another shell:
+cutover listens on http://127.0.0.1:18080 and https://127.0.0.1:18443 with
+$CONF. Try, in another shell:
 
   curl -i http://127.0.0.1:18080/a/demo/phone/restore/
   curl -i -F xml_submission_file=@$root/scripts/sample-form.xml http://127.0.0.1:18080/a/demo/receiver/
   curl -I http://127.0.0.1:18080/a/demo/receiver/
   curl -i 'http://127.0.0.1:18080/a/demo/phone/heartbeat/demo-app/?num_unsent_forms=2&device_id=phone-1'
   curl -i http://127.0.0.1:18080/.well-known/cutover/health
+  curl -i --cacert certs/dev/ca.pem https://localhost:18443/a/demo/phone/restore/
 
 Access log (one JSON line per request) and errors go to this terminal.
 Ctrl-C stops cutover and the demo upstreams.

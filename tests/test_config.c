@@ -167,9 +167,21 @@ static void test_reference_config(void **state)
 {
 	(void)state;
 	char *errs;
+	/* Its TLS listener reads certs/dev/ from the working directory, where
+	 * `make run` puts them: run there with a throwaway set. */
+	char dir[] = "/tmp/cutover-refconf-XXXXXX", cwd[4096], cmd[4300];
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(cmd, sizeof(cmd), "%s/../certs/mkcerts.sh %s/certs/dev >/dev/null", TEST_SRCDIR, dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(chdir(dir), 0);
 	struct config *cfg = load_file(TEST_SRCDIR "/../conf/cutover.conf", &errs);
+	assert_int_equal(chdir(cwd), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("conf/cutover.conf must load cleanly:\n%s", errs);
+	assert_non_null(cfg->listen[1].tls);
 	assert_string_equal(cfg->spool.dir, "/var/lib/cutover/spool");
 	assert_non_null(cfg->log.access);
 	assert_string_equal(cfg->log.access, "stderr");

@@ -89,9 +89,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def can_connect(port, timeout=0.2):
+def can_connect(port, timeout=0.2, host=HOST):
     try:
-        with socket.create_connection((HOST, port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -341,9 +341,9 @@ def build_request(method, path, headers=None, body=None, version="HTTP/1.1", hos
     return head.encode("latin-1") + (body or b"")
 
 
-def request(port, method, path, headers=None, body=None, timeout=10.0, **kw):
-    """One request on a fresh connection."""
-    with Client(port, timeout=timeout) as c:
+def request(port, method, path, headers=None, body=None, timeout=10.0, connect_host=HOST, **kw):
+    """One request on a fresh connection (to CONNECT_HOST:PORT)."""
+    with Client(port, timeout=timeout, host=connect_host) as c:
         return c.request(method, path, headers, body, **kw)
 
 
@@ -398,9 +398,10 @@ class Proc:
 
 
 class DemoUpstream(Proc):
-    def __init__(self, workdir, name, record=True, keepalive_timeout=None):
+    def __init__(self, workdir, name, record=True, keepalive_timeout=None, host=HOST, port=0):
         self.record_path = Path(workdir) / ("record-%s.jsonl" % name) if record else None
-        argv = [sys.executable, str(DEMO), "--port", "0", "--name", name, "--quiet"]
+        argv = [sys.executable, str(DEMO), "--port", str(port), "--name", name, "--quiet",
+                "--host", host]
         if record:
             argv += ["--record", str(self.record_path)]
         if keepalive_timeout is not None:
@@ -412,12 +413,13 @@ class DemoUpstream(Proc):
             if not self.alive():
                 raise AssertionError("demo upstream %s exited: %s" % (name, self.stderr()))
             m = re.search(r"listening on [\d.]+:(\d+)", self.stdout())
-            return m and can_connect(int(m.group(1))) and int(m.group(1))
+            return m and can_connect(int(m.group(1)), host=host) and int(m.group(1))
         self.port = wait_for(ready, START_TIMEOUT, what="demo upstream %s" % name)
-        self.url = "http://%s:%d" % (HOST, self.port)
+        self.host = host
+        self.url = "http://%s:%d" % (host, self.port)
 
     def stats(self):
-        return get(self.port, "/__stats").json()
+        return get(self.port, "/__stats", connect_host=self.host).json()
 
     def records(self):
         """Every request line recorded so far (dicts)."""
@@ -599,8 +601,8 @@ class Harness:
     def path(self, name):
         return self.dir / name
 
-    def upstream(self, name="old", record=True, keepalive_timeout=None):
-        u = DemoUpstream(self.dir, name, record, keepalive_timeout)
+    def upstream(self, name="old", record=True, keepalive_timeout=None, host=HOST, port=0):
+        u = DemoUpstream(self.dir, name, record, keepalive_timeout, host=host, port=port)
         self.procs.append(u)
         return u
 
