@@ -50,7 +50,8 @@ const struct dns_answer *dns_current(const struct dns_name *n);
  * first requests find their addresses. */
 void dns_settle(struct dns_resolver *r, double timeout);
 
-/* For status: {"host": ..., "addresses": ["10.0.0.1:443", ...],
+/* For status: {"host": ..., "literal": true for an IP address (never
+ * resolved), "addresses": ["10.0.0.1:443", ...],
  * "age": seconds since resolved (null before), "ttl": seconds,
  * "error": last failure or null, "resolved_at": RFC 3339 or null}. */
 json_t *dns_name_status(const struct dns_name *n);

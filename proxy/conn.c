@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -224,6 +225,19 @@ static void bev_read_more(struct bufferevent *bev, size_t want)
 	}
 	evbuffer_commit_space(in, v, used);
 	evbuffer_freeze(in, 0);
+}
+
+/* libevent arms a bufferevent's write event when output is added and
+ * disarms it once the output drained: two epoll_ctl per answer. Running
+ * the write callback in this loop round instead usually drains the output
+ * at once, and the worker's epoll changelist then cancels the arm/disarm
+ * pair before it reaches the kernel; a full socket keeps the event armed.
+ * (ev_write is public in bufferevent_struct.h, for the TLS bufferevent
+ * too.) */
+static void bev_write_soon(struct bufferevent *bev)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)))
+		event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
 static void set_client_timeouts(struct conn *c, double read, double write)
@@ -847,6 +861,7 @@ static void pump_request_body(struct conn *c)
 			n = (size_t)x->req_remaining;
 		if (n) {
 			evbuffer_remove_buffer(in, out, n);
+			bev_write_soon(x->uc->bev);
 			x->req_remaining -= n;
 			x->bytes_in += n;
 			if (x->req_remaining > evbuffer_get_length(in))
@@ -905,6 +920,7 @@ static void forward_connected(struct conn *c)
 	bufferevent_set_timeouts(x->uc->bev, NULL, &st);
 	evbuffer_add(bufferevent_get_output(x->uc->bev), evbuffer_pullup(c->sent_head, -1),
 		     evbuffer_get_length(c->sent_head));
+	bev_write_soon(x->uc->bev);
 	c->state = CONN_FORWARD;
 	pump_request_body(c);
 }
@@ -1078,6 +1094,19 @@ static void response_done(struct conn *c)
 		conn_process_input(c); /* pipelined requests waiting behind this one */
 }
 
+/* libevent's TLS bufferevent makes one TLS record (and one write) per
+ * buffer chain, and a small answer is several chains (head, body, chunk
+ * framing): join them so it leaves as one record. */
+#define TLS_COALESCE_BYTES 16384  /* a TLS record's largest payload */
+
+static void response_out(struct conn *c, struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	if (c->tls && len <= TLS_COALESCE_BYTES && evbuffer_get_contiguous_space(out) < len)
+		evbuffer_pullup(out, -1);
+	bev_write_soon(c->bev);
+}
+
 static void pump_response_body(struct conn *c)
 {
 	struct exchange *x = c->x;
@@ -1104,6 +1133,7 @@ static void pump_response_body(struct conn *c)
 		x->bytes_out += n;
 		if (n && x->resp_remaining > evbuffer_get_length(in) && !x->upstream_eof)
 			bev_read_more(x->uc->bev, cap); /* refill in one syscall */
+		response_out(c, out);
 		if (x->resp_remaining == 0)
 			response_done(c);
 		else if (x->upstream_eof && evbuffer_get_length(in) == 0)
@@ -1121,6 +1151,7 @@ static void pump_response_body(struct conn *c)
 		if (done && x->resp_chunked_out)
 			evbuffer_add(out, "0\r\n\r\n", 5);
 		x->bytes_out += evbuffer_get_length(out) - before;
+		response_out(c, out);
 		if (done)
 			response_done(c);
 		else if (x->upstream_eof && evbuffer_get_length(in) == 0)

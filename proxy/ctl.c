@@ -1174,7 +1174,9 @@ static void status_upstreams(const json_t *ups, FILE *out)
 		char resolved[300] = "-";
 		const json_t *dns = json_object_get(u, "dns");
 		const json_t *age = json_object_get(dns, "age");
-		if (json_is_number(age))
+		if (json_is_true(json_object_get(dns, "literal")))
+			snprintf(resolved, sizeof(resolved), "(IP address)");
+		else if (json_is_number(age))
 			snprintf(resolved, sizeof(resolved), "%.0fs ago (ttl %.0fs)",
 				 json_number_value(age),
 				 json_number_value(json_object_get(dns, "ttl")));

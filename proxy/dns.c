@@ -73,6 +73,7 @@ struct dns_name {
 	double resolved_mono;         /* when current arrived, for "age" */
 	char error[DNS_ERROR_LEN];    /* last failure, "" after a success */
 	bool settled;                 /* had its first result */
+	bool literal;                 /* an IP address: never asked, never changes */
 	double backoff;               /* next retry delay after a failure, 0 = first */
 	struct event *refresh;
 };
@@ -442,6 +443,7 @@ struct dns_name *dns_follow(struct dns_resolver *r, const char *host, uint16_t p
 	n->refresh = evtimer_new(r->base, on_refresh, n);
 	struct addr literal;
 	bool is_literal = parse_literal(host, port, &literal);
+	n->literal = is_literal;
 	if (is_literal && (n->current = answer_new(1)) != NULL) {
 		n->current->addrs[0] = literal;
 		n->current->n = 1;
@@ -515,9 +517,9 @@ json_t *dns_name_status(const struct dns_name *n)
 		    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
 			at = when;
 	}
-	return json_pack("{s:s, s:o, s:o?, s:o?, s:s?, s:s?}", "host", n->host, "addresses", addrs,
-			 "age", age, "ttl", ttl, "error", n->error[0] ? n->error : NULL,
-			 "resolved_at", at);
+	return json_pack("{s:s, s:b, s:o, s:o?, s:o?, s:s?, s:s?}", "host", n->host, "literal",
+			 n->literal, "addresses", addrs, "age", age, "ttl", ttl, "error",
+			 n->error[0] ? n->error : NULL, "resolved_at", at);
 }
 
 /* ---- one-off lookups ---- */

@@ -312,14 +312,22 @@ static int tls_servername_cb(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* Both sides: give back the ~34 KiB of record buffers while a connection
+ * is idle, which is most of the time for a fleet of devices on keep-alive.
+ * No read-ahead (one read per record instead of two): bytes OpenSSL reads
+ * ahead during a handshake sit where libevent 2.1 does not look, and the
+ * connection stalls. */
+static void tls_ctx_tune(SSL_CTX *ctx)
+{
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+}
+
 static SSL_CTX *tls_server_ctx_new(void)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL)
 		return NULL;
-	/* No max version: TLS 1.3 is welcome. Cipher order stays the
-	 * client's (Mozilla intermediate: every listed cipher is strong, and
-	 * the client knows whether it has AES hardware). */
+	/* No max version: TLS 1.3 is welcome. */
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1 ||
 	    SSL_CTX_set_dh_auto(ctx, 1) != 1 ||
@@ -329,8 +337,12 @@ static SSL_CTX *tls_server_ctx_new(void)
 		return NULL;
 	}
 	/* Client-initiated renegotiation costs us a handshake per request
-	 * and brings nothing to HTTP/1.1. */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	 * and brings nothing to HTTP/1.1. Our cipher order wins (auditors such
+	 * as testssl rate a client-chosen order HIGH), except that a client
+	 * that prefers ChaCha20 (no AES hardware) still gets it. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				 SSL_OP_PRIORITIZE_CHACHA);
+	tls_ctx_tune(ctx);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE_SIZE);
 	SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT);
@@ -530,6 +542,7 @@ static SSL_CTX *tls_client_ctx_new(const struct tls_upstream_conf *t)
 		return NULL;
 	}
 	SSL_CTX_set_verify(ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	tls_ctx_tune(ctx);
 	return ctx;
 }
 

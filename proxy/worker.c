@@ -142,7 +142,14 @@ struct worker *worker_new(int id, const struct config *cfg)
 		return NULL;
 	w->id = id;
 	w->cfg = cfg;
-	w->base = event_base_new();
+	/* epoll changelist: an event added and deleted again within one loop
+	 * round costs no epoll_ctl at all. */
+	struct event_config *ec = event_config_new();
+	if (ec)
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = ec ? event_base_new_with_config(ec) : NULL;
+	if (ec)
+		event_config_free(ec);
 	if (!w->base)
 		goto fail;
 	w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -279,6 +279,9 @@ static void test_ip_literal_answers_at_once_without_query(void **state)
 		assert_int_equal(a->n, 1);
 		assert_true(answer_has(a, cases[i].want));
 		assert_true(a->ttl == 0);
+		json_t *st = dns_name_status(n);
+		assert_true(json_is_true(json_object_get(st, "literal")));
+		json_decref(st);
 	}
 	run_until(f, never, NULL, 0.05);
 	assert_int_equal(f->dns.total, 0);

@@ -308,6 +308,22 @@ def test_https_upstream_verified_with_ca_file_and_sni(harness, pki, tls_up, old)
     assert any(h["reused"] for h in up.handshakes[1:]), up.handshakes
 
 
+def test_https_upstream_name_defaults_to_the_url_host(harness, pki, tls_up, old):
+    """No tls.sni: the URL's host is sent as SNI and checked; localhost comes
+    from /etc/hosts through the resolver (::1, if listed first, refuses and
+    the next address serves)."""
+    up = tls_up("byhost", dns=["localhost"])
+    proxy = upstream_proxy(harness, pki, "https://localhost:%d" % up.port,
+                           'ca_file = "%s";' % pki.path("ca.pem"), old)
+    a = proxy_admin(proxy).switch("new")
+    assert a.status == 200, a
+    r = get(proxy.port, "/by-host")
+    assert r.status == 200 and r.header("X-Upstream") == "tls", r
+    assert up.handshakes and all(h["sni"] == "localhost" for h in up.handshakes), up.handshakes
+    # the Host header names the URL's host too (no port: 443 is not it here)
+    assert up.requests[-1]["headers"]["Host"] == "localhost:%d" % up.port
+
+
 @pytest.mark.parametrize("case", ["wrong-name", "expired", "unknown-ca"])
 def test_bad_upstream_certificate_gives_502_and_preflight_says_why(harness, pki, tls_up, old,
                                                                     case):
