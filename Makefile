@@ -10,9 +10,9 @@ export PYTHON
 PACKAGES := gcc libc6-dev pkg-config meson ninja-build libevent-dev libssl-dev \
 	libc-ares-dev libconfig-dev libjansson-dev libpcre2-dev libcmocka-dev \
 	node-llhttp python3 python3-pytest nginx-light haproxy wrk curl procps \
-	ca-certificates openssl
+	ca-certificates openssl testssl.sh
 
-.PHONY: all deps build build-asan build-release run test bench clean
+.PHONY: all deps build build-asan build-release run test tls-audit bench clean
 
 all: build
 
@@ -33,6 +33,11 @@ run: build
 
 test: build build-asan
 	scripts/run-tests.sh
+
+# testssl against cutover's TLS front; exit 1 on any HIGH or CRITICAL finding
+# (make test runs it too, in tests/integration/test_tls_audit.py).
+tls-audit: build
+	CUTOVER_BIN=build/cutover scripts/tls-audit.sh
 
 bench: build-release
 	CUTOVER_BIN=build-release/cutover bench/run.sh

@@ -1,4 +1,5 @@
-# bench/lib.sh: process helpers shared by bench/run.sh and bench/flips.sh.
+# bench/lib.sh: process helpers shared by bench/run.sh, bench/flips.sh,
+# bench/tls.sh and scripts/tls-audit.sh.
 # The caller sets PYTHON and WORK and owns the array `pids` (its cleanup
 # kills what is left in it).
 
@@ -37,14 +38,23 @@ stop() {  # stop PID: graceful, then hard after 5 s
 	wait "$pid" 2>/dev/null || true
 }
 
-# wait_ready PORT PID: polls GET /small until it answers 200 (at most 10 s).
-wait_ready() {
-	local port=$1 pid=$2 i code
+# wait_url URL PID [CURL_OPTION...]: polls GET URL until it answers 200 (at
+# most 10 s); fails at once when PID exits.
+wait_url() {
+	local url=$1 pid=$2 i code
+	shift 2
 	for ((i = 0; i < 100; i++)); do
 		kill -0 "$pid" 2>/dev/null || return 1
-		code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:$port/small" || true)
+		code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$@" "$url" || true)
 		[ "$code" = 200 ] && return 0
 		sleep 0.1
 	done
 	return 1
 }
+
+# wait_ready PORT PID: polls GET /small until it answers 200 (at most 10 s).
+wait_ready() { wait_url "http://127.0.0.1:$1/small" "$2"; }
+
+# wait_ready_tls PORT PID CAFILE: the same over TLS, the certificate checked
+# against CAFILE.
+wait_ready_tls() { wait_url "https://127.0.0.1:$1/small" "$2" --cacert "$3"; }

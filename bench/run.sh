@@ -13,7 +13,9 @@
 # BENCH_UPSTREAM_SENDFILE (on|off, default on), BENCH_CUTOVER_EXTRA (config
 # text appended to cutover's bench config, e.g. 'limits = { buffer_bytes = "1M"; };'),
 # BENCH_FLIPS (1 = also run bench/flips.sh, flips old<->new under load, and
-# append its table to bench/RESULTS.md; 0 = skip; its knobs: FLIPS_*).
+# append its table to bench/RESULTS.md; 0 = skip; its knobs: FLIPS_*),
+# BENCH_TLS (1 = also run bench/tls.sh, the TLS front beside nginx and
+# HAProxy, and append its table; 0 = skip; its knobs: TLS_*).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -304,6 +306,18 @@ if [ "${BENCH_FLIPS:-1}" = 1 ]; then
 		cat "$OUT/flips.md"
 	else
 		printf '\n## Flips under load (issue 4)\n\nfailed: bench/flips.sh wrote no table (see %s/flips/)\n' "$OUT" >>bench/RESULTS.md
+	fi
+fi
+if [ "${BENCH_TLS:-1}" = 1 ]; then
+	log "TLS front beside nginx and HAProxy (bench/tls.sh)"
+	rm -f "$OUT/tls.md"
+	CUTOVER_BIN=$CUTOVER_BIN PYTHON=$PYTHON bench/tls.sh >/dev/null
+	if [ -s "$OUT/tls.md" ]; then
+		{ echo; cat "$OUT/tls.md"; } >>bench/RESULTS.md
+		echo
+		cat "$OUT/tls.md"
+	else
+		printf '\n## TLS front\n\nfailed: bench/tls.sh wrote no table (see %s/tls/)\n' "$OUT" >>bench/RESULTS.md
 	fi
 fi
 echo
