@@ -41,18 +41,9 @@ for tool in nginx haproxy wrk curl taskset timeout; do
 	command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
 done
 [ -x "$PYTHON" ] || die "$PYTHON not found"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-PROXY_CPU=()
-LOAD_CPU=()
-if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-	PROXY_CPU=(taskset -c 0)
-	LOAD_CPU=(taskset -c 1)
-fi
-
-# nginx workers run as "nobody" when started as root: /tmp, mode 755.
-WORK=$(mktemp -d /tmp/cutover-flips.XXXXXX) || die "mktemp failed"
-chmod 755 "$WORK"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_prepare flips || die "mktemp failed"
 mkdir -p "$OUT"
 
 pids=()
@@ -70,9 +61,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 # render TEMPLATE DEST WORKDIR PORT
 render() {

@@ -1,7 +1,24 @@
 # bench/lib.sh: process helpers shared by bench/run.sh, bench/flips.sh,
 # bench/tls.sh and scripts/tls-audit.sh.
-# The caller sets PYTHON and WORK and owns the array `pids` (its cleanup
-# kills what is left in it).
+# The caller sets PYTHON, calls bench_prepare (which sets WORK) and owns the
+# array `pids` (its cleanup kills what is left in it).
+
+# bench_prepare NAME: raises the fd limit; sets PROXY_CPU and LOAD_CPU, the
+# taskset prefixes that put the proxy on CPU 0 and the load on CPU 1
+# (BENCH_PIN=1, the default, with >= 2 CPUs; empty otherwise); makes WORK,
+# a fresh /tmp/cutover-NAME.* dir, mode 755: nginx workers run as "nobody"
+# when started as root and must read it.
+bench_prepare() {
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+	PROXY_CPU=()
+	LOAD_CPU=()
+	if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+		PROXY_CPU=(taskset -c 0)
+		LOAD_CPU=(taskset -c 1)
+	fi
+	WORK=$(mktemp -d "/tmp/cutover-$1.XXXXXX") || return 1
+	chmod 755 "$WORK"
+}
 
 # free_ports N: N free TCP ports on 127.0.0.1, all distinct (held together,
 # then released).

@@ -51,20 +51,10 @@ done
 ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 [ -f "$ECHO_MODULE" ] || die "$ECHO_MODULE missing (Debian: libnginx-mod-http-echo, pulled in by nginx-light)"
 
-# 1,000 held connections plus the proxies' own: raise the fd limit.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-PROXY_CPU=()
-LOAD_CPU=()
-if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-	PROXY_CPU=(taskset -c 0)
-	LOAD_CPU=(taskset -c 1)
-fi
-
-# nginx workers run as "nobody" when started as root: the work dir must be
-# readable by them, hence /tmp and mode 755 rather than bench/out.
-WORK=$(mktemp -d /tmp/cutover-bench.XXXXXX) || die "mktemp failed"
-chmod 755 "$WORK"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+# (1,000 held connections plus the proxies' own need the raised fd limit)
+bench_prepare bench || die "mktemp failed"
 mkdir -p "$WORK/www" "$WORK/tmp" "$OUT"
 : >"$RES"
 
@@ -81,9 +71,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 result() { echo "$*" >>"$RES"; }
-
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 # render TEMPLATE DEST PORT
 render() {

@@ -53,19 +53,11 @@ for tool in nginx haproxy wrk curl openssl taskset timeout pgrep; do
 	command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
 done
 [ -x "$PYTHON" ] || die "$PYTHON not found"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-PROXY_CPU=()
-LOAD_CPU=()
-if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
-	PROXY_CPU=(taskset -c 0)
-	LOAD_CPU=(taskset -c 1)
-fi
-
-# nginx workers run as "nobody" when started as root: /tmp, mode 755 (the
-# keys stay 0600: only the masters, root, read them).
-WORK=$(mktemp -d /tmp/cutover-tls.XXXXXX) || die "mktemp failed"
-chmod 755 "$WORK"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+# (the keys in WORK stay 0600: only the nginx and HAProxy masters, root,
+# read them)
+bench_prepare tls || die "mktemp failed"
 mkdir -p "$WORK/www" "$WORK/tmp" "$OUT"
 
 pids=()
@@ -81,9 +73,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 # render TEMPLATE DEST PORT
 render() {
