@@ -283,29 +283,23 @@ done
 
 "$PYTHON" bench/report.py "$RES" bench/RESULTS.md || die "report failed"
 
-if [ "${BENCH_FLIPS:-1}" = 1 ]; then
-	log "flips old<->new under load (bench/flips.sh)"
-	rm -f "$OUT/flips.md"
-	CUTOVER_BIN=$CUTOVER_BIN PYTHON=$PYTHON bench/flips.sh >/dev/null
-	if [ -s "$OUT/flips.md" ]; then
-		{ echo; cat "$OUT/flips.md"; } >>bench/RESULTS.md
+# part SCRIPT TITLE: runs bench/SCRIPT.sh, which writes $OUT/SCRIPT.md, and
+# appends that table to bench/RESULTS.md (or says it failed).
+part() {
+	local script=$1 title=$2
+	log "$title (bench/$script.sh)"
+	rm -f "$OUT/$script.md"
+	CUTOVER_BIN=$CUTOVER_BIN PYTHON=$PYTHON "bench/$script.sh" >/dev/null
+	if [ -s "$OUT/$script.md" ]; then
+		{ echo; cat "$OUT/$script.md"; } >>bench/RESULTS.md
 		echo
-		cat "$OUT/flips.md"
+		cat "$OUT/$script.md"
 	else
-		printf '\n## Flips under load (issue 4)\n\nfailed: bench/flips.sh wrote no table (see %s/flips/)\n' "$OUT" >>bench/RESULTS.md
+		printf '\n## %s\n\nfailed: bench/%s.sh wrote no table (see %s/%s/)\n' \
+			"$title" "$script" "$OUT" "$script" >>bench/RESULTS.md
 	fi
-fi
-if [ "${BENCH_TLS:-1}" = 1 ]; then
-	log "TLS front beside nginx and HAProxy (bench/tls.sh)"
-	rm -f "$OUT/tls.md"
-	CUTOVER_BIN=$CUTOVER_BIN PYTHON=$PYTHON bench/tls.sh >/dev/null
-	if [ -s "$OUT/tls.md" ]; then
-		{ echo; cat "$OUT/tls.md"; } >>bench/RESULTS.md
-		echo
-		cat "$OUT/tls.md"
-	else
-		printf '\n## TLS front\n\nfailed: bench/tls.sh wrote no table (see %s/tls/)\n' "$OUT" >>bench/RESULTS.md
-	fi
-fi
+}
+[ "${BENCH_FLIPS:-1}" = 1 ] && part flips "Flips under load (issue 4)"
+[ "${BENCH_TLS:-1}" = 1 ] && part tls "TLS front"
 echo
 echo "bench: written to bench/RESULTS.md (raw numbers and logs in $OUT/)"
