@@ -5,6 +5,7 @@ client certificates, session reuse), with a PKI made by each test."""
 import json
 import re
 import shutil
+import signal
 import socket
 import ssl
 
@@ -221,6 +222,18 @@ def test_certificate_reload_keeps_open_connections(harness, pki, old, new):
         assert "match" in r["error"].lower(), r
         open(live_key, "w").write(live_key_text)
         assert tls_request(kept)[0] == 200
+
+        # SIGHUP does the same as `cutover reload`
+        a3 = pki.leaf("a3", "ca", dns=["a3.test"])
+        shutil.copy(a3[0], live_cert)
+        shutil.copy(a3[1], live_key)
+        proxy.signal(signal.SIGHUP)
+
+        def serves_a3():
+            with tls_connect(port, ctx, "a.test") as s:
+                return peer_cn(s) == "a3.test"
+        wait_for(serves_a3, 5.0, what="the certificate reloaded by SIGHUP")
+        assert tls_request(kept)[0] == 200
     finally:
         kept.close()
 
@@ -276,17 +289,17 @@ def tls_up(request, pki):
         u.close()
 
 
-def upstream_proxy(harness, pki, new_url, new_tls, old=None, extra=""):
+def upstream_proxy(harness, pki, new_url, new_tls, old=None, extra="", pool_size=0):
     port = free_port()
     d = harness.dir
     old_url = old.url if old else "http://127.0.0.1:%d" % free_port()
     text = ("listen = ( { address = \"%s:%d\"; } );\n"
             "admin = { address = \"unix:%s/admin.sock\"; };\n"
             "upstreams = { old = { url = \"%s\"; };\n"
-            "              new = { url = \"%s\"; tls = { %s }; pool_size = 0; }; };\n"
+            "              new = { url = \"%s\"; tls = { %s }; pool_size = %d; }; };\n"
             "state_file = \"%s/state.json\";\njournal_file = \"%s/journal.log\";\n"
             "spool = { dir = \"%s/spool\"; };\nroutes = ( { name = \"default\"; } );\n%s"
-            % (HOST, port, d, old_url, new_url, new_tls, d, d, d, extra))
+            % (HOST, port, d, old_url, new_url, new_tls, pool_size, d, d, d, extra))
     return start(harness, text, port)
 
 
@@ -306,6 +319,22 @@ def test_https_upstream_verified_with_ca_file_and_sni(harness, pki, tls_up, old)
     # pool_size = 0: every request made its own connection, and resumed the session
     assert len(up.handshakes) >= 3
     assert any(h["reused"] for h in up.handshakes[1:]), up.handshakes
+
+
+def test_https_upstream_connections_are_pooled(harness, pki, tls_up, old):
+    up = tls_up("pooled", dns=["new.test"])
+    proxy = upstream_proxy(harness, pki, "https://127.0.0.1:%d" % up.port,
+                           'ca_file = "%s"; sni = "new.test";' % pki.path("ca.pem"), old,
+                           pool_size=4)
+    assert proxy_admin(proxy).switch("new").status == 200
+    after_preflight = len(up.handshakes)
+    with Client(proxy.port) as c:
+        for i in range(5):
+            r = c.request("GET", "/pooled-%d" % i)
+            assert r.status == 200 and r.header("X-Upstream") == "tls", r
+    assert len([r for r in up.requests if r["path"].startswith("/pooled-")]) == 5
+    made = len(up.handshakes) - after_preflight
+    assert made == 1, "5 requests made %d TLS connections" % made
 
 
 def test_https_upstream_name_defaults_to_the_url_host(harness, pki, tls_up, old):
