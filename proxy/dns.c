@@ -363,8 +363,9 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
 	start_query(n->r, n->host, on_name_result, n);
 }
 
-/* Makes A current. The old answer's retired entry is allocated first: if
- * that fails, nothing changes rather than freeing an answer in use. */
+/* Makes A current and asks again when its TTL runs out. The old answer's
+ * retired entry is allocated first: if that fails, nothing changes rather
+ * than freeing an answer in use. */
 static int name_publish(struct dns_name *n, struct dns_answer *a)
 {
 	struct dns_answer *old = n->current;
@@ -375,8 +376,10 @@ static int name_publish(struct dns_name *n, struct dns_answer *a)
 	n->resolved_mono = mono_now();
 	n->error[0] = '\0';
 	n->backoff = 0;
+	n->settled = true;
 	if (t != NULL)
 		retire(n->r, t, old);
+	timer_in(n->refresh, a->ttl > DNS_REFRESH_FLOOR ? a->ttl : DNS_REFRESH_FLOOR);
 	return 0;
 }
 
@@ -412,11 +415,8 @@ static void on_name_result(void *arg, int status, int timeouts, struct ares_addr
 		a = NULL;
 		why = ares_strerror(ARES_ENOMEM);
 	}
-	if (a == NULL) {
+	if (a == NULL)
 		name_failed(n, why);
-		return;
-	}
-	timer_in(n->refresh, a->ttl > DNS_REFRESH_FLOOR ? a->ttl : DNS_REFRESH_FLOOR);
 }
 
 static void name_free(struct dns_name *n)
@@ -428,13 +428,20 @@ static void name_free(struct dns_name *n)
 	free(n);
 }
 
-struct dns_name *dns_follow(struct dns_resolver *r, const char *host, uint16_t port)
+static struct dns_name *name_find(struct dns_resolver *r, const char *host, uint16_t port)
 {
 	for (struct dns_name *n = r->names; n != NULL; n = n->next)
 		if (n->port == port && strcasecmp(n->host, host) == 0)
 			return n;
+	return NULL;
+}
 
-	struct dns_name *n = calloc(1, sizeof *n);
+struct dns_name *dns_follow(struct dns_resolver *r, const char *host, uint16_t port)
+{
+	struct dns_name *n = name_find(r, host, port);
+	if (n != NULL)
+		return n;
+	n = calloc(1, sizeof *n);
 	if (n == NULL)
 		return NULL;
 	n->r = r;
@@ -562,22 +569,16 @@ static void on_deliver(evutil_socket_t fd, short what, void *arg)
 static void name_adopt(struct dns_resolver *r, const char *host, uint16_t port,
 		       const struct dns_answer *a)
 {
-	for (struct dns_name *n = r->names; n != NULL; n = n->next) {
-		if (n->port != port || strcasecmp(n->host, host) != 0)
-			continue;
-		size_t size = sizeof(*a) + a->n * sizeof(a->addrs[0]);
-		struct dns_answer *copy = malloc(size);
-		if (copy == NULL)
-			return;
-		memcpy(copy, a, size);
-		if (name_publish(n, copy) < 0) {
-			free(copy);
-			return;
-		}
-		n->settled = true;
-		timer_in(n->refresh, a->ttl > DNS_REFRESH_FLOOR ? a->ttl : DNS_REFRESH_FLOOR);
+	struct dns_name *n = name_find(r, host, port);
+	if (n == NULL)
 		return;
-	}
+	size_t size = sizeof(*a) + a->n * sizeof(a->addrs[0]);
+	struct dns_answer *copy = malloc(size);
+	if (copy == NULL)
+		return;
+	memcpy(copy, a, size);
+	if (name_publish(n, copy) < 0)
+		free(copy);
 }
 
 static void on_lookup_result(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
