@@ -925,6 +925,15 @@ static void forward_connected(struct conn *c)
 	pump_request_body(c);
 }
 
+/* A pooled connection is usable now; a new one calls forward_ready(). */
+static void forward_when_ready(struct conn *c)
+{
+	if (c->x->uc->bev)
+		forward_connected(c);
+	else
+		c->state = CONN_CONNECT; /* the body waits in the client's input */
+}
+
 static void forward_ready(void *arg, struct upstream_conn *uc, const char *error)
 {
 	(void)uc;
@@ -971,10 +980,7 @@ static void forward_start(struct conn *c, enum upstream_id id)
 
 	if (x->req.expect_continue && x->req.framing != HTTP1_BODY_NONE && !x->http10)
 		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	if (x->uc->bev)
-		forward_connected(c);
-	else
-		c->state = CONN_CONNECT; /* the body waits in the client's input */
+	forward_when_ready(c);
 }
 
 /* A reused pooled connection died before answering: send the request once
@@ -993,10 +999,7 @@ static bool forward_retry(struct conn *c)
 	upstream_conn_put(x->uc, false);
 	x->uc = fresh;
 	x->req_done = false;
-	if (fresh->bev)
-		forward_connected(c);
-	else
-		c->state = CONN_CONNECT;
+	forward_when_ready(c);
 	return true;
 }
 
