@@ -238,6 +238,15 @@ def test_certificate_reload_keeps_open_connections(harness, pki, old, new):
         kept.close()
 
 
+def check_front(harness, pair):
+    """`cutover check` on a config whose TLS listener has PAIR; (path, result)."""
+    text = front_config(harness, free_port(), free_port(), [pair], "http://127.0.0.1:1",
+                        "http://127.0.0.1:2")
+    path = harness.path("check.conf")
+    path.write_text(text)
+    return path, run_cli(["check", "-c", str(path)])
+
+
 def test_check_refuses_bad_certificates_with_file_and_reason(harness, pki):
     a = pki.leaf("a", "ca", dns=["a.test"])
     b = pki.leaf("b", "ca", dns=["b.test"])
@@ -248,11 +257,7 @@ def test_check_refuses_bad_certificates_with_file_and_reason(harness, pki):
         ((a[1], a[1]), [a[1]]),            # a key where the certificate should be
     ]
     for pair, expect in cases:
-        text = front_config(harness, free_port(), free_port(), [pair], "http://127.0.0.1:1",
-                            "http://127.0.0.1:2")
-        path = harness.path("bad.conf")
-        path.write_text(text)
-        p = run_cli(["check", "-c", str(path)])
+        path, p = check_front(harness, pair)
         assert p.returncode == 1, p
         out = p.stdout + p.stderr
         assert re.search(re.escape(str(path)) + r":\d+", out), out
@@ -262,11 +267,7 @@ def test_check_refuses_bad_certificates_with_file_and_reason(harness, pki):
 
 def test_expired_front_certificate_is_a_warning(harness, pki):
     exp = pki.leaf("exp", "ca", dns=["exp.test"], expired=True)
-    text = front_config(harness, free_port(), free_port(), [exp], "http://127.0.0.1:1",
-                        "http://127.0.0.1:2")
-    path = harness.path("exp.conf")
-    path.write_text(text)
-    p = run_cli(["check", "-c", str(path)])
+    _, p = check_front(harness, exp)
     assert p.returncode == 0, p
     assert "exp.pem" in p.stdout + p.stderr and "expire" in (p.stdout + p.stderr).lower()
 
