@@ -20,11 +20,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-/usr/bin/python3}
-CUTOVER_BIN=${CUTOVER_BIN:-}
-if [ -z "$CUTOVER_BIN" ]; then
-	CUTOVER_BIN=build-release/cutover
-	[ -x "$CUTOVER_BIN" ] || CUTOVER_BIN=build/cutover
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cutover_bin
 FLIPS=${FLIPS_COUNT:-20}
 INTERVAL=${FLIPS_INTERVAL:-0.5}
 DURATION=${FLIPS_DURATION:-12}
@@ -41,8 +39,6 @@ for tool in nginx haproxy wrk curl taskset timeout; do
 	command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
 done
 [ -x "$PYTHON" ] || die "$PYTHON not found"
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 bench_prepare flips || die "mktemp failed"
 mkdir -p "$OUT"
 

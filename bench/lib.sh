@@ -3,6 +3,15 @@
 # The caller sets PYTHON, calls bench_prepare (which sets WORK) and owns the
 # array `pids` (its cleanup kills what is left in it).
 
+# bench_cutover_bin: CUTOVER_BIN as given, else build-release/cutover,
+# else build/cutover.
+bench_cutover_bin() {
+	if [ -z "${CUTOVER_BIN:-}" ]; then
+		CUTOVER_BIN=build-release/cutover
+		[ -x "$CUTOVER_BIN" ] || CUTOVER_BIN=build/cutover
+	fi
+}
+
 # bench_prepare NAME: raises the fd limit; sets PROXY_CPU and LOAD_CPU, the
 # taskset prefixes that put the proxy on CPU 0 and the load on CPU 1
 # (BENCH_PIN=1, the default, with >= 2 CPUs; empty otherwise); makes WORK,

@@ -20,11 +20,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-/usr/bin/python3}
-CUTOVER_BIN=${CUTOVER_BIN:-}
-if [ -z "$CUTOVER_BIN" ]; then
-	CUTOVER_BIN=build-release/cutover
-	[ -x "$CUTOVER_BIN" ] || CUTOVER_BIN=build/cutover
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cutover_bin
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 CONNS=50
@@ -51,8 +49,6 @@ done
 ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 [ -f "$ECHO_MODULE" ] || die "$ECHO_MODULE missing (Debian: libnginx-mod-http-echo, pulled in by nginx-light)"
 
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 # (1,000 held connections plus the proxies' own need the raised fd limit)
 bench_prepare bench || die "mktemp failed"
 mkdir -p "$WORK/www" "$WORK/tmp" "$OUT"

@@ -31,11 +31,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 PYTHON=${PYTHON:-/usr/bin/python3}
-CUTOVER_BIN=${CUTOVER_BIN:-}
-if [ -z "$CUTOVER_BIN" ]; then
-	CUTOVER_BIN=build-release/cutover
-	[ -x "$CUTOVER_BIN" ] || CUTOVER_BIN=build/cutover
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_cutover_bin
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 TARGETS=${TLS_TARGETS:-nginx haproxy cutover}
@@ -53,8 +51,6 @@ for tool in nginx haproxy wrk curl openssl taskset timeout pgrep; do
 	command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
 done
 [ -x "$PYTHON" ] || die "$PYTHON not found"
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 # (the keys in WORK stay 0600: only the nginx and HAProxy masters, root,
 # read them)
 bench_prepare tls || die "mktemp failed"
