@@ -1,6 +1,11 @@
-/* conn: one client connection, an explicit state machine that reads a
- * request head, routes it, picks the action from the scope's mode and
- * drives the exchange with the upstream, streaming both bodies. */
+/* conn: one client connection. It reads a request head, routes it, counts
+ * it against its project, and hands it to the action its scope's mode
+ * picks: a local answer (health, errors, maintenance), the gate (hold,
+ * admission queue), or the forward action. An action that streams (forward;
+ * later the spool) plugs in through struct conn_action and drives the
+ * connection through conn_set_state() and the functions below. One request
+ * at a time: pipelined bytes wait in the input until the answer before them
+ * is out, so answers always go out in order. */
 #ifndef CUTOVER_CONN_H
 #define CUTOVER_CONN_H
 
@@ -9,11 +14,23 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
+
+#include "gate.h"
+#include "http1.h"
+#include "upstream.h"
 
 struct conf_reader;
 struct config;
+struct evbuffer;
+struct event_base;
 struct listen_conf;
-struct worker;
+struct conn;
+struct project;
+struct request;
+struct response;
+struct route;
+struct stats;
 
 /* The "limits" group: bounds on client connections. */
 struct limits_conf {
@@ -32,30 +49,113 @@ struct limits_conf {
 
 int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 
-enum conn_state {
-	CONN_READ_HEAD,     /* waiting for (the rest of) a request head */
-	CONN_PARKED,        /* held: the scope is on hold, the head stays unread */
-	CONN_QUEUED,        /* waiting for a max_active slot, the head stays unread */
-	CONN_CONNECT,       /* waiting for an upstream connection */
-	CONN_FORWARD,       /* request head sent; body and/or response streaming */
-	CONN_CLOSING,       /* flushing the last answer, then linger */
-	CONN_LINGER,        /* half-closed: discarding input until EOF or a short timeout */
+/* What a worker lends its connections: conn.c never sees struct worker. */
+struct conn_env {
+	struct event_base *base;
+	const struct config *cfg;                   /* the newest: each request takes it */
+	struct upstream_pool *pools[UPSTREAM_COUNT];
+	struct gate *gate;
+	struct stats *stats;
+	/* A whole head was read: route R and pick its action (dispatch.c). */
+	void (*dispatch)(struct request *r);
+	struct conn *conns;                         /* every open connection (conn.c's) */
+	size_t n_conns;
+	void (*closed)(void *arg);                  /* a connection was freed */
+	void *closed_arg;
 };
 
-struct conn;
+enum conn_state {
+	CONN_READ_HEAD,        /* waiting for (the rest of) a request head, or idle */
+	CONN_PARKED,           /* held by a hold: routed, the body unread */
+	CONN_QUEUED,           /* waiting for a max_active slot: routed, the body unread */
+	CONN_CONNECT,          /* forward: waiting for an upstream connection */
+	CONN_SEND_BODY,        /* forward: streaming the request body upstream */
+	CONN_AWAIT_RESPONSE,   /* forward: the request is sent, no answer yet */
+	CONN_RELAY_RESPONSE,   /* forward: streaming the answer back */
+	CONN_CLOSING,          /* flushing the last answer, then linger */
+	CONN_LINGER,           /* half-closed: discarding input until EOF or a short timeout */
+};
+
+/* A streaming action: CONN calls these while the request is in one of the
+ * action's states. */
+struct conn_action {
+	void (*readable)(struct request *r);     /* request body bytes wait in the input */
+	void (*writable)(struct request *r);     /* the client's output has room again */
+	void (*free)(struct request *r);         /* the request ends or the connection goes */
+};
+
+/* One request, from its first byte to the end of its answer; an idle
+ * keep-alive connection holds none. */
+struct request {
+	struct conn *conn;
+	const struct config *cfg;        /* the config it runs on, start to end */
+	struct http1_parser parser;      /* the head's, then the chunked body's */
+	struct http1_head head;          /* slices into the input, or into head_copy */
+	char *head_copy;                 /* the head's bytes once they left the input */
+	bool head_consumed;              /* no longer in the client's input */
+	const struct route *route;
+	struct project *project;         /* registry entry of its scope */
+	const char *mode;                /* X-Cutover-Mode: the mode it was handled under */
+	uint64_t max_body;               /* 0 = none */
+	bool http10;
+	bool head_method;
+	struct gate_waiter wait;         /* parked or queued */
+	const struct conn_action *action;
+	void *action_state;
+
+	/* for the access log: copies, the head's memory is gone by then */
+	char method[16];
+	char path[512];
+	size_t path_len;
+	char project_name[128];
+	size_t project_len;
+	enum upstream_id upstream_id;    /* the upstream it is forwarded or queued to */
+	const char *upstream;            /* its name for the log; NULL = not forwarded */
+	int status;
+	uint64_t bytes_in, bytes_out;
+	struct timespec wall_start;
+	struct timespec start, upstream_start, upstream_end;
+};
 
 /* Takes ownership of FD (accepted, non-blocking) from listener LC (its
  * tls, when set, makes this a TLS connection). */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+struct conn *conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t len,
 		      const struct listen_conf *lc);
-/* Graceful stop of every connection of W: idle ones close now, busy ones
- * after their current response. */
-void conn_shutdown_all(struct worker *w);
-/* Slots were freed: queued requests of W go on while there is room. */
-void conn_admit_queued(struct worker *w);
-/* The modes changed: parked requests of W whose scope left hold go on. */
-void conn_state_changed(struct worker *w);
-/* Closes every connection of W at once (drain timeout, exit). */
-void conn_free_all(struct worker *w);
+/* Graceful stop: idle connections close now, busy ones after their
+ * current response. */
+void conn_shutdown_all(struct conn_env *env);
+/* Closes every connection at once (drain timeout, exit). */
+void conn_free_all(struct conn_env *env);
+
+/* ---- for actions ---- */
+
+void conn_set_state(struct conn *c, enum conn_state s);
+struct conn_env *conn_env(const struct conn *c);
+struct evbuffer *conn_input(const struct conn *c);
+struct evbuffer *conn_output(const struct conn *c);
+const struct sockaddr *conn_peer(const struct conn *c);
+bool conn_tls(const struct conn *c);
+/* The client connection closes once the current answer is out. */
+void conn_close_after(struct conn *c);
+bool conn_closing_after(const struct conn *c);
+/* The head leaves the client's input (once); its bytes count as read. */
+void conn_consume_head(struct request *r);
+/* The head leaves the input but stays readable (copied): the request
+ * waits (parked, queued) while more bytes may arrive behind it. Returns -1
+ * when out of memory. */
+int conn_keep_head(struct request *r);
+/* Sends what the output holds now (a small TLS answer as one record). */
+void conn_flush(struct conn *c);
+/* Reads the client's body on directly up to the read budget (see bev.h). */
+void conn_read_more(struct conn *c);
+/* Answers R locally with RESP (status, body...; Date and X-Cutover-Mode
+ * added) and ends it. CLOSE: the connection closes after it. */
+void conn_respond(struct request *r, struct response *resp, bool close);
+/* An error answer ("STATUS Reason: WHY"), then the connection closes. */
+void conn_respond_error(struct request *r, int status, const char *why);
+/* The action queued the whole answer: R ends (access log, next request). */
+void conn_request_done(struct request *r);
+/* Cuts the connection at once (an answer already begun cannot be completed). */
+void conn_abort(struct conn *c);
 
 #endif

@@ -41,6 +41,8 @@ int control_cancel(struct control *ctl, long id, const char *who, json_t **answe
 int control_reload(struct control *ctl, const char *who, json_t **answer);
 
 json_t *control_status(struct control *ctl);
+/* The config in force (the latest reload's). */
+const struct config *control_config(const struct control *ctl);
 json_t *control_journal(struct control *ctl, size_t n);
 
 /* "2026-12-01T02:00:00Z", "2026-12-01T04:00:00+02:00" or "+10m" / "+90s" /

@@ -15,6 +15,8 @@
 
 #include <llhttp.h>
 
+struct evbuffer;
+
 #define HTTP1_MAX_HEADERS 100
 
 struct http1_header {
@@ -99,6 +101,12 @@ void http1_expect_no_body(struct http1_parser *p, bool no_body);
 long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, bool *done,
 			void (*on_data)(void *arg, const char *at, size_t len), void *arg);
 
+/* http1_chunked_feed() over up to BUDGET bytes of IN (drained as they are
+ * consumed), the decoded data appended to OUT. Returns bytes consumed from
+ * IN, -1 on malformed framing (p->error_reason says why). */
+long http1_chunked_move(struct http1_parser *p, struct evbuffer *in, size_t budget,
+			struct evbuffer *out, bool *done);
+
 /* The target without scheme and authority: "http://h/p?q" gives "/p?q",
  * "http://h?q" gives "?q", "http://h" gives "" (the caller adds the "/"). */
 void http1_origin_form(const struct http1_head *h, const char **rest, size_t *len);
@@ -108,6 +116,9 @@ void http1_origin_form(const struct http1_head *h, const char **rest, size_t *le
  * with *CURSOR = 0; returns false when there are no more. */
 bool http1_next_token(const struct http1_head *h, const char *name, size_t *cursor,
 		      const char **tok, size_t *len);
+
+/* H's slices pointed into FROM; its head_len bytes were copied to TO. */
+void http1_head_rebase(struct http1_head *h, const char *from, const char *to);
 
 /* Header lookup, case-insensitive; first match or NULL. */
 const struct http1_header *http1_find(const struct http1_head *h, const char *name);

@@ -5,13 +5,14 @@
 
 #include <libconfig.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
 
 #include "addr.h"
 #include "tls.h"
 
 struct conf_reader;
 struct config;
-struct worker;
 
 struct listen_conf {
 	struct addr address;
@@ -22,13 +23,22 @@ struct listen_conf {
 int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void listener_conf_free(struct listen_conf *l);
 
-struct listener;
+struct event_base;
+struct listener_set;
 
-/* Opens, binds and listens on every configured address for worker W.
- * Returns 0 or -1 after logging which address failed and why. */
-int listener_open_all(struct worker *w);
-void listener_close_all(struct worker *w);
-/* Stop/start accepting (max_connections reached, graceful stop). */
-void listener_pause_all(struct worker *w, bool pause);
+/* Called for each accepted connection (FD non-blocking, the caller's) on
+ * the address listen[INDEX]. */
+typedef void (*listener_accept_fn)(void *arg, int fd, const struct sockaddr *peer, socklen_t len,
+				   size_t index);
+
+/* Opens, binds and listens on the N addresses of LISTEN on BASE
+ * (REUSEPORT: several workers share them; SAY: log each address). NULL
+ * after logging which address failed and why. */
+struct listener_set *listener_open_all(struct event_base *base, const struct listen_conf *listen,
+				       size_t n, bool reuseport, bool say, listener_accept_fn accept,
+				       void *arg);
+void listener_close_all(struct listener_set *set);
+/* Stop/start accepting (max_connections reached). */
+void listener_pause_all(struct listener_set *set, bool pause);
 
 #endif

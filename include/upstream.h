@@ -20,6 +20,7 @@ struct event;
 struct bufferevent;
 struct dns_name;
 struct dns_answer;
+struct stats;
 
 enum upstream_id { UPSTREAM_OLD, UPSTREAM_NEW, UPSTREAM_COUNT };
 
@@ -83,8 +84,12 @@ struct upstream_conn {
 	char peer[64];               /* the address connected to, for logs */
 };
 
+/* STATS (the worker's, or NULL) counts the idle connections. */
 struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_conf *conf,
-					enum upstream_id id);
+					enum upstream_id id, struct stats *stats);
+const struct upstream_conf *upstream_pool_conf(const struct upstream_pool *p);
+enum upstream_id upstream_pool_id(const struct upstream_pool *p);
+struct event_base *upstream_pool_base(const struct upstream_pool *p);
 void upstream_pool_free(struct upstream_pool *p);
 /* A reload replaced P: its idle connections close now, the busy ones when
  * they are put back. */

@@ -15,6 +15,7 @@
 #include "preflight.h"
 #include "project.h"
 #include "state.h"
+#include "stats.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -848,6 +849,9 @@ json_t *control_status(struct control *ctl)
 	project_each(status_project, &w);
 	json_object_set_new(st, "projects", w.projects);
 
+	struct stats sum = { 0 };
+	for (int k = 0; k < ctl->n_workers; k++)
+		worker_stats_add(ctl->workers[k], &sum);
 	json_t *ups = json_object();
 	for (int i = 0; i < UPSTREAM_COUNT; i++) {
 		const struct upstream_conf *u = &ctl->cfg->upstream[i];
@@ -855,12 +859,7 @@ json_t *control_status(struct control *ctl)
 		json_t *addrs = json_incref(json_object_get(dns, "addresses"));
 		if (!addrs)
 			addrs = json_array();
-		json_int_t active = 0, queued = 0;
-		for (int k = 0; k < ctl->n_workers; k++) {
-			active += __atomic_load_n(&ctl->workers[k]->active[i], __ATOMIC_RELAXED);
-			queued += (json_int_t)__atomic_load_n(&ctl->workers[k]->n_queued[i],
-							      __ATOMIC_RELAXED);
-		}
+		json_int_t active = sum.active[i], queued = sum.queued[i];
 		json_object_set_new(ups, u->name,
 				    json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o}", "url",
 					      u->url ? u->url : "", "in_flight",
@@ -869,15 +868,17 @@ json_t *control_status(struct control *ctl)
 					      (int)u->max_active, "addresses", addrs, "dns", dns));
 	}
 	json_object_set_new(st, "upstreams", ups);
-	json_int_t parked = 0;
-	for (int k = 0; k < ctl->n_workers; k++)
-		parked += (json_int_t)__atomic_load_n(&ctl->workers[k]->n_parked, __ATOMIC_RELAXED);
-	json_object_set_new(st, "hold", json_pack("{s:I}", "parked", parked));
+	json_object_set_new(st, "hold", json_pack("{s:I}", "parked", (json_int_t)sum.parked));
 	json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled()));
 	json_object_set_new(st, "spool", json_pack("{s:i, s:i, s:i, s:i}", "records", 0, "bytes", 0,
 						   "dead_letters", 0, "oldest_age", 0));
 	json_object_set_new(st, "journal", journal_tail(ctl->journal, JOURNAL_IN_STATUS));
 	return st;
+}
+
+const struct config *control_config(const struct control *ctl)
+{
+	return ctl->cfg;
 }
 
 json_t *control_journal(struct control *ctl, size_t n)

@@ -1,13 +1,21 @@
-/* forward: request and response head rewriting between client and upstream. */
+/* forward: the action that sends a request to an upstream and relays the
+ * answer: admission (max_active), the head rewrites, the request body
+ * streamed through the HTTP client, the response streamed back. */
 #include "forward.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
 #include "config.h"
+#include "conn.h"
 #include "http1.h"
+#include "httpclient.h"
+#include "log.h"
+#include "response.h"
 #include "upstream.h"
 
 int forward_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
@@ -164,4 +172,315 @@ void forward_response_head(struct evbuffer *out, const struct http1_head *resp,
 	else if (client_http10)
 		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
 	evbuffer_add(out, "\r\n", 2);
+}
+
+/* ---- the forward action ---- */
+
+struct forward {
+	struct request *r;
+	struct httpclient *hc;
+	enum upstream_id id;
+	uint64_t req_remaining;      /* Content-Length body bytes still to send */
+	uint64_t body_count;         /* chunked body bytes decoded, for max_body */
+	struct evbuffer *chunk;      /* a decoded piece of a chunked body */
+	bool chunked_out;            /* the answer is re-encoded as chunked */
+	bool answering;              /* the answer's head went to the client */
+};
+
+static void pump_request(struct forward *f);
+static void pump_response(struct forward *f);
+
+static const struct upstream_conf *conf_of(const struct forward *f)
+{
+	return &f->r->cfg->upstream[f->id];
+}
+
+static void action_readable(struct request *r)
+{
+	pump_request(r->action_state);
+}
+
+static void action_writable(struct request *r)
+{
+	struct forward *f = r->action_state;
+	if (f->answering)
+		pump_response(f);
+}
+
+static void action_free(struct request *r)
+{
+	struct forward *f = r->action_state;
+	if (!f)
+		return;
+	httpclient_free(f->hc);
+	gate_slot_free(conn_env(r->conn)->gate, f->id);
+	if (f->chunk)
+		evbuffer_free(f->chunk);
+	free(f);
+	r->action_state = NULL;
+	r->action = NULL;
+}
+
+static const struct conn_action forward_action = {
+	.readable = action_readable,
+	.writable = action_writable,
+	.free = action_free,
+};
+
+/* The exchange failed: before the answer began, the device gets STATUS;
+ * after, all that can be done is to cut the connection. */
+static void forward_failed(struct forward *f, int status, const char *why)
+{
+	struct request *r = f->r;
+	clock_gettime(CLOCK_MONOTONIC, &r->upstream_end);
+	log_warn("upstream %s: %s", conf_of(f)->name, why);
+	if (f->answering)
+		conn_abort(r->conn);
+	else
+		conn_respond_error(r, status, why);
+}
+
+static void client_failed(void *arg, int status, const char *why)
+{
+	forward_failed(arg, status, why);
+}
+
+/* Where the connection stands, once the request side moved. */
+static void forward_track_state(struct forward *f)
+{
+	struct conn *c = f->r->conn;
+	if (!httpclient_request_sent(f->hc))
+		conn_set_state(c, CONN_SEND_BODY);
+	else
+		conn_set_state(c, f->answering ? CONN_RELAY_RESPONSE : CONN_AWAIT_RESPONSE);
+}
+
+/* The request body does not go on: the device gets STATUS if nothing
+ * was answered yet. */
+static void request_refused(struct forward *f, int status, const char *why)
+{
+	struct request *r = f->r;
+	if (f->answering)
+		conn_abort(r->conn);
+	else
+		conn_respond_error(r, status, why); /* frees the exchange first */
+}
+
+/* Moves request body bytes from the client to the upstream, as much as the
+ * upstream side has room for. */
+static void pump_request(struct forward *f)
+{
+	struct request *r = f->r;
+	if (!f->hc || httpclient_request_sent(f->hc))
+		return;
+	size_t budget = httpclient_body_room(f->hc);
+	if (!budget)
+		return; /* connecting, or the upstream is not reading */
+	struct evbuffer *in = conn_input(r->conn);
+	if (r->head.framing == HTTP1_BODY_LENGTH) {
+		size_t n = evbuffer_get_length(in);
+		if (n > budget)
+			n = budget;
+		if (n > f->req_remaining)
+			n = (size_t)f->req_remaining;
+		if (n) {
+			httpclient_body_add(f->hc, in, n);
+			f->req_remaining -= n;
+			r->bytes_in += n;
+			if (f->req_remaining > evbuffer_get_length(in))
+				conn_read_more(r->conn); /* refill in one syscall */
+		}
+		if (f->req_remaining == 0)
+			httpclient_body_end(f->hc);
+	} else if (r->head.framing == HTTP1_BODY_CHUNKED) {
+		bool done;
+		long used = http1_chunked_move(&r->parser, in, budget, f->chunk, &done);
+		if (used < 0) {
+			request_refused(f, 400, r->parser.error_reason);
+			return;
+		}
+		r->bytes_in += (uint64_t)used;
+		size_t n = evbuffer_get_length(f->chunk);
+		f->body_count += n;
+		if (r->max_body && f->body_count > r->max_body) {
+			request_refused(f, 413, "request body larger than the route's max_body");
+			return;
+		}
+		httpclient_body_add(f->hc, f->chunk, n);
+		if (done)
+			httpclient_body_end(f->hc);
+	}
+	forward_track_state(f);
+}
+
+static void client_connected(void *arg)
+{
+	struct forward *f = arg;
+	forward_track_state(f);
+	pump_request(f);
+}
+
+static void client_writable(void *arg)
+{
+	pump_request(arg);
+}
+
+static void client_head(void *arg, const struct http1_head *h)
+{
+	struct forward *f = arg;
+	struct request *r = f->r;
+	struct conn *c = r->conn;
+	bool sent = httpclient_request_sent(f->hc);
+	r->status = h->status;
+	f->answering = true;
+	bool delimited = h->framing != HTTP1_BODY_EOF;
+	f->chunked_out = !r->http10 &&
+			 (h->framing == HTTP1_BODY_CHUNKED || h->framing == HTTP1_BODY_EOF);
+	/* An answer that arrives before the request body ended leaves unread
+	 * bytes on the client side: that connection cannot go on. */
+	bool keep_alive = r->head.keep_alive && !conn_closing_after(c) && sent &&
+			  (delimited || f->chunked_out) &&
+			  !(r->http10 && h->framing == HTTP1_BODY_CHUNKED);
+	if (!keep_alive)
+		conn_close_after(c);
+	struct evbuffer *out = conn_output(c);
+	size_t before = evbuffer_get_length(out);
+	forward_response_head(out, h, f->chunked_out, keep_alive, r->http10);
+	r->bytes_out += evbuffer_get_length(out) - before;
+	forward_track_state(f);
+	pump_response(f);
+}
+
+static void client_body(void *arg)
+{
+	pump_response(arg);
+}
+
+static void response_done(struct forward *f)
+{
+	struct request *r = f->r;
+	clock_gettime(CLOCK_MONOTONIC, &r->upstream_end);
+	if (!httpclient_request_sent(f->hc))
+		conn_close_after(r->conn);
+	conn_request_done(r);
+}
+
+/* Moves answer bytes to the client, as much as its output budget allows. */
+static void pump_response(struct forward *f)
+{
+	struct request *r = f->r;
+	struct evbuffer *out = conn_output(r->conn);
+	size_t cap = r->cfg->limits.buffer_bytes;
+	size_t queued = evbuffer_get_length(out);
+	size_t moved;
+	enum httpclient_move m = httpclient_body_move(f->hc, out, queued < cap ? cap - queued : 0,
+						      f->chunked_out, &moved);
+	r->bytes_out += moved;
+	conn_flush(r->conn);
+	if (m == HTTPCLIENT_DONE)
+		response_done(f);
+	else if (m == HTTPCLIENT_ERROR)
+		forward_failed(f, 502, httpclient_error(f->hc));
+}
+
+static const struct httpclient_ops forward_client_ops = {
+	.connected = client_connected,
+	.writable = client_writable,
+	.head = client_head,
+	.body = client_body,
+	.failed = client_failed,
+};
+
+/* Admitted: the head goes out rewritten, then the body as it arrives. */
+static void forward_start(struct request *r, enum upstream_id id)
+{
+	struct conn *c = r->conn;
+	struct conn_env *env = conn_env(c);
+	const struct upstream_conf *u = &r->cfg->upstream[id];
+	struct forward *f = calloc(1, sizeof(*f));
+	struct evbuffer *head = evbuffer_new();
+	if (!f || !head || (r->head.framing == HTTP1_BODY_CHUNKED && !(f->chunk = evbuffer_new()))) {
+		if (head)
+			evbuffer_free(head);
+		if (f && f->chunk)
+			evbuffer_free(f->chunk);
+		free(f);
+		gate_slot_free(env->gate, id);
+		conn_respond_error(r, 503, "out of memory");
+		return;
+	}
+	f->r = r;
+	f->id = id;
+	r->action = &forward_action;
+	r->action_state = f;
+	r->upstream = u->name;
+	forward_request_head(head, &r->head, u, &r->cfg->forward, conn_peer(c), conn_tls(c));
+	conn_consume_head(r);
+	struct httpclient_request req = {
+		.head = head,
+		.body = r->head.framing == HTTP1_BODY_LENGTH    ? HTTPCLIENT_BODY_LENGTH
+			: r->head.framing == HTTP1_BODY_CHUNKED ? HTTPCLIENT_BODY_CHUNKED
+								: HTTPCLIENT_BODY_NONE,
+		.content_length = r->head.content_length,
+		.head_method = r->head_method,
+		.buffer_bytes = r->cfg->limits.buffer_bytes,
+		.project = r->project,
+		.stats = env->stats,
+	};
+	f->req_remaining = req.body == HTTPCLIENT_BODY_LENGTH ? r->head.content_length : 0;
+	const char *why = NULL;
+	f->hc = httpclient_start(env->pools[id], &req, &forward_client_ops, f, &why);
+	if (!f->hc) {
+		log_warn("upstream %s: %s", u->name, why);
+		conn_respond_error(r, 502, why);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &r->upstream_start);
+	if (r->head.expect_continue && r->head.framing != HTTP1_BODY_NONE && !r->http10)
+		evbuffer_add(conn_output(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	if (!httpclient_ready(f->hc)) {
+		conn_set_state(c, CONN_CONNECT); /* the body waits in the client's input */
+		return;
+	}
+	forward_track_state(f);
+	pump_request(f);
+}
+
+/* 503 + Retry-After: the upstream's slots and queue are full. */
+void forward_busy(struct request *r)
+{
+	const struct upstream_conf *u = &r->cfg->upstream[r->upstream_id];
+	char extra[64];
+	snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", (int)u->queue_timeout + 1);
+	conn_consume_head(r);
+	static const char body[] = "503 Service Unavailable: the upstream is busy, retry later\n";
+	struct response resp = {
+		.status = 503,
+		.body = body,
+		.body_len = sizeof(body) - 1,
+		.extra_headers = extra,
+	};
+	conn_respond(r, &resp, r->head.framing != HTTP1_BODY_NONE);
+}
+
+void forward_request(struct request *r, enum upstream_id id, gate_release_fn queue_over)
+{
+	r->upstream_id = id;
+	switch (gate_admit(conn_env(r->conn)->gate, id, &r->wait, queue_over)) {
+	case GATE_ADMITTED:
+		forward_start(r, id);
+		return;
+	case GATE_QUEUED:
+		/* More bytes may arrive behind the head while it waits. */
+		if (conn_keep_head(r) < 0) {
+			gate_leave(conn_env(r->conn)->gate, &r->wait);
+			conn_respond_error(r, 503, "out of memory");
+			return;
+		}
+		conn_set_state(r->conn, CONN_QUEUED);
+		return;
+	case GATE_FULL:
+		forward_busy(r);
+		return;
+	}
 }

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/buffer.h>
+
 static struct http1_parser *parser_of(llhttp_t *ll)
 {
 	return ll->data;
@@ -378,4 +380,51 @@ long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, boo
 	p->error_status = p->kind == HTTP1_REQUEST ? 400 : 502;
 	p->error_reason = llhttp_get_error_reason(&p->ll);
 	return -1;
+}
+
+static void emit_to_evbuffer(void *arg, const char *at, size_t len)
+{
+	evbuffer_add(arg, at, len);
+}
+
+long http1_chunked_move(struct http1_parser *p, struct evbuffer *in, size_t budget,
+			struct evbuffer *out, bool *done)
+{
+	struct evbuffer_iovec vec[8];
+	size_t total = 0;
+	*done = false;
+	int n = evbuffer_peek(in, (ev_ssize_t)budget, NULL, vec, 8);
+	for (int i = 0; i < n && i < 8 && total < budget; i++) {
+		size_t len = vec[i].iov_len;
+		if (len > budget - total)
+			len = budget - total;
+		long used = http1_chunked_feed(p, vec[i].iov_base, len, done, emit_to_evbuffer, out);
+		if (used < 0)
+			return -1;
+		total += (size_t)used;
+		if (*done)
+			break;
+	}
+	evbuffer_drain(in, total);
+	return (long)total;
+}
+
+/* Slices outside the head (NULL, the "" of an empty value) stay. */
+static const char *rebased(const char *p, const char *from, size_t len, const char *to)
+{
+	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)from;
+	return p && a >= lo && a <= lo + len ? to + (a - lo) : p;
+}
+
+void http1_head_rebase(struct http1_head *h, const char *from, const char *to)
+{
+	size_t n = h->head_len;
+	h->method = rebased(h->method, from, n, to);
+	h->target = rebased(h->target, from, n, to);
+	h->reason = rebased(h->reason, from, n, to);
+	h->host = rebased(h->host, from, n, to);
+	for (size_t i = 0; i < h->n_headers; i++) {
+		h->headers[i].name = rebased(h->headers[i].name, from, n, to);
+		h->headers[i].value = rebased(h->headers[i].value, from, n, to);
+	}
 }

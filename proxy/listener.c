@@ -13,14 +13,19 @@
 #include <event2/util.h>
 
 #include "config.h"
-#include "conn.h"
 #include "log.h"
-#include "worker.h"
 
 struct listener {
 	struct evconnlistener *ev;
-	struct worker *w;
+	struct listener_set *set;
 	size_t index;                 /* in listen[]: a reload keeps the addresses */
+};
+
+struct listener_set {
+	struct listener **v;
+	size_t n;
+	listener_accept_fn accept;
+	void *arg;
 };
 
 int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
@@ -101,18 +106,7 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 {
 	(void)ev;
 	struct listener *l = arg;
-	struct worker *w = l->w;
-	/* The worker's current config: a reload may have brought new
-	 * certificates for this address. */
-	if (!conn_new(w, fd, sa, (socklen_t)len, &w->cfg->listen[l->index])) {
-		evutil_closesocket(fd);
-		return;
-	}
-	if (w->n_conns >= w->cfg->limits.max_connections && !w->paused) {
-		listener_pause_all(w, true);
-		log_warn("worker %d: max_connections (%u) reached, not accepting", w->id,
-			 w->cfg->limits.max_connections);
-	}
+	l->set->accept(l->set->arg, fd, sa, (socklen_t)len, l->index);
 }
 
 static void accept_error_cb(struct evconnlistener *ev, void *arg)
@@ -124,7 +118,8 @@ static void accept_error_cb(struct evconnlistener *ev, void *arg)
 	log_error("accept: %s", evutil_socket_error_to_string(err));
 }
 
-static int open_one(struct worker *w, const struct listen_conf *lc, struct listener *l)
+static int open_one(struct event_base *base, const struct listen_conf *lc, bool reuseport,
+		    bool say, struct listener *l)
 {
 	char where[80];
 	const struct sockaddr *sa = (const struct sockaddr *)&lc->address.ss;
@@ -138,7 +133,7 @@ static int open_one(struct worker *w, const struct listen_conf *lc, struct liste
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* Several workers share the port; a single worker must not, so that a
 	 * port already taken is an error instead of a silent share. */
-	if (w->cfg->workers > 1)
+	if (reuseport)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -147,56 +142,64 @@ static int open_one(struct worker *w, const struct listen_conf *lc, struct liste
 		close(fd);
 		return -1;
 	}
-	l->w = w;
-	l->ev = evconnlistener_new(w->base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	l->ev = evconnlistener_new(base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!l->ev) {
 		log_error("listen %s: cannot create the listener", where);
 		close(fd);
 		return -1;
 	}
 	evconnlistener_set_error_cb(l->ev, accept_error_cb);
-	if (w->id == 0)
+	if (say)
 		log_info("listening on %s", where);
 	return 0;
 }
 
-int listener_open_all(struct worker *w)
+struct listener_set *listener_open_all(struct event_base *base, const struct listen_conf *listen,
+				       size_t n, bool reuseport, bool say, listener_accept_fn accept,
+				       void *arg)
 {
-	const struct config *cfg = w->cfg;
-	w->listeners = calloc(cfg->n_listen, sizeof(*w->listeners));
-	if (!w->listeners)
-		return -1;
-	for (size_t i = 0; i < cfg->n_listen; i++) {
+	struct listener_set *set = calloc(1, sizeof(*set));
+	if (!set || !(set->v = calloc(n ? n : 1, sizeof(*set->v)))) {
+		log_error("listen: out of memory");
+		free(set);
+		return NULL;
+	}
+	set->accept = accept;
+	set->arg = arg;
+	for (size_t i = 0; i < n; i++) {
 		struct listener *l = calloc(1, sizeof(*l));
-		if (l)
+		if (l) {
 			l->index = i;
-		if (!l || open_one(w, &cfg->listen[i], l) < 0) {
-			free(l);
-			return -1;
+			l->set = set;
 		}
-		w->listeners[w->n_listeners++] = l;
+		if (!l || open_one(base, &listen[i], reuseport, say, l) < 0) {
+			free(l);
+			listener_close_all(set);
+			return NULL;
+		}
+		set->v[set->n++] = l;
 	}
-	return 0;
+	return set;
 }
 
-void listener_close_all(struct worker *w)
+void listener_close_all(struct listener_set *set)
 {
-	for (size_t i = 0; i < w->n_listeners; i++) {
-		evconnlistener_free(w->listeners[i]->ev);
-		free(w->listeners[i]);
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n; i++) {
+		evconnlistener_free(set->v[i]->ev);
+		free(set->v[i]);
 	}
-	free(w->listeners);
-	w->listeners = NULL;
-	w->n_listeners = 0;
+	free(set->v);
+	free(set);
 }
 
-void listener_pause_all(struct worker *w, bool pause)
+void listener_pause_all(struct listener_set *set, bool pause)
 {
-	for (size_t i = 0; i < w->n_listeners; i++) {
+	for (size_t i = 0; set && i < set->n; i++) {
 		if (pause)
-			evconnlistener_disable(w->listeners[i]->ev);
+			evconnlistener_disable(set->v[i]->ev);
 		else
-			evconnlistener_enable(w->listeners[i]->ev);
+			evconnlistener_enable(set->v[i]->ev);
 	}
-	w->paused = pause;
 }

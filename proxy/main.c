@@ -102,7 +102,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	rt->stopping = true;
 	log_info("signal %d: stopping (drain up to %.0fs)", (int)sig,
-		 rt->workers[0]->cfg->limits.drain_timeout);
+		 control_config(rt->control)->limits.drain_timeout);
 	for (int i = 0; i < rt->n_workers; i++)
 		worker_request_stop(rt->workers[i]);
 	event_base_loopbreak(rt->base);

@@ -12,6 +12,7 @@
 
 #include "dns.h"
 #include "http1.h"
+#include "httpclient.h"
 #include "tls.h"
 
 struct preflight {
@@ -19,12 +20,9 @@ struct preflight {
 	const struct upstream_conf *u;
 	enum upstream_id id;
 	struct upstream_pool *pool;     /* private: a preflight never reuses a connection */
-	struct upstream_conn *uc;
-	struct event *timer;
-	struct http1_parser parser;
-	struct http1_head head;
+	struct httpclient *hc;
+	bool connected;
 	json_t *result, *steps;
-	enum { STEP_RESOLVE, STEP_CONNECT, STEP_HEALTH } step;
 	preflight_done_fn done;
 	void *arg;
 };
@@ -44,10 +42,8 @@ static void finish(struct preflight *p, bool ok, const char *failed_step, const 
 		json_object_set_new(p->result, "error", json_string(err));
 	}
 	json_object_set_new(p->result, "ok", json_boolean(ok));
-	if (p->uc)
-		upstream_conn_put(p->uc, false);
+	httpclient_free(p->hc);
 	upstream_pool_free(p->pool);
-	event_free(p->timer);
 	preflight_done_fn done = p->done;
 	void *arg = p->arg;
 	json_t *result = p->result;
@@ -55,37 +51,28 @@ static void finish(struct preflight *p, bool ok, const char *failed_step, const 
 	done(arg, ok, result);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_connected(void *arg)
 {
-	(void)fd;
-	(void)what;
 	struct preflight *p = arg;
-	char why[96];
-	snprintf(why, sizeof(why), "no answer within %.1fs", p->u->health.timeout);
-	finish(p, false, p->step == STEP_CONNECT ? "connect" : "health", why);
+	p->connected = true;
+	step(p, "connect", true, httpclient_peer(p->hc));
+	if (p->u->https) {
+		char detail[300];
+		SSL *ssl = bufferevent_openssl_get_ssl(httpclient_bufferevent(p->hc));
+		tls_peer_summary(ssl, detail, sizeof(detail));
+		if (!p->u->tls.verify)
+			snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
+				 " (not verified: tls.verify = false)");
+		step(p, "tls", true, detail);
+	}
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_head(void *arg, const struct http1_head *h)
 {
 	struct preflight *p = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in);
-	if (len > 65536)
-		len = 65536;
-	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-	switch (http1_parse_head(&p->parser, buf, len, 65535, 65535, &p->head)) {
-	case HTTP1_MORE:
-		return;
-	case HTTP1_ERROR:
-		finish(p, false, "health", p->parser.error_reason ? p->parser.error_reason
-								  : "malformed answer");
-		return;
-	case HTTP1_DONE:
-		break;
-	}
 	char detail[160];
-	snprintf(detail, sizeof(detail), "GET %s answered %d", p->u->health.path, p->head.status);
-	if (p->head.status / 100 != 2) {
+	snprintf(detail, sizeof(detail), "GET %s answered %d", p->u->health.path, h->status);
+	if (h->status / 100 != 2) {
 		finish(p, false, "health", detail);
 		return;
 	}
@@ -93,44 +80,32 @@ static void on_read(struct bufferevent *bev, void *arg)
 	finish(p, true, NULL, NULL);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_body(void *arg)
 {
-	(void)bev;
-	struct preflight *p = arg;
-	const char *why = (what & BEV_EVENT_EOF) ? "connection closed before an answer"
-		: (what & BEV_EVENT_TIMEOUT) ? "timed out"
-					      : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
-	finish(p, false, "health", why);
+	(void)arg; /* finished at the head */
 }
 
-static void on_ready(void *arg, struct upstream_conn *uc, const char *error)
+static void on_failed(void *arg, int status, const char *why)
 {
+	(void)status;
 	struct preflight *p = arg;
-	if (error) {
+	if (p->connected) {
+		finish(p, false, "health", why);
+	} else if (httpclient_tcp_up(p->hc)) {
 		/* After TCP is up, only the TLS handshake can have failed. */
-		if (uc->tcp_up)
-			step(p, "connect", true, uc->peer);
-		finish(p, false, uc->tcp_up ? "tls" : "connect", error);
-		return;
+		step(p, "connect", true, httpclient_peer(p->hc));
+		finish(p, false, "tls", why);
+	} else {
+		finish(p, false, "connect", why);
 	}
-	step(p, "connect", true, uc->peer);
-	if (p->u->https) {
-		char detail[300];
-		SSL *ssl = bufferevent_openssl_get_ssl(uc->bev);
-		tls_peer_summary(ssl, detail, sizeof(detail));
-		if (!p->u->tls.verify)
-			snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
-				 " (not verified: tls.verify = false)");
-		step(p, "tls", true, detail);
-	}
-	p->step = STEP_HEALTH;
-	bufferevent_setcb(uc->bev, on_read, NULL, on_event, p);
-	bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
-	evbuffer_add_printf(bufferevent_get_output(uc->bev),
-			    "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cutover-preflight\r\n"
-			    "Connection: close\r\n\r\n",
-			    p->u->health.path, p->u->host_header);
 }
+
+static const struct httpclient_ops preflight_ops = {
+	.connected = on_connected,
+	.head = on_head,
+	.body = on_body,
+	.failed = on_failed,
+};
 
 static void on_resolved(void *arg, const struct dns_answer *answer, const char *error)
 {
@@ -151,17 +126,28 @@ static void on_resolved(void *arg, const struct dns_answer *answer, const char *
 		return;
 	}
 	step(p, "resolve", true, list);
-	p->step = STEP_CONNECT;
-	const char *why = NULL;
-	p->pool = upstream_pool_new(p->base, p->u, p->id);
-	p->uc = p->pool ? upstream_conn_open(p->pool, answer, on_ready, p, &why) : NULL;
-	if (!p->uc) {
-		finish(p, false, "connect", why ? why : "out of memory");
+	const char *why = "out of memory";
+	struct evbuffer *head = evbuffer_new();
+	p->pool = upstream_pool_new(p->base, p->u, p->id, NULL);
+	if (!head || !p->pool ||
+	    evbuffer_add_printf(head,
+				"GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cutover-preflight\r\n"
+				"Connection: close\r\n\r\n",
+				p->u->health.path, p->u->host_header) < 0) {
+		if (head)
+			evbuffer_free(head);
+		finish(p, false, "connect", why);
 		return;
 	}
-	struct timeval tv = { .tv_sec = (time_t)p->u->health.timeout };
-	tv.tv_usec = (suseconds_t)((p->u->health.timeout - (double)tv.tv_sec) * 1e6);
-	evtimer_add(p->timer, &tv);
+	struct httpclient_request req = {
+		.head = head,
+		.buffer_bytes = 64 * 1024 + 1,
+		.deadline = p->u->health.timeout,
+		.answer = answer,
+	};
+	p->hc = httpclient_start(p->pool, &req, &preflight_ops, p, &why);
+	if (!p->hc)
+		finish(p, false, "connect", why);
 }
 
 struct preflight *preflight_start(struct event_base *base, struct dns_resolver *dns,
@@ -177,12 +163,9 @@ struct preflight *preflight_start(struct event_base *base, struct dns_resolver *
 	p->done = done;
 	p->arg = arg;
 	p->result = json_pack("{s:s, s:[]}", "upstream", u->name, "steps");
-	p->steps = json_object_get(p->result, "steps");
-	p->timer = evtimer_new(base, on_timeout, p);
-	http1_parser_init(&p->parser, HTTP1_RESPONSE);
-	if (dns_lookup(dns, u->host, u->port, on_resolved, p) < 0) {
+	p->steps = p->result ? json_object_get(p->result, "steps") : NULL;
+	if (!p->steps || dns_lookup(dns, u->host, u->port, on_resolved, p) < 0) {
 		json_decref(p->result);
-		event_free(p->timer);
 		free(p);
 		return NULL;
 	}

@@ -1,6 +1,7 @@
 /* upstream: upstream config and the per-worker keep-alive pools. */
 #include "upstream.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,7 +19,9 @@
 
 #include "config.h"
 #include "dns.h"
+#include "duration.h"
 #include "log.h"
+#include "stats.h"
 
 static const char *const upstream_names[UPSTREAM_COUNT] = { "old", "new" };
 
@@ -217,10 +220,20 @@ struct upstream_pool {
 	struct upstream_conn *idle;   /* most recently used first */
 	unsigned n_idle;
 	bool retired;
+	struct stats *stats;          /* the worker's, NULL for a private pool */
 };
 
+static_assert(UPSTREAM_COUNT == STATS_UPSTREAMS, "stats.h counts the upstreams");
+
+static void idle_count(struct upstream_pool *p, int delta)
+{
+	p->n_idle = (unsigned)((int)p->n_idle + delta);
+	if (p->stats)
+		STATS_ADD(p->stats, pool_idle[p->id], delta);
+}
+
 struct upstream_pool *upstream_pool_new(struct event_base *base, const struct upstream_conf *conf,
-					enum upstream_id id)
+					enum upstream_id id, struct stats *stats)
 {
 	struct upstream_pool *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -228,7 +241,23 @@ struct upstream_pool *upstream_pool_new(struct event_base *base, const struct up
 	p->base = base;
 	p->conf = conf;
 	p->id = id;
+	p->stats = stats;
 	return p;
+}
+
+const struct upstream_conf *upstream_pool_conf(const struct upstream_pool *p)
+{
+	return p->conf;
+}
+
+enum upstream_id upstream_pool_id(const struct upstream_pool *p)
+{
+	return p->id;
+}
+
+struct event_base *upstream_pool_base(const struct upstream_pool *p)
+{
+	return p->base;
 }
 
 static void idle_unlink(struct upstream_conn *uc)
@@ -241,7 +270,7 @@ static void idle_unlink(struct upstream_conn *uc)
 	if (uc->next)
 		uc->next->prev = uc->prev;
 	uc->prev = uc->next = NULL;
-	p->n_idle--;
+	idle_count(p, -1);
 }
 
 static void connect_free(struct upstream_connect *k);
@@ -292,13 +321,6 @@ static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	(void)what;
 	idle_read_cb(bev, arg);
-}
-
-static struct timeval tv_of(double seconds)
-{
-	struct timeval tv = { .tv_sec = (time_t)seconds };
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	return tv;
 }
 
 /* ---- making a new connection: each address in turn, then TLS ---- */
@@ -402,7 +424,7 @@ static void connect_established(struct upstream_connect *k)
 	/* Many servers close without close_notify; the HTTP framing (length or
 	 * chunked) is what tells a whole answer from a cut one. */
 	bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
-	struct timeval ct = tv_of(c->connect_timeout);
+	struct timeval ct = duration_tv(c->connect_timeout);
 	bufferevent_set_timeouts(uc->bev, &ct, &ct);
 	bufferevent_setcb(uc->bev, NULL, NULL, tls_event_cb, uc);
 	bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
@@ -469,7 +491,7 @@ static void connect_next(struct upstream_connect *k)
 		}
 		k->fd = fd;
 		k->ev = event_new(uc->pool->base, fd, EV_WRITE, connect_wait_cb, k);
-		struct timeval ct = tv_of(c->connect_timeout);
+		struct timeval ct = duration_tv(c->connect_timeout);
 		if (!k->ev || event_add(k->ev, &ct) < 0)
 			break;
 		return;
@@ -560,7 +582,7 @@ void upstream_conn_put(struct upstream_conn *uc, bool reusable)
 		conn_close(uc);
 		return;
 	}
-	struct timeval idle = tv_of(p->conf->idle_timeout);
+	struct timeval idle = duration_tv(p->conf->idle_timeout);
 	bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
 	bufferevent_setwatermark(uc->bev, EV_READ, 0, 0);
 	bufferevent_set_timeouts(uc->bev, &idle, NULL);
@@ -570,5 +592,5 @@ void upstream_conn_put(struct upstream_conn *uc, bool reusable)
 	if (p->idle)
 		p->idle->prev = uc;
 	p->idle = uc;
-	p->n_idle++;
+	idle_count(p, +1);
 }

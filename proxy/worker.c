@@ -1,5 +1,5 @@
 /* worker: one thread running one event loop with its own listeners,
- * connections and upstream pools. */
+ * connections, upstream pools, gate and counters. */
 #include "worker.h"
 
 #include <errno.h>
@@ -14,8 +14,35 @@
 
 #include "config.h"
 #include "conn.h"
+#include "dispatch.h"
+#include "duration.h"
+#include "gate.h"
 #include "listener.h"
 #include "log.h"
+#include "stats.h"
+#include "upstream.h"
+
+struct worker {
+	int id;
+	pthread_t thread;
+	struct event_base *base;
+	const struct config *cfg;
+	struct listener_set *listeners;
+	struct conn_env env;             /* what its connections see */
+	struct stats stats;
+	bool stopping;
+	bool paused;                     /* listeners paused at max_connections */
+	/* The control thread talks to a worker only through this eventfd and
+	 * three flags, so libevent needs no locks (each loop is single-threaded). */
+	int notify_fd;
+	struct event *notify_ev;
+	int stop_requested;              /* atomic */
+	const struct config *pending_cfg; /* atomic: a reload to take over */
+	int state_changed;               /* atomic */
+	struct upstream_pool **retired;  /* pools of earlier configs, freed at exit */
+	size_t n_retired;
+	struct event *drain_ev;          /* drain timeout */
+};
 
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
 {
@@ -26,21 +53,15 @@ int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struc
 	return rc < 0 ? -1 : 0;
 }
 
-static struct timeval tv_of(double seconds)
-{
-	struct timeval tv = { .tv_sec = (time_t)seconds };
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct worker *w = arg;
-	if (w->n_conns)
-		log_warn("worker %d: drain timeout, closing %zu connection(s)", w->id, w->n_conns);
-	conn_free_all(w);
+	if (w->env.n_conns)
+		log_warn("worker %d: drain timeout, closing %zu connection(s)", w->id,
+			 w->env.n_conns);
+	conn_free_all(&w->env);
 	event_base_loopbreak(w->base);
 }
 
@@ -49,32 +70,60 @@ static void worker_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
-	listener_close_all(w);
-	conn_shutdown_all(w);
-	if (w->n_conns == 0) {
+	listener_close_all(w->listeners);
+	w->listeners = NULL;
+	conn_shutdown_all(&w->env);
+	if (w->env.n_conns == 0) {
 		event_base_loopbreak(w->base);
 		return;
 	}
-	struct timeval tv = tv_of(w->cfg->limits.drain_timeout);
+	struct timeval tv = duration_tv(w->cfg->limits.drain_timeout);
 	evtimer_add(w->drain_ev, &tv);
 }
 
-void worker_conn_closed(struct worker *w)
+/* A connection was freed: accept again below max_connections; end the
+ * loop when a stop has drained. */
+static void conn_closed(void *arg)
 {
+	struct worker *w = arg;
 	if (w->stopping) {
-		if (w->n_conns == 0)
+		if (w->env.n_conns == 0)
 			event_base_loopbreak(w->base);
 		return;
 	}
-	if (w->paused && w->n_conns < w->cfg->limits.max_connections)
-		listener_pause_all(w, false);
+	if (w->paused && w->env.n_conns < w->cfg->limits.max_connections) {
+		w->paused = false;
+		listener_pause_all(w->listeners, false);
+	}
 }
 
-static void admit_cb(evutil_socket_t fd, short what, void *arg)
+static void accept_cb(void *arg, int fd, const struct sockaddr *peer, socklen_t len, size_t index)
 {
-	(void)fd;
-	(void)what;
-	conn_admit_queued(arg);
+	struct worker *w = arg;
+	/* The worker's current config: a reload may have brought new
+	 * certificates for this address. */
+	if (!conn_new(&w->env, fd, peer, len, &w->cfg->listen[index])) {
+		close(fd);
+		return;
+	}
+	if (w->env.n_conns >= w->cfg->limits.max_connections && !w->paused) {
+		w->paused = true;
+		listener_pause_all(w->listeners, true);
+		log_warn("worker %d: max_connections (%u) reached, not accepting", w->id,
+			 w->cfg->limits.max_connections);
+	}
+}
+
+/* This worker's share of each upstream's max_active and queue. */
+static void worker_set_limits(struct worker *w, const struct config *cfg)
+{
+	unsigned n = (unsigned)cfg->workers;
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		const struct upstream_conf *u = &cfg->upstream[i];
+		gate_set_limits(w->env.gate, (enum upstream_id)i,
+				u->max_active ? (u->max_active + n - 1) / n : 0,
+				(u->queue + n - 1) / n, u->queue_timeout);
+	}
 }
 
 static void worker_take_config(struct worker *w, const struct config *cfg)
@@ -88,16 +137,18 @@ static void worker_take_config(struct worker *w, const struct config *cfg)
 	w->retired = list;
 	for (int i = 0; i < UPSTREAM_COUNT; i++) {
 		struct upstream_pool *p = upstream_pool_new(w->base, &cfg->upstream[i],
-							    (enum upstream_id)i);
+							    (enum upstream_id)i, &w->stats);
 		if (!p) {
 			log_error("worker %d: out of memory, reload not taken", w->id);
 			return;
 		}
-		upstream_pool_retire(w->pools[i]);
-		w->retired[w->n_retired++] = w->pools[i];
-		w->pools[i] = p;
+		upstream_pool_retire(w->env.pools[i]);
+		w->retired[w->n_retired++] = w->env.pools[i];
+		w->env.pools[i] = p;
 	}
 	w->cfg = cfg;
+	w->env.cfg = cfg;
+	worker_set_limits(w, cfg);
 }
 
 static void notify_cb(evutil_socket_t fd, short what, void *arg)
@@ -108,7 +159,7 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("worker %d: notify: %s", w->id, strerror(errno));
 	if (__atomic_exchange_n(&w->state_changed, 0, __ATOMIC_ACQ_REL))
-		conn_state_changed(w);
+		dispatch_state_changed(&w->env);
 	const struct config *next = __atomic_exchange_n(&w->pending_cfg, NULL, __ATOMIC_ACQ_REL);
 	if (next)
 		worker_take_config(w, next);
@@ -142,6 +193,7 @@ struct worker *worker_new(int id, const struct config *cfg)
 		return NULL;
 	w->id = id;
 	w->cfg = cfg;
+	w->notify_fd = -1;
 	/* epoll changelist: an event added and deleted again within one loop
 	 * round costs no epoll_ctl at all. */
 	struct event_config *ec = event_config_new();
@@ -156,12 +208,26 @@ struct worker *worker_new(int id, const struct config *cfg)
 	if (w->notify_fd < 0)
 		goto fail;
 	w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
-	event_add(w->notify_ev, NULL);
 	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
-	w->admit_ev = event_new(w->base, -1, 0, admit_cb, w);
-	for (int i = 0; i < UPSTREAM_COUNT; i++)
-		w->pools[i] = upstream_pool_new(w->base, &cfg->upstream[i], (enum upstream_id)i);
-	if (listener_open_all(w) < 0)
+	w->env.gate = gate_new(w->base, &w->stats);
+	if (!w->notify_ev || event_add(w->notify_ev, NULL) < 0 || !w->drain_ev || !w->env.gate)
+		goto fail;
+	w->env.base = w->base;
+	w->env.cfg = cfg;
+	w->env.stats = &w->stats;
+	w->env.dispatch = dispatch_request;
+	w->env.closed = conn_closed;
+	w->env.closed_arg = w;
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		w->env.pools[i] = upstream_pool_new(w->base, &cfg->upstream[i], (enum upstream_id)i,
+						    &w->stats);
+		if (!w->env.pools[i])
+			goto fail;
+	}
+	worker_set_limits(w, cfg);
+	w->listeners = listener_open_all(w->base, cfg->listen, cfg->n_listen, cfg->workers > 1,
+					 id == 0, accept_cb, w);
+	if (!w->listeners)
 		goto fail;
 	return w;
 fail:
@@ -173,13 +239,14 @@ void worker_free(struct worker *w)
 {
 	if (!w)
 		return;
-	if (w->notify_fd > 0)
+	if (w->notify_fd >= 0)
 		close(w->notify_fd);
 	if (w->base) {
-		conn_free_all(w);
-		listener_close_all(w);
+		conn_free_all(&w->env);
+		gate_free(w->env.gate);
+		listener_close_all(w->listeners);
 		for (int i = 0; i < UPSTREAM_COUNT; i++)
-			upstream_pool_free(w->pools[i]);
+			upstream_pool_free(w->env.pools[i]);
 		for (size_t i = 0; i < w->n_retired; i++)
 			upstream_pool_free(w->retired[i]);
 		free(w->retired);
@@ -187,8 +254,6 @@ void worker_free(struct worker *w)
 			event_free(w->notify_ev);
 		if (w->drain_ev)
 			event_free(w->drain_ev);
-		if (w->admit_ev)
-			event_free(w->admit_ev);
 		event_base_free(w->base);
 	}
 	free(w);
@@ -219,4 +284,9 @@ void worker_request_stop(struct worker *w)
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
+}
+
+void worker_stats_add(const struct worker *w, struct stats *sum)
+{
+	stats_sum(sum, &w->stats);
 }
