@@ -27,6 +27,7 @@ struct httpclient {
 
 	struct evbuffer *head;           /* kept for a retry */
 	struct evbuffer *body_bytes;     /* HTTPCLIENT_BODY_MEMORY, kept for a retry */
+	struct evbuffer *piece;          /* a decoded piece of a chunked answer */
 	enum httpclient_body body;
 	size_t buffer_bytes;
 	struct event *deadline_ev;
@@ -210,6 +211,8 @@ void httpclient_free(struct httpclient *hc)
 		evbuffer_free(hc->head);
 	if (hc->body_bytes)
 		evbuffer_free(hc->body_bytes);
+	if (hc->piece)
+		evbuffer_free(hc->piece);
 	free(hc);
 }
 
@@ -376,17 +379,15 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 		long used;
 		if (chunked) {
 			/* Decoded pieces are re-framed one chunk per call. */
-			struct evbuffer *tmp = evbuffer_new();
-			if (!tmp)
+			if (!hc->piece && !(hc->piece = evbuffer_new()))
 				return cut(hc, "out of memory");
-			used = http1_chunked_move(&hc->parser, in, max, tmp, &done);
-			size_t n = evbuffer_get_length(tmp);
+			used = http1_chunked_move(&hc->parser, in, max, hc->piece, &done);
+			size_t n = evbuffer_get_length(hc->piece);
 			if (n) {
 				evbuffer_add_printf(dst, "%zx\r\n", n);
-				evbuffer_add_buffer(dst, tmp);
+				evbuffer_add_buffer(dst, hc->piece);
 				evbuffer_add(dst, "\r\n", 2);
 			}
-			evbuffer_free(tmp);
 		} else {
 			used = http1_chunked_move(&hc->parser, in, max, dst, &done);
 		}
