@@ -27,6 +27,12 @@ struct dns_answer {
 struct dns_resolver;
 struct dns_name;
 
+/* A DNS server as dns.servers writes it: "1.1.1.1", "1.1.1.1:53", "::1",
+ * "[::1]" or "[::1]:5353", numeric, port 53 unless given. The config check
+ * and the resolver both read it with this. Returns 0, or -1 with a static
+ * reason in *WHY (left alone when addr_parse gave none). */
+int dns_server_parse(const char *text, struct addr *out, const char **why);
+
 /* A resolver on BASE (the control thread's loop). dns.servers, when set,
  * replaces /etc/resolv.conf. NULL with a reason in WHY on failure. */
 struct dns_resolver *dns_resolver_new(struct event_base *base, const struct dns_conf *conf,

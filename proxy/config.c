@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "dns.h"
 #include "forward.h"
 #include "listener.h"
 #include "log.h"
@@ -66,25 +67,6 @@ static int admin_conf_parse(struct conf_reader *r, const config_setting_t *s, st
 	return ok;
 }
 
-/* "1.1.1.1", "1.1.1.1:53", "::1", "[::1]:5353": numeric, port optional. */
-static int dns_server_check(const char *text, const char **why)
-{
-	struct addr a;
-	if (strncmp(text, "unix:", 5) == 0) {
-		*why = "a DNS server cannot be a unix socket";
-		return -1;
-	}
-	if (addr_parse(text, &a, why) == 0)
-		return 0;
-	char buf[128];
-	if (strchr(text, ':') != NULL && text[0] != '[')
-		snprintf(buf, sizeof buf, "[%s]:53", text);   /* bare IPv6 */
-	else
-		snprintf(buf, sizeof buf, "%s:53", text);
-	const char *why2;
-	return addr_parse(buf, &a, &why2);
-}
-
 static int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "servers", "min_ttl", "max_ttl", NULL };
@@ -102,7 +84,8 @@ static int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, stru
 		const config_setting_t *list = config_setting_get_member(s, "servers");
 		for (size_t i = 0; i < n; i++) {
 			const char *why = NULL;
-			if (dns_server_check(servers[i], &why) < 0) {
+			struct addr a;
+			if (dns_server_parse(servers[i], &a, &why) < 0) {
 				const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
 				conf_error(r, e, "%s: invalid DNS server \"%s\" (expected a numeric "
 					   "address with an optional port, e.g. \"127.0.0.1:53\")%s%s",

@@ -639,9 +639,7 @@ static void library_init(void)
 	library_status = ares_library_init(ARES_LIB_INIT_ALL);
 }
 
-/* "1.1.1.1", "1.1.1.1:53", "::1", "[::1]" or "[::1]:5353": port 53 unless
- * given. */
-static int server_parse(const char *text, struct addr *out, const char **why)
+int dns_server_parse(const char *text, struct addr *out, const char **why)
 {
 	if (strncmp(text, "unix:", 5) == 0) {
 		*why = "a DNS server cannot be a unix socket";
@@ -649,9 +647,11 @@ static int server_parse(const char *text, struct addr *out, const char **why)
 	}
 	if (addr_parse(text, out, why) == 0)
 		return 0;
-	char buf[INET6_ADDRSTRLEN + 16];
+	/* Room for any address a text can hold with a scope id: a longer one
+	 * fails here whole instead of being cut to something that parses. */
+	char buf[128];
 	if (strchr(text, ':') != NULL && text[0] != '[')
-		snprintf(buf, sizeof buf, "[%s]:53", text);
+		snprintf(buf, sizeof buf, "[%s]:53", text);     /* bare IPv6 */
 	else
 		snprintf(buf, sizeof buf, "%s:53", text);
 	const char *ignored;
@@ -672,7 +672,7 @@ static int set_servers(struct dns_resolver *r, const struct dns_conf *conf, char
 	for (size_t i = 0; i < conf->n_servers; i++) {
 		struct addr a;
 		const char *reason = "invalid address";
-		if (server_parse(conf->servers[i], &a, &reason) < 0) {
+		if (dns_server_parse(conf->servers[i], &a, &reason) < 0) {
 			snprintf(why, why_len, "dns.servers: invalid server \"%s\": %s",
 				 conf->servers[i], reason);
 			free(list);
