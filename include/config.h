@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "conf.h"
 #include "forward.h"
 #include "conn.h"
@@ -23,11 +24,6 @@
 
 /* Groups whose behaviour lands in later issues; parsed and validated now so
  * that the reference config and `cutover check` already know every key. */
-struct admin_conf {
-	struct addr address;     /* unix:/path or loopback host:port */
-	char *token_file;        /* required for TCP */
-};
-
 struct dns_conf {
 	char **servers;          /* "host[:port]"; empty = /etc/resolv.conf */
 	size_t n_servers;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "dns.h"
 #include "forward.h"
@@ -19,53 +20,6 @@
 #include "worker.h"
 
 /* ---- groups parsed here until their modules exist ---- */
-
-static int admin_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
-{
-	static const char *const keys[] = { "address", "token_file", NULL };
-	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
-	if (!config_setting_is_group(s))
-		return -1;
-
-	struct admin_conf *a = &cfg->admin;
-	if (conf_get_path(r, s, "token_file", &a->token_file) < 0)
-		ok = -1;
-
-	char *text = NULL;
-	int rc = conf_get_string(r, s, "address", &text);
-	if (rc == 0) {
-		conf_error(r, s, "admin: missing required key 'address' "
-			   "(\"unix:/path\" or a loopback \"host:port\")");
-		return -1;
-	}
-	if (rc < 0)
-		return -1;
-
-	const config_setting_t *at = config_setting_get_member(s, "address");
-	const char *why = NULL;
-	if (addr_parse(text, &a->address, &why) < 0) {
-		conf_error(r, at, "admin.address: invalid address \"%s\": %s", text,
-			   why ? why : "unparsable");
-		memset(&a->address, 0, sizeof a->address);
-		ok = -1;
-	} else if (!addr_is_unix(&a->address)) {
-		/* TCP: the token is the only guard, and without TLS it must not
-		 * cross a network (TLS for admin comes in a later issue). */
-		if (!addr_is_loopback((const struct sockaddr *)&a->address.ss)) {
-			conf_error(r, at, "admin.address: \"%s\" is not a loopback address; a TCP "
-				   "admin listener must be loopback (127.0.0.1, [::1]) as long as it "
-				   "has no TLS, which is not available yet", text);
-			ok = -1;
-		}
-		if (a->token_file == NULL) {
-			conf_error(r, at, "admin: token_file is required when admin.address is TCP "
-				   "(\"%s\")", text);
-			ok = -1;
-		}
-	}
-	free(text);
-	return ok;
-}
 
 static int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
@@ -326,7 +280,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_listen; i++)
 		listener_conf_free(&cfg->listen[i]);
 	free(cfg->listen);
-	free(cfg->admin.token_file);
+	admin_conf_free(&cfg->admin);
 	for (size_t i = 0; i < UPSTREAM_COUNT; i++)
 		upstream_conf_free(&cfg->upstream[i]);
 	conf_strings_free(cfg->dns.servers);
