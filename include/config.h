@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "admin.h"
+#include "dns.h"
 #include "conf.h"
 #include "forward.h"
 #include "conn.h"
@@ -24,12 +25,6 @@
 
 /* Groups whose behaviour lands in later issues; parsed and validated now so
  * that the reference config and `cutover check` already know every key. */
-struct dns_conf {
-	char **servers;          /* "host[:port]"; empty = /etc/resolv.conf */
-	size_t n_servers;
-	double min_ttl, max_ttl; /* seconds */
-};
-
 struct spool_conf {
 	char *dir;
 	uint64_t max_bytes, max_record_bytes;

@@ -8,14 +8,27 @@
 #define CUTOVER_DNS_H
 
 #include <jansson.h>
+#include <libconfig.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "addr.h"
 
-struct dns_conf;
+struct conf_reader;
+struct config;
 struct event_base;
+
+/* The "dns" group. */
+struct dns_conf {
+	char **servers;          /* "host[:port]"; empty = /etc/resolv.conf */
+	size_t n_servers;
+	double min_ttl, max_ttl; /* seconds */
+};
+
+/* Parses the top-level "dns" group into cfg->dns. */
+int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
+void dns_conf_free(struct dns_conf *c);
 
 struct dns_answer {
 	time_t resolved;             /* wall clock when it was received */

@@ -21,50 +21,6 @@
 
 /* ---- groups parsed here until their modules exist ---- */
 
-static int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
-{
-	static const char *const keys[] = { "servers", "min_ttl", "max_ttl", NULL };
-	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
-	if (!config_setting_is_group(s))
-		return -1;
-	struct dns_conf *d = &cfg->dns;
-
-	char **servers = NULL;
-	size_t n = 0;
-	int rc = conf_get_strings(r, s, "servers", &servers, &n);
-	if (rc < 0)
-		ok = -1;
-	else if (rc == 1) {
-		const config_setting_t *list = config_setting_get_member(s, "servers");
-		for (size_t i = 0; i < n; i++) {
-			const char *why = NULL;
-			struct addr a;
-			if (dns_server_parse(servers[i], &a, &why) < 0) {
-				const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
-				conf_error(r, e, "%s: invalid DNS server \"%s\" (expected a numeric "
-					   "address with an optional port, e.g. \"127.0.0.1:53\")%s%s",
-					   CONF_WHERE(e), servers[i], why ? ": " : "", why ? why : "");
-				ok = -1;
-			}
-		}
-		conf_strings_free(d->servers);
-		d->servers = servers;
-		d->n_servers = n;
-	}
-
-	int a = conf_get_duration(r, s, "min_ttl", 0, 86400, &d->min_ttl);
-	int b = conf_get_duration(r, s, "max_ttl", 0, 86400, &d->max_ttl);
-	if (a < 0 || b < 0)
-		ok = -1;
-	else if (d->min_ttl > d->max_ttl) {
-		const config_setting_t *at = config_setting_get_member(s, b == 1 ? "max_ttl" : "min_ttl");
-		conf_error(r, at, "dns: min_ttl (%g) is greater than max_ttl (%g)",
-			   d->min_ttl, d->max_ttl);
-		ok = -1;
-	}
-	return ok;
-}
-
 static int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "dir", "max_bytes", "max_record_bytes",
@@ -88,7 +44,8 @@ static int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, st
 		ok = -1;
 	else if (sp->max_record_bytes > sp->max_bytes) {
 		char x[32], y[32];
-		const config_setting_t *at = config_setting_get_member(s, b == 1 ? "max_record_bytes" : "max_bytes");
+		const config_setting_t *at =
+			config_setting_get_member(s, b == 1 ? "max_record_bytes" : "max_bytes");
 		conf_error(r, at, "spool: max_record_bytes (%s) is greater than max_bytes (%s)",
 			   conf_size_text(sp->max_record_bytes, x, sizeof x),
 			   conf_size_text(sp->max_bytes, y, sizeof y));
@@ -283,7 +240,7 @@ void config_free(struct config *cfg)
 	admin_conf_free(&cfg->admin);
 	for (size_t i = 0; i < UPSTREAM_COUNT; i++)
 		upstream_conf_free(&cfg->upstream[i]);
-	conf_strings_free(cfg->dns.servers);
+	dns_conf_free(&cfg->dns);
 	if (cfg->routes != NULL)
 		route_table_free(cfg->routes);
 	maintenance_conf_free(&cfg->maintenance);
