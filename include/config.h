@@ -12,25 +12,17 @@
 
 #include "addr.h"
 #include "admin.h"
-#include "dns.h"
 #include "conf.h"
+#include "dns.h"
 #include "forward.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
 #include "maintenance.h"
 #include "route.h"
+#include "spool.h"
 #include "state.h"
 #include "upstream.h"
-
-/* Groups whose behaviour lands in later issues; parsed and validated now so
- * that the reference config and `cutover check` already know every key. */
-struct spool_conf {
-	char *dir;
-	uint64_t max_bytes, max_record_bytes;
-	int response_status;     /* answer to a spooled submission (201) */
-	char *response_body;
-};
 
 struct config {
 	char *path;

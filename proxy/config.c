@@ -15,53 +15,10 @@
 #include "log.h"
 #include "maintenance.h"
 #include "route.h"
+#include "spool.h"
 #include "state.h"
 #include "upstream.h"
 #include "worker.h"
-
-/* ---- groups parsed here until their modules exist ---- */
-
-static int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
-{
-	static const char *const keys[] = { "dir", "max_bytes", "max_record_bytes",
-					    "response_status", "response_body", NULL };
-	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
-	if (!config_setting_is_group(s))
-		return -1;
-	struct spool_conf *sp = &cfg->spool;
-
-	int rc = conf_get_path(r, s, "dir", &sp->dir);
-	if (rc < 0)
-		ok = -1;
-	else if (rc == 0) {
-		conf_error(r, s, "spool: missing required key 'dir'");
-		ok = -1;
-	}
-
-	int a = conf_get_size(r, s, "max_bytes", 1, UINT64_MAX, &sp->max_bytes);
-	int b = conf_get_size(r, s, "max_record_bytes", 1, UINT64_MAX, &sp->max_record_bytes);
-	if (a < 0 || b < 0)
-		ok = -1;
-	else if (sp->max_record_bytes > sp->max_bytes) {
-		char x[32], y[32];
-		const config_setting_t *at =
-			config_setting_get_member(s, b == 1 ? "max_record_bytes" : "max_bytes");
-		conf_error(r, at, "spool: max_record_bytes (%s) is greater than max_bytes (%s)",
-			   conf_size_text(sp->max_record_bytes, x, sizeof x),
-			   conf_size_text(sp->max_bytes, y, sizeof y));
-		ok = -1;
-	}
-
-	long long status = sp->response_status;
-	rc = conf_get_int(r, s, "response_status", 200, 299, &status);
-	if (rc < 0)
-		ok = -1;
-	else
-		sp->response_status = (int)status;
-	if (conf_get_string(r, s, "response_body", &sp->response_body) < 0)
-		ok = -1;
-	return ok;
-}
 
 /* ---- defaults and the top-level dispatch ---- */
 
@@ -76,9 +33,7 @@ static void config_defaults(struct config *cfg)
 	cfg->maintenance.retry_after = MAINTENANCE_RETRY_AFTER_DEFAULT;
 	cfg->maintenance.max_accept_content_length = MAINTENANCE_MAX_ACCEPT_DEFAULT;
 
-	cfg->spool.max_bytes = 1ULL << 30;
-	cfg->spool.max_record_bytes = 32ULL << 20;
-	cfg->spool.response_status = 201;
+	spool_conf_defaults(&cfg->spool);
 
 	cfg->log.access = NULL;
 	cfg->log.level = LL_INFO;
@@ -244,8 +199,7 @@ void config_free(struct config *cfg)
 	if (cfg->routes != NULL)
 		route_table_free(cfg->routes);
 	maintenance_conf_free(&cfg->maintenance);
-	free(cfg->spool.dir);
-	free(cfg->spool.response_body);
+	spool_conf_free(&cfg->spool);
 	state_conf_free(&cfg->state);
 	log_conf_free(&cfg->log);
 	forward_conf_free(&cfg->forward);
