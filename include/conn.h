@@ -30,6 +30,8 @@ struct limits_conf {
 	size_t buffer_bytes;         /* per-direction buffering before backpressure */
 };
 
+/* Sets every field of L to its default. */
+void limits_conf_defaults(struct limits_conf *l);
 int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 
 enum conn_state {

@@ -26,6 +26,8 @@ struct dns_conf {
 	double min_ttl, max_ttl; /* seconds */
 };
 
+/* Sets every field of C to its default (C is not freed first). */
+void dns_conf_defaults(struct dns_conf *c);
 /* Parses the top-level "dns" group into cfg->dns. */
 int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void dns_conf_free(struct dns_conf *c);

@@ -19,6 +19,8 @@ struct log_conf {
 	enum log_level level;        /* default LL_INFO */
 };
 
+/* Sets every field of C to its default (C is not freed first). */
+void log_conf_defaults(struct log_conf *c);
 /* Parses the top-level "log" group into cfg->log. */
 int log_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void log_conf_free(struct log_conf *c);

@@ -50,7 +50,7 @@ struct worker {
 	struct event *admit_ev;      /* a slot was freed: let queued requests in */
 };
 
-/* Parses the top-level "workers" scalar. */
+/* Parses the top-level "workers" scalar (default 1); always called. */
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg);
 
 struct worker *worker_new(int id, const struct config *cfg);

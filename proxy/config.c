@@ -22,37 +22,17 @@
 
 /* ---- defaults and the top-level dispatch ---- */
 
+/* Every part starts from its owner's defaults, so that a group left out
+ * of the file has them too. */
 static void config_defaults(struct config *cfg)
 {
-	cfg->upstream[UPSTREAM_OLD].name = "old";
-	cfg->upstream[UPSTREAM_NEW].name = "new";
-
-	cfg->dns.min_ttl = 1;
-	cfg->dns.max_ttl = 300;
-
-	cfg->maintenance.retry_after = MAINTENANCE_RETRY_AFTER_DEFAULT;
-	cfg->maintenance.max_accept_content_length = MAINTENANCE_MAX_ACCEPT_DEFAULT;
-
+	for (int i = 0; i < UPSTREAM_COUNT; i++)
+		upstream_conf_defaults(&cfg->upstream[i], (enum upstream_id)i);
+	dns_conf_defaults(&cfg->dns);
+	maintenance_conf_defaults(&cfg->maintenance);
 	spool_conf_defaults(&cfg->spool);
-
-	cfg->log.access = NULL;
-	cfg->log.level = LL_INFO;
-
-	cfg->limits = (struct limits_conf){
-		.max_connections = 10000,
-		.max_request_line = 8192,
-		.max_header_bytes = 32768,
-		.max_body = 0,
-		.header_timeout = 30,
-		.body_timeout = 60,
-		.keepalive_timeout = 75,
-		.send_timeout = 60,
-		.drain_timeout = 30,
-		.buffer_bytes = 65536,
-		.max_parked = 1000,
-	};
-
-	cfg->workers = 1;
+	log_conf_defaults(&cfg->log);
+	limits_conf_defaults(&cfg->limits);
 }
 
 typedef int conf_parse_fn(struct conf_reader *r, const config_setting_t *s, struct config *cfg);

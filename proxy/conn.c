@@ -36,6 +36,23 @@
 #define HEALTH_PATH "/.well-known/cutover/health"
 #define MAX_RESPONSE_HEAD (64 * 1024)
 
+void limits_conf_defaults(struct limits_conf *l)
+{
+	*l = (struct limits_conf){
+		.max_connections = 10000,
+		.max_request_line = 8192,
+		.max_header_bytes = 32768,
+		.max_body = 0,
+		.header_timeout = 30,
+		.body_timeout = 60,
+		.keepalive_timeout = 75,
+		.send_timeout = 60,
+		.drain_timeout = 30,
+		.buffer_bytes = 65536,
+		.max_parked = 1000,
+	};
+}
+
 int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "max_connections", "max_request_line",

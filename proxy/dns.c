@@ -784,6 +784,11 @@ void dns_resolver_free(struct dns_resolver *r)
 
 /* ---- configuration: the "dns" group ---- */
 
+void dns_conf_defaults(struct dns_conf *c)
+{
+	*c = (struct dns_conf){ .min_ttl = 1, .max_ttl = 300 };
+}
+
 int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "servers", "min_ttl", "max_ttl", NULL };

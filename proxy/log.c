@@ -35,6 +35,11 @@ static char *access_path;            /* NULL when the access log is stderr */
 
 /* ---- config ---- */
 
+void log_conf_defaults(struct log_conf *c)
+{
+	*c = (struct log_conf){ .access = NULL, .level = LL_INFO };
+}
+
 int log_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "access", "level", "format", NULL };

@@ -63,6 +63,14 @@ static int check_body_json(struct conf_reader *r, const config_setting_t *s, con
 	return 0;
 }
 
+void maintenance_conf_defaults(struct maintenance_conf *m)
+{
+	*m = (struct maintenance_conf){
+		.retry_after = MAINTENANCE_RETRY_AFTER_DEFAULT,
+		.max_accept_content_length = MAINTENANCE_MAX_ACCEPT_DEFAULT,
+	};
+}
+
 int maintenance_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "retry_after", "body_html", "body_json", "body_text",

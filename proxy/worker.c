@@ -19,10 +19,9 @@
 
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
 {
-	long long n;
+	long long n = 1;             /* the default: one worker thread */
 	int rc = conf_get_int(r, root, "workers", 1, 64, &n);
-	if (rc > 0)
-		cfg->workers = (int)n;
+	cfg->workers = (int)n;
 	return rc < 0 ? -1 : 0;
 }
 
