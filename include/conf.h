@@ -15,6 +15,34 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* ---- a loaded config ---- */
+
+/* Each part belongs to the module that parses it and sets its defaults
+ * (the header in the comment): a module reads its own part, and the parts
+ * of the modules it already depends on, without this header naming any
+ * module's type. The parts are never NULL in a loaded config, except
+ * routes (no routes group) and listen (none parsed). */
+struct config {
+	char *path;                        /* the file it was read from */
+	struct listen_conf *listen;        /* listener.h: [n_listen] */
+	size_t n_listen;
+	struct admin_conf *admin;          /* admin.h */
+	/* upstream.h: [UPSTREAM_COUNT], indexed by enum upstream_id. A pointer
+	 * to the first of the array rather than an array of pointers: the
+	 * count stays upstream.h's alone, and cfg->upstream[id] reads as
+	 * before. */
+	struct upstream_conf *upstream;
+	struct dns_conf *dns;              /* dns.h */
+	struct route_table *routes;        /* route.h; NULL without a routes group */
+	struct maintenance_conf *maintenance;  /* maintenance.h */
+	struct spool_conf *spool;          /* spool.h */
+	struct state_conf *state;          /* state.h: state_file, journal_file */
+	struct log_conf *log;              /* log.h */
+	struct limits_conf *limits;        /* conn.h */
+	struct forward_conf *forward;      /* forward.h: trusted_proxies */
+	int workers;                       /* worker.c: the one top-level scalar */
+};
+
 /* ---- the reader ---- */
 
 struct conf_reader;

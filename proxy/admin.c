@@ -18,7 +18,7 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
-#include "config.h"
+#include "conf.h"
 #include "control.h"
 #include "http1.h"
 #include "log.h"
@@ -407,7 +407,7 @@ static char *read_token(const char *path, char *why, size_t why_len)
 struct admin *admin_new(struct event_base *base, const struct config *cfg, struct control *ctl,
 			char *why, size_t why_len)
 {
-	const struct addr *a = &cfg->admin.address;
+	const struct addr *a = &cfg->admin->address;
 	if (!a->len) {
 		snprintf(why, why_len, "no admin.address configured");
 		return NULL;
@@ -440,7 +440,7 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 	} else {
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		adm->token = read_token(cfg->admin.token_file, why, why_len);
+		adm->token = read_token(cfg->admin->token_file, why, why_len);
 		if (!adm->token)
 			goto fail;
 		if (bind(fd, sa, a->len) < 0)
@@ -496,7 +496,7 @@ int admin_conf_parse(struct conf_reader *r, const config_setting_t *s, struct co
 	if (!config_setting_is_group(s))
 		return -1;
 
-	struct admin_conf *a = &cfg->admin;
+	struct admin_conf *a = cfg->admin;
 	if (conf_get_path(r, s, "token_file", &a->token_file) < 0)
 		ok = -1;
 

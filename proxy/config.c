@@ -1,6 +1,6 @@
-/* config: reads one libconfig file with the reader of conf.c, sets every
- * default, then hands each top-level key to the module that owns it (the
- * table in config_parse_root()). */
+/* config: the wiring. Reads one libconfig file with the reader of conf.c,
+ * starts every part from its owner's defaults, then hands each top-level
+ * key to the module that owns it (the table in config_parse_root()). */
 
 #include "config.h"
 
@@ -20,19 +20,55 @@
 #include "upstream.h"
 #include "worker.h"
 
-/* ---- defaults and the top-level dispatch ---- */
+/* ---- the parts, their defaults and the top-level dispatch ---- */
+
+/* A config and the parts it points at (conf.h), in one allocation: the
+ * modules own the types, their defaults and their contents; the wiring
+ * only knows how big they are. */
+struct config_parts {
+	struct config cfg;           /* first: a struct config * is the block */
+	struct admin_conf admin;
+	struct upstream_conf upstream[UPSTREAM_COUNT];
+	struct dns_conf dns;
+	struct maintenance_conf maintenance;
+	struct spool_conf spool;
+	struct state_conf state;
+	struct log_conf log;
+	struct limits_conf limits;
+	struct forward_conf forward;
+};
 
 /* Every part starts from its owner's defaults, so that a group left out
- * of the file has them too. */
-static void config_defaults(struct config *cfg)
+ * of the file has them too. Parts left zero: admin (none configured),
+ * forward (no trusted proxies), state (state_conf_parse is always called
+ * and sets its own), listen and routes (none until parsed). */
+static struct config *config_new(const char *path)
 {
+	struct config_parts *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return NULL;
+	struct config *cfg = &p->cfg;
+	if ((cfg->path = strdup(path)) == NULL) {
+		free(p);
+		return NULL;
+	}
+	cfg->admin = &p->admin;
+	cfg->upstream = p->upstream;
 	for (int i = 0; i < UPSTREAM_COUNT; i++)
 		upstream_conf_defaults(&cfg->upstream[i], (enum upstream_id)i);
-	dns_conf_defaults(&cfg->dns);
-	maintenance_conf_defaults(&cfg->maintenance);
-	spool_conf_defaults(&cfg->spool);
-	log_conf_defaults(&cfg->log);
-	limits_conf_defaults(&cfg->limits);
+	cfg->dns = &p->dns;
+	dns_conf_defaults(cfg->dns);
+	cfg->maintenance = &p->maintenance;
+	maintenance_conf_defaults(cfg->maintenance);
+	cfg->spool = &p->spool;
+	spool_conf_defaults(cfg->spool);
+	cfg->state = &p->state;
+	cfg->log = &p->log;
+	log_conf_defaults(cfg->log);
+	cfg->limits = &p->limits;
+	limits_conf_defaults(cfg->limits);
+	cfg->forward = &p->forward;
+	return cfg;
 }
 
 typedef int conf_parse_fn(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
@@ -84,7 +120,7 @@ static void config_check_required(struct conf_reader *r, const config_setting_t 
 	if (cfg->routes != NULL && routes != NULL) {
 		for (size_t i = 0; i < cfg->routes->n; i++) {
 			const struct route *rt = &cfg->routes->v[i];
-			if (rt->spool && cfg->spool.dir == NULL)
+			if (rt->spool && cfg->spool->dir == NULL)
 				conf_error(r, config_setting_get_elem(routes, (unsigned)i),
 					   "route '%s' has spool = true but no spool.dir is configured",
 					   rt->name ? rt->name : "?");
@@ -127,15 +163,14 @@ static void config_parse_root(struct conf_reader *r, const config_setting_t *roo
 static struct config *config_load_any(const char *path, const char *text, FILE *errs)
 {
 	struct conf_reader *r = conf_reader_new(path);
-	struct config *cfg = calloc(1, sizeof *cfg);
-	if (r == NULL || cfg == NULL || (cfg->path = strdup(path)) == NULL) {
+	struct config *cfg = config_new(path);
+	if (r == NULL || cfg == NULL) {
 		if (errs != NULL)
 			fprintf(errs, "%s: out of memory\n", path);
 		conf_reader_free(r);
-		free(cfg);
+		config_free(cfg);
 		return NULL;
 	}
-	config_defaults(cfg);
 
 	config_t lc;
 	if (conf_reader_load(r, &lc, text, errs) < 0) {
@@ -172,17 +207,17 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_listen; i++)
 		listener_conf_free(&cfg->listen[i]);
 	free(cfg->listen);
-	admin_conf_free(&cfg->admin);
+	admin_conf_free(cfg->admin);
 	for (size_t i = 0; i < UPSTREAM_COUNT; i++)
 		upstream_conf_free(&cfg->upstream[i]);
-	dns_conf_free(&cfg->dns);
+	dns_conf_free(cfg->dns);
 	if (cfg->routes != NULL)
 		route_table_free(cfg->routes);
-	maintenance_conf_free(&cfg->maintenance);
-	spool_conf_free(&cfg->spool);
-	state_conf_free(&cfg->state);
-	log_conf_free(&cfg->log);
-	forward_conf_free(&cfg->forward);
+	maintenance_conf_free(cfg->maintenance);
+	spool_conf_free(cfg->spool);
+	state_conf_free(cfg->state);
+	log_conf_free(cfg->log);
+	forward_conf_free(cfg->forward);
 	free(cfg->path);
-	free(cfg);
+	free((struct config_parts *)cfg);
 }

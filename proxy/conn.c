@@ -20,9 +20,10 @@
 #include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 
-#include "config.h"
+#include "conf.h"
 #include "forward.h"
 #include "http1.h"
+#include "listener.h"
 #include "log.h"
 #include "maintenance.h"
 #include "project.h"
@@ -59,7 +60,7 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 					    "max_header_bytes", "max_body", "header_timeout",
 					    "body_timeout", "keepalive_timeout", "send_timeout",
 					    "drain_timeout", "buffer_bytes", "max_parked", NULL };
-	struct limits_conf *l = &cfg->limits;
+	struct limits_conf *l = cfg->limits;
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	long long n;
 	uint64_t sz;
@@ -296,8 +297,8 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *peer, soc
 	http1_parser_init(&c->req_parser, HTTP1_REQUEST);
 	c->state = CONN_READ_HEAD;
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bev_set_budget(c->bev, c->cfg->limits.buffer_bytes);
-	set_client_timeouts(c, c->cfg->limits.header_timeout, c->cfg->limits.send_timeout);
+	bev_set_budget(c->bev, c->cfg->limits->buffer_bytes);
+	set_client_timeouts(c, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 
 	c->next = w->conns;
@@ -519,7 +520,7 @@ static void answer_maintenance(struct conn *c, const struct scope_state *scope)
 	};
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t before = evbuffer_get_length(out);
-	x->status = maintenance_write(out, &c->cfg->maintenance, &mr);
+	x->status = maintenance_write(out, c->cfg->maintenance, &mr);
 	if (x->status < 0) {
 		conn_free(c);
 		return;
@@ -566,7 +567,7 @@ static void wait_begin(struct conn *c, enum conn_state state, double seconds,
 	struct timeval tv = tv_of(seconds);
 	evtimer_add(c->park_timer, &tv);
 	/* The client may wait longer than the head timeout allows. */
-	set_client_timeouts(c, 0, c->cfg->limits.send_timeout);
+	set_client_timeouts(c, 0, c->cfg->limits->send_timeout);
 }
 
 static void conn_unpark(struct conn *c)
@@ -615,7 +616,7 @@ static void conn_park(struct conn *c, const struct scope_state *scope)
 {
 	struct worker *w = c->w;
 	time_t now = time(NULL);
-	if (scope->until <= now || w->n_parked >= c->cfg->limits.max_parked) {
+	if (scope->until <= now || w->n_parked >= c->cfg->limits->max_parked) {
 		answer_maintenance(c, scope);
 		return;
 	}
@@ -732,7 +733,7 @@ static void conn_dispatch(struct conn *c)
 		return;
 	}
 	x->max_body = x->route && x->route->max_body ? x->route->max_body
-						       : c->cfg->limits.max_body;
+						       : c->cfg->limits->max_body;
 	if (x->max_body && h->framing == HTTP1_BODY_LENGTH && h->content_length > x->max_body) {
 		conn_respond_error(c, 413, "request body larger than the route's max_body");
 		return;
@@ -760,13 +761,13 @@ static void conn_read_head(struct conn *c)
 	size_t avail = evbuffer_get_length(in);
 	if (avail == 0)
 		return;
-	const struct limits_conf *lim = &c->cfg->limits;
+	const struct limits_conf *lim = c->cfg->limits;
 	if (!c->x) {
 		if (c->cfg != c->w->cfg) {
 			/* A reload happened: each request runs on one config, the
 			 * next one on the newest. */
 			c->cfg = c->w->cfg;
-			lim = &c->cfg->limits;
+			lim = c->cfg->limits;
 			bev_set_budget(c->bev, lim->buffer_bytes);
 		}
 		c->x = calloc(1, sizeof(*c->x));
@@ -850,7 +851,7 @@ static void request_sent(struct conn *c)
 	const struct upstream_conf *u = &c->cfg->upstream[x->upstream];
 	struct timeval rt = tv_of(u->read_timeout), st = tv_of(u->send_timeout);
 	bufferevent_set_timeouts(x->uc->bev, &rt, &st);
-	set_client_timeouts(c, 0, c->cfg->limits.send_timeout);
+	set_client_timeouts(c, 0, c->cfg->limits->send_timeout);
 }
 
 /* Moves request body bytes from the client to the upstream, as much as the
@@ -862,7 +863,7 @@ static void pump_request_body(struct conn *c)
 		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(x->uc->bev);
-	size_t cap = c->cfg->limits.buffer_bytes;
+	size_t cap = c->cfg->limits->buffer_bytes;
 	size_t queued = evbuffer_get_length(out);
 	size_t budget = queued < cap ? cap - queued : 0;
 	switch (x->req.framing) {
@@ -921,7 +922,7 @@ static void exchange_bind_upstream(struct conn *c)
 {
 	struct bufferevent *ub = c->x->uc->bev;
 	bufferevent_setcb(ub, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
-	bev_set_budget(ub, c->cfg->limits.buffer_bytes);
+	bev_set_budget(ub, c->cfg->limits->buffer_bytes);
 	bufferevent_enable(ub, EV_READ | EV_WRITE);
 }
 
@@ -984,7 +985,7 @@ static void forward_start(struct conn *c, enum upstream_id id)
 	if (!c->sent_head)
 		c->sent_head = evbuffer_new();
 	evbuffer_drain(c->sent_head, evbuffer_get_length(c->sent_head));
-	forward_request_head(c->sent_head, &x->req, &c->cfg->upstream[id], &c->cfg->forward,
+	forward_request_head(c->sent_head, &x->req, &c->cfg->upstream[id], c->cfg->forward,
 			     (struct sockaddr *)&c->peer, c->tls);
 
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -1047,7 +1048,7 @@ static void read_response_head(struct conn *c)
 		if (avail == 0)
 			return;
 		/* Reading stops at buffer_bytes, so a larger head could never complete. */
-		size_t max = c->cfg->limits.buffer_bytes - 1;
+		size_t max = c->cfg->limits->buffer_bytes - 1;
 		if (max > MAX_RESPONSE_HEAD)
 			max = MAX_RESPONSE_HEAD;
 		size_t want = avail < max + 1 ? avail : max + 1;
@@ -1094,7 +1095,7 @@ static void read_response_head(struct conn *c)
 	forward_response_head(out, h, x->resp_chunked_out, x->client_keep_alive, x->http10);
 	x->bytes_out += evbuffer_get_length(out) - before;
 	evbuffer_drain(in, h->head_len);
-	struct timeval st = tv_of(c->cfg->limits.send_timeout);
+	struct timeval st = tv_of(c->cfg->limits->send_timeout);
 	bufferevent_set_timeouts(c->bev, NULL, &st);
 	c->state = CONN_FORWARD;
 	pump_response_body(c);
@@ -1134,7 +1135,7 @@ static void pump_response_body(struct conn *c)
 		return;
 	struct evbuffer *in = bufferevent_get_input(x->uc->bev);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t cap = c->cfg->limits.buffer_bytes;
+	size_t cap = c->cfg->limits->buffer_bytes;
 	size_t queued = evbuffer_get_length(out);
 	size_t budget = queued < cap ? cap - queued : 0;
 	size_t before = queued;
@@ -1241,13 +1242,13 @@ static void exchange_finish(struct conn *c)
 		return;
 	}
 	c->state = CONN_READ_HEAD;
-	set_client_timeouts(c, c->cfg->limits.keepalive_timeout, c->cfg->limits.send_timeout);
+	set_client_timeouts(c, c->cfg->limits->keepalive_timeout, c->cfg->limits->send_timeout);
 }
 
 /* Parses and runs as many buffered requests as can be answered now. */
 static void conn_process_input(struct conn *c)
 {
-	size_t cap = c->cfg->limits.buffer_bytes;
+	size_t cap = c->cfg->limits->buffer_bytes;
 	struct worker *w = c->w;
 	while (c->state == CONN_READ_HEAD) {
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)

@@ -8,9 +8,12 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "config.h"
+#include "conn.h"
 #include "dns.h"
 #include "journal.h"
+#include "listener.h"
 #include "log.h"
 #include "preflight.h"
 #include "project.h"
@@ -276,7 +279,7 @@ static void action_apply(struct action *a)
 
 	a->drain_timer = evtimer_new(ctl->base, drain_check, a);
 	clock_gettime(CLOCK_MONOTONIC, &a->drain_deadline);
-	double d = ctl->cfg->limits.drain_timeout;
+	double d = ctl->cfg->limits->drain_timeout;
 	a->drain_deadline.tv_sec += (time_t)d;
 	a->drain_deadline.tv_nsec += (long)((d - (double)(time_t)d) * 1e9);
 	if (a->drain_deadline.tv_nsec >= 1000000000L) {
@@ -719,22 +722,22 @@ static const char *restart_key_changed(const struct config *a, const struct conf
 	for (size_t i = 0; i < a->n_listen; i++)
 		if (!same_addr(&a->listen[i].address, &b->listen[i].address))
 			return "listen";
-	if (!same_addr(&a->admin.address, &b->admin.address) ||
-	    !same_str(a->admin.token_file, b->admin.token_file))
+	if (!same_addr(&a->admin->address, &b->admin->address) ||
+	    !same_str(a->admin->token_file, b->admin->token_file))
 		return "admin";
 	if (a->workers != b->workers)
 		return "workers";
-	if (!same_str(a->state.state_file, b->state.state_file))
+	if (!same_str(a->state->state_file, b->state->state_file))
 		return "state_file";
-	if (!same_str(a->state.journal_file, b->state.journal_file))
+	if (!same_str(a->state->journal_file, b->state->journal_file))
 		return "journal_file";
-	if (!same_str(a->log.access, b->log.access))
+	if (!same_str(a->log->access, b->log->access))
 		return "log.access";
-	if (a->dns.n_servers != b->dns.n_servers || a->dns.min_ttl != b->dns.min_ttl ||
-	    a->dns.max_ttl != b->dns.max_ttl)
+	if (a->dns->n_servers != b->dns->n_servers || a->dns->min_ttl != b->dns->min_ttl ||
+	    a->dns->max_ttl != b->dns->max_ttl)
 		return "dns";
-	for (size_t i = 0; i < a->dns.n_servers; i++)
-		if (strcmp(a->dns.servers[i], b->dns.servers[i]) != 0)
+	for (size_t i = 0; i < a->dns->n_servers; i++)
+		if (strcmp(a->dns->servers[i], b->dns->servers[i]) != 0)
 			return "dns";
 	return NULL;
 }
@@ -790,7 +793,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		ctl->reloaded[ctl->n_reloaded++] = next;
 		follow_upstreams(ctl, next);
 		ctl->cfg = next;
-		log_set_level(next->log.level);
+		log_set_level(next->log->level);
 		for (int i = 0; i < ctl->n_workers; i++)
 			worker_set_config(ctl->workers[i], next);
 		*answer = json_pack("{s:b, s:s, s:I}", "ok", 1, "config", path, "reloads",
@@ -901,12 +904,12 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 	ctl->cfg = cfg;
 	ctl->workers = workers;
 	ctl->n_workers = n_workers;
-	ctl->journal = journal_open(cfg->state.journal_file, why, why_len);
+	ctl->journal = journal_open(cfg->state->journal_file, why, why_len);
 	if (!ctl->journal) {
 		free(ctl);
 		return NULL;
 	}
-	ctl->dns = dns_resolver_new(base, &cfg->dns, why, why_len);
+	ctl->dns = dns_resolver_new(base, cfg->dns, why, why_len);
 	if (!ctl->dns) {
 		journal_close(ctl->journal);
 		free(ctl);

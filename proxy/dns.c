@@ -24,7 +24,7 @@
 #include <ares.h>
 #include <event2/event.h>
 
-#include "config.h"
+#include "conf.h"
 
 /* 2 s per try, doubled by c-ares for the second round: a silent server
  * costs a query 2 + 4 = 6 s (a refusing one fails it at once), which bounds
@@ -795,7 +795,7 @@ int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct conf
 	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
 	if (!config_setting_is_group(s))
 		return -1;
-	struct dns_conf *d = &cfg->dns;
+	struct dns_conf *d = cfg->dns;
 
 	char **servers = NULL;
 	size_t n = 0;

@@ -6,7 +6,7 @@
 
 #include <event2/buffer.h>
 
-#include "config.h"
+#include "conf.h"
 #include "http1.h"
 #include "upstream.h"
 
@@ -18,7 +18,7 @@ int forward_conf_parse(struct conf_reader *r, const config_setting_t *root, stru
 	if (rc <= 0)
 		return rc < 0 ? -1 : 0;
 	const config_setting_t *at = config_setting_get_member(root, "trusted_proxies");
-	struct cidr_set *set = &cfg->forward.trusted_proxies;
+	struct cidr_set *set = &cfg->forward->trusted_proxies;
 	set->v = calloc(n ? n : 1, sizeof(*set->v));
 	int status = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -12,7 +12,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
-#include "config.h"
+#include "conf.h"
 #include "conn.h"
 #include "log.h"
 #include "worker.h"
@@ -108,10 +108,10 @@ static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sock
 		evutil_closesocket(fd);
 		return;
 	}
-	if (w->n_conns >= w->cfg->limits.max_connections && !w->paused) {
+	if (w->n_conns >= w->cfg->limits->max_connections && !w->paused) {
 		listener_pause_all(w, true);
 		log_warn("worker %d: max_connections (%u) reached, not accepting", w->id,
-			 w->cfg->limits.max_connections);
+			 w->cfg->limits->max_connections);
 	}
 }
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 
 #define WHERE(s) conf_where((s), (char[256]){0}, 256)
 
@@ -46,7 +46,7 @@ int log_conf_parse(struct conf_reader *r, const config_setting_t *s, struct conf
 	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
 	if (!config_setting_is_group(s))
 		return -1;
-	struct log_conf *c = &cfg->log;
+	struct log_conf *c = cfg->log;
 
 	int rc = conf_get_string(r, s, "access", &c->access);
 	if (rc < 0)

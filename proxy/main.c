@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "conn.h"
 #include "control.h"
 #include "ctl.h"
 #include "log.h"
@@ -102,7 +103,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	rt->stopping = true;
 	log_info("signal %d: stopping (drain up to %.0fs)", (int)sig,
-		 rt->workers[0]->cfg->limits.drain_timeout);
+		 rt->workers[0]->cfg->limits->drain_timeout);
 	for (int i = 0; i < rt->n_workers; i++)
 		worker_request_stop(rt->workers[i]);
 	event_base_loopbreak(rt->base);
@@ -139,8 +140,8 @@ static int cmd_run(int argc, char **argv)
 	struct config *cfg = config_load(path, stderr);
 	if (!cfg)
 		return 1;
-	if (log_open(&cfg->log) < 0 ||
-	    state_init(store_file_new(cfg->state.state_file), start_mode, stderr) < 0) {
+	if (log_open(cfg->log) < 0 ||
+	    state_init(store_file_new(cfg->state->state_file), start_mode, stderr) < 0) {
 		config_free(cfg);
 		return 1;
 	}

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "config.h"
+#include "conf.h"
 
 void spool_conf_defaults(struct spool_conf *c)
 {
@@ -21,7 +21,7 @@ int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct co
 	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
 	if (!config_setting_is_group(s))
 		return -1;
-	struct spool_conf *sp = &cfg->spool;
+	struct spool_conf *sp = cfg->spool;
 
 	int rc = conf_get_path(r, s, "dir", &sp->dir);
 	if (rc < 0)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "log.h"
 #include "store.h"
 
@@ -28,13 +28,13 @@ int mode_parse(const char *text, enum mode *out)
 
 int state_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
 {
-	if (conf_get_string(r, root, "state_file", &cfg->state.state_file) < 0 ||
-	    conf_get_string(r, root, "journal_file", &cfg->state.journal_file) < 0)
+	if (conf_get_string(r, root, "state_file", &cfg->state->state_file) < 0 ||
+	    conf_get_string(r, root, "journal_file", &cfg->state->journal_file) < 0)
 		return -1;
-	if (!cfg->state.state_file)
-		cfg->state.state_file = strdup(STATE_FILE_DEFAULT);
-	if (!cfg->state.journal_file)
-		cfg->state.journal_file = strdup(JOURNAL_FILE_DEFAULT);
+	if (!cfg->state->state_file)
+		cfg->state->state_file = strdup(STATE_FILE_DEFAULT);
+	if (!cfg->state->journal_file)
+		cfg->state->journal_file = strdup(JOURNAL_FILE_DEFAULT);
 	return 0;
 }
 

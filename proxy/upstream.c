@@ -16,7 +16,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
-#include "config.h"
+#include "conf.h"
 #include "dns.h"
 #include "log.h"
 

@@ -12,7 +12,7 @@
 
 #include <event2/event.h>
 
-#include "config.h"
+#include "conf.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
@@ -54,7 +54,7 @@ static void worker_stop(struct worker *w)
 		event_base_loopbreak(w->base);
 		return;
 	}
-	struct timeval tv = tv_of(w->cfg->limits.drain_timeout);
+	struct timeval tv = tv_of(w->cfg->limits->drain_timeout);
 	evtimer_add(w->drain_ev, &tv);
 }
 
@@ -65,7 +65,7 @@ void worker_conn_closed(struct worker *w)
 			event_base_loopbreak(w->base);
 		return;
 	}
-	if (w->paused && w->n_conns < w->cfg->limits.max_connections)
+	if (w->paused && w->n_conns < w->cfg->limits->max_connections)
 		listener_pause_all(w, false);
 }
 

@@ -13,7 +13,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "admin.h"
 #include "config.h"
+#include "conn.h"
+#include "dns.h"
+#include "forward.h"
+#include "listener.h"
+#include "log.h"
+#include "maintenance.h"
+#include "route.h"
+#include "spool.h"
+#include "state.h"
+#include "upstream.h"
 
 static char tmpdir[64];
 static char conf_path[128];
@@ -123,41 +135,41 @@ static void test_contract_minimal_config(void **state)
 		fail_msg("the contract's minimal config must load cleanly:\n%s", errs);
 
 	assert_int_equal(cfg->n_listen, 1);
-	assert_true(addr_is_unix(&cfg->admin.address));
-	assert_null(cfg->admin.token_file);
+	assert_true(addr_is_unix(&cfg->admin->address));
+	assert_null(cfg->admin->token_file);
 	assert_true(cfg->upstream[UPSTREAM_OLD].defined);
 	assert_true(cfg->upstream[UPSTREAM_NEW].defined);
 	assert_string_equal(cfg->upstream[UPSTREAM_OLD].url, "http://127.0.0.1:18081");
 	assert_string_equal(cfg->upstream[UPSTREAM_NEW].url, "http://127.0.0.1:18082");
-	assert_string_equal(cfg->state.state_file, "/tmp/cutover-test/state.json");
-	assert_string_equal(cfg->state.journal_file, "/tmp/cutover-test/journal.log");
+	assert_string_equal(cfg->state->state_file, "/tmp/cutover-test/state.json");
+	assert_string_equal(cfg->state->journal_file, "/tmp/cutover-test/journal.log");
 	assert_non_null(cfg->routes);
 	assert_int_equal(cfg->routes->n, 4);
 
 	/* every other key has its default */
-	assert_string_equal(cfg->spool.dir, "/tmp/cutover-test/spool");
-	assert_int_equal(cfg->spool.max_bytes, 1ULL << 30);
-	assert_int_equal(cfg->spool.max_record_bytes, 32ULL << 20);
-	assert_int_equal(cfg->spool.response_status, 201);
-	assert_null(cfg->spool.response_body);
-	assert_int_equal(cfg->maintenance.retry_after, 120);
-	assert_null(cfg->maintenance.body_html);
-	assert_int_equal(cfg->dns.n_servers, 0);
-	assert_true(cfg->dns.min_ttl == 1.0 && cfg->dns.max_ttl == 300.0);
-	assert_int_equal(cfg->limits.max_connections, 10000);
-	assert_int_equal(cfg->limits.max_request_line, 8192);
-	assert_int_equal(cfg->limits.max_header_bytes, 32768);
-	assert_int_equal(cfg->limits.max_body, 0);
-	assert_true(cfg->limits.header_timeout == 30.0);
-	assert_true(cfg->limits.body_timeout == 60.0);
-	assert_true(cfg->limits.keepalive_timeout == 75.0);
-	assert_true(cfg->limits.send_timeout == 60.0);
-	assert_true(cfg->limits.drain_timeout == 30.0);
-	assert_int_equal(cfg->limits.buffer_bytes, 65536);
-	assert_int_equal(cfg->log.level, LL_INFO);
-	assert_null(cfg->log.access);
+	assert_string_equal(cfg->spool->dir, "/tmp/cutover-test/spool");
+	assert_int_equal(cfg->spool->max_bytes, 1ULL << 30);
+	assert_int_equal(cfg->spool->max_record_bytes, 32ULL << 20);
+	assert_int_equal(cfg->spool->response_status, 201);
+	assert_null(cfg->spool->response_body);
+	assert_int_equal(cfg->maintenance->retry_after, 120);
+	assert_null(cfg->maintenance->body_html);
+	assert_int_equal(cfg->dns->n_servers, 0);
+	assert_true(cfg->dns->min_ttl == 1.0 && cfg->dns->max_ttl == 300.0);
+	assert_int_equal(cfg->limits->max_connections, 10000);
+	assert_int_equal(cfg->limits->max_request_line, 8192);
+	assert_int_equal(cfg->limits->max_header_bytes, 32768);
+	assert_int_equal(cfg->limits->max_body, 0);
+	assert_true(cfg->limits->header_timeout == 30.0);
+	assert_true(cfg->limits->body_timeout == 60.0);
+	assert_true(cfg->limits->keepalive_timeout == 75.0);
+	assert_true(cfg->limits->send_timeout == 60.0);
+	assert_true(cfg->limits->drain_timeout == 30.0);
+	assert_int_equal(cfg->limits->buffer_bytes, 65536);
+	assert_int_equal(cfg->log->level, LL_INFO);
+	assert_null(cfg->log->access);
 	assert_int_equal(cfg->workers, 1);
-	assert_int_equal(cfg->forward.trusted_proxies.n, 0);
+	assert_int_equal(cfg->forward->trusted_proxies.n, 0);
 
 	config_free(cfg);
 	free(errs);
@@ -182,9 +194,9 @@ static void test_reference_config(void **state)
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("conf/cutover.conf must load cleanly:\n%s", errs);
 	assert_non_null(cfg->listen[1].tls);
-	assert_string_equal(cfg->spool.dir, "/var/lib/cutover/spool");
-	assert_non_null(cfg->log.access);
-	assert_string_equal(cfg->log.access, "stderr");
+	assert_string_equal(cfg->spool->dir, "/var/lib/cutover/spool");
+	assert_non_null(cfg->log->access);
+	assert_string_equal(cfg->log->access, "stderr");
 	config_free(cfg);
 	free(errs);
 }
@@ -352,8 +364,8 @@ static void test_sizes_parse(void **state)
 			 "max_bytes = %s; max_record_bytes = %s; };\n", cases[i].max, cases[i].rec);
 		struct config *cfg = load(text, &errs);
 		expect_clean(cfg, errs);
-		assert_int_equal(cfg->spool.max_bytes, cases[i].max_v);
-		assert_int_equal(cfg->spool.max_record_bytes, cases[i].rec_v);
+		assert_int_equal(cfg->spool->max_bytes, cases[i].max_v);
+		assert_int_equal(cfg->spool->max_record_bytes, cases[i].rec_v);
 		config_free(cfg);
 		free(errs);
 	}
@@ -389,8 +401,8 @@ static void test_spool_values(void **state)
 				  "spool = { dir = \"/tmp/s\"; response_status = 202;\n"
 				  "  response_body = \"<OpenRosaResponse/>\"; };\n", &errs);
 	expect_clean(cfg, errs);
-	assert_int_equal(cfg->spool.response_status, 202);
-	assert_string_equal(cfg->spool.response_body, "<OpenRosaResponse/>");
+	assert_int_equal(cfg->spool->response_status, 202);
+	assert_string_equal(cfg->spool->response_body, "<OpenRosaResponse/>");
 	config_free(cfg);
 	free(errs);
 
@@ -441,8 +453,8 @@ static void test_admin(void **state)
 	cfg = load("admin = { address = \"[::1]:18090\"; token_file = \"/etc/cutover/token\"; };\n",
 		   &errs);
 	expect_clean(cfg, errs);
-	assert_false(addr_is_unix(&cfg->admin.address));
-	assert_string_equal(cfg->admin.token_file, "/etc/cutover/token");
+	assert_false(addr_is_unix(&cfg->admin->address));
+	assert_string_equal(cfg->admin->token_file, "/etc/cutover/token");
 	config_free(cfg);
 	free(errs);
 
@@ -471,10 +483,10 @@ static void test_dns(void **state)
 				  "                    \"[::1]:53\" ];\n"
 				  "  min_ttl = 0.5; max_ttl = 600; };\n", &errs);
 	expect_clean(cfg, errs);
-	assert_int_equal(cfg->dns.n_servers, 4);
-	assert_string_equal(cfg->dns.servers[0], "127.0.0.1:5353");
-	assert_null(cfg->dns.servers[4]);
-	assert_true(cfg->dns.min_ttl == 0.5 && cfg->dns.max_ttl == 600.0);
+	assert_int_equal(cfg->dns->n_servers, 4);
+	assert_string_equal(cfg->dns->servers[0], "127.0.0.1:5353");
+	assert_null(cfg->dns->servers[4]);
+	assert_true(cfg->dns->min_ttl == 0.5 && cfg->dns->max_ttl == 600.0);
 	config_free(cfg);
 	free(errs);
 
@@ -502,10 +514,10 @@ static void test_maintenance(void **state)
 				  "maintenance = { retry_after = 0; body_html = \"<p>later</p>\";\n"
 				  "  body_json = \"{}\"; body_text = \"later\"; };\n", &errs);
 	expect_clean(cfg, errs);
-	assert_int_equal(cfg->maintenance.retry_after, 0);
-	assert_string_equal(cfg->maintenance.body_html, "<p>later</p>");
-	assert_string_equal(cfg->maintenance.body_json, "{}");
-	assert_string_equal(cfg->maintenance.body_text, "later");
+	assert_int_equal(cfg->maintenance->retry_after, 0);
+	assert_string_equal(cfg->maintenance->body_html, "<p>later</p>");
+	assert_string_equal(cfg->maintenance->body_json, "{}");
+	assert_string_equal(cfg->maintenance->body_text, "later");
 	config_free(cfg);
 	free(errs);
 

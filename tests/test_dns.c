@@ -24,7 +24,6 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "config.h"
 #include "dns.h"
 
 #define MIN_TTL 0.2
