@@ -64,6 +64,9 @@ struct admin_conf {
 /* Parses the top-level "admin" group into cfg->admin. */
 int admin_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void admin_conf_free(struct admin_conf *c);
+/* "admin" if the address or token file differ, else NULL: both are read
+ * once, at start, so a reload cannot take them over. */
+const char *admin_conf_restart_key(const struct admin_conf *a, const struct admin_conf *b);
 
 /* Listens on cfg->admin.address (unix socket created 0600, replacing a
  * stale socket; TCP needs the token file). NULL with WHY on failure. */

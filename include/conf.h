@@ -103,4 +103,8 @@ int conf_get_strings(struct conf_reader *r, const config_setting_t *group,
 		     const char *key, char ***out, size_t *n);
 void conf_strings_free(char **v);
 
+/* For the owners' *_conf_restart_key(): two optional strings are the same
+ * value (both NULL, or equal). */
+bool conf_str_equal(const char *a, const char *b);
+
 #endif

@@ -19,4 +19,10 @@ struct config *config_load(const char *path, FILE *errs);
 struct config *config_load_string(const char *text, const char *name, FILE *errs);
 void config_free(struct config *cfg);
 
+/* The first key changed from RUNNING to NEXT that a running process cannot
+ * take over (a reload refuses it), or NULL. Each owner says which of its
+ * keys those are; they are asked in the order listen, admin, workers,
+ * state_file, journal_file, log.access, dns. */
+const char *config_restart_needed(const struct config *running, const struct config *next);
+
 #endif

@@ -31,6 +31,8 @@ void dns_conf_defaults(struct dns_conf *c);
 /* Parses the top-level "dns" group into cfg->dns. */
 int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void dns_conf_free(struct dns_conf *c);
+/* "dns" if the servers or TTL bounds differ, else NULL. */
+const char *dns_conf_restart_key(const struct dns_conf *a, const struct dns_conf *b);
 
 struct dns_answer {
 	time_t resolved;             /* wall clock when it was received */

@@ -536,6 +536,14 @@ int admin_conf_parse(struct conf_reader *r, const config_setting_t *s, struct co
 	return ok;
 }
 
+const char *admin_conf_restart_key(const struct admin_conf *a, const struct admin_conf *b)
+{
+	/* The listener and the token are set up once, at start. */
+	if (!addr_equal(&a->address, &b->address) || !conf_str_equal(a->token_file, b->token_file))
+		return "admin";
+	return NULL;
+}
+
 void admin_conf_free(struct admin_conf *c)
 {
 	free(c->token_file);

@@ -578,3 +578,8 @@ int conf_reader_load(struct conf_reader *r, config_t *lc, const char *text, FILE
 	config_destroy(lc);
 	return -1;
 }
+
+bool conf_str_equal(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}

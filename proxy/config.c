@@ -221,3 +221,17 @@ void config_free(struct config *cfg)
 	free(cfg->path);
 	free((struct config_parts *)cfg);
 }
+
+const char *config_restart_needed(const struct config *running, const struct config *next)
+{
+	const struct config *a = running, *b = next;
+	const char *key;
+	if ((key = listener_conf_restart_key(a->listen, a->n_listen, b->listen, b->n_listen)) ||
+	    (key = admin_conf_restart_key(a->admin, b->admin)) ||
+	    (key = worker_conf_restart_key(a->workers, b->workers)) ||
+	    (key = state_conf_restart_key(a->state, b->state)) ||
+	    (key = log_conf_restart_key(a->log, b->log)) ||
+	    (key = dns_conf_restart_key(a->dns, b->dns)))
+		return key;
+	return NULL;
+}

@@ -8,12 +8,10 @@
 
 #include <event2/event.h>
 
-#include "admin.h"
-#include "config.h"
+#include "conf.h"
 #include "conn.h"
 #include "dns.h"
 #include "journal.h"
-#include "listener.h"
 #include "log.h"
 #include "preflight.h"
 #include "project.h"
@@ -28,6 +26,7 @@
 struct control {
 	struct event_base *base;
 	const struct config *cfg;        /* the one in force */
+	const struct control_config_ops *ops;
 	/* Configs loaded by reload. Kept until exit: connections and retired
 	 * pools may still point into an older one (a few KiB per reload). */
 	struct config **reloaded;
@@ -704,44 +703,6 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- reload ---- */
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool same_addr(const struct addr *a, const struct addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-/* The keys a running process cannot take over; NULL if none changed. */
-static const char *restart_key_changed(const struct config *a, const struct config *b)
-{
-	if (a->n_listen != b->n_listen)
-		return "listen";
-	for (size_t i = 0; i < a->n_listen; i++)
-		if (!same_addr(&a->listen[i].address, &b->listen[i].address))
-			return "listen";
-	if (!same_addr(&a->admin->address, &b->admin->address) ||
-	    !same_str(a->admin->token_file, b->admin->token_file))
-		return "admin";
-	if (a->workers != b->workers)
-		return "workers";
-	if (!same_str(a->state->state_file, b->state->state_file))
-		return "state_file";
-	if (!same_str(a->state->journal_file, b->state->journal_file))
-		return "journal_file";
-	if (!same_str(a->log->access, b->log->access))
-		return "log.access";
-	if (a->dns->n_servers != b->dns->n_servers || a->dns->min_ttl != b->dns->min_ttl ||
-	    a->dns->max_ttl != b->dns->max_ttl)
-		return "dns";
-	for (size_t i = 0; i < a->dns->n_servers; i++)
-		if (strcmp(a->dns->servers[i], b->dns->servers[i]) != 0)
-			return "dns";
-	return NULL;
-}
-
 /* CFG's upstream names join those the resolver follows (a name already
  * followed keeps its answer, so a reload never waits for DNS). */
 static void follow_upstreams(struct control *ctl, struct config *cfg)
@@ -759,7 +720,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 	char *errs_text = NULL;
 	size_t errs_len = 0;
 	FILE *errs = open_memstream(&errs_text, &errs_len);
-	struct config *next = errs ? config_load(path, errs) : NULL;
+	struct config *next = errs ? ctl->ops->load(path, errs) : NULL;
 	if (errs)
 		fclose(errs);
 	int status = 200;
@@ -772,19 +733,19 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		snprintf(outcome, sizeof(outcome), "refused: invalid config");
 		status = 400;
 	} else {
-		const char *key = restart_key_changed(ctl->cfg, next);
+		const char *key = ctl->ops->restart_needed(ctl->cfg, next);
 		if (key) {
 			*answer = error_answer("%s: '%s' changed, which needs a restart; the running "
 					       "config stays", path, key);
 			snprintf(outcome, sizeof(outcome), "refused: %s changed", key);
-			config_free(next);
+			ctl->ops->free(next);
 			status = 409;
 		}
 	}
 	if (status == 200) {
 		struct config **list = realloc(ctl->reloaded, (ctl->n_reloaded + 1) * sizeof(*list));
 		if (!list) {
-			config_free(next);
+			ctl->ops->free(next);
 			*answer = error_answer("out of memory");
 			free(errs_text);
 			return 500;
@@ -893,7 +854,8 @@ json_t *control_journal(struct control *ctl, size_t n)
 #define DNS_SETTLE_SECONDS 5.0
 
 struct control *control_new(struct event_base *base, struct config *cfg,
-			    struct worker **workers, int n_workers, char *why, size_t why_len)
+			    const struct control_config_ops *ops, struct worker **workers,
+			    int n_workers, char *why, size_t why_len)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl) {
@@ -902,6 +864,7 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 	}
 	ctl->base = base;
 	ctl->cfg = cfg;
+	ctl->ops = ops;
 	ctl->workers = workers;
 	ctl->n_workers = n_workers;
 	ctl->journal = journal_open(cfg->state->journal_file, why, why_len);
@@ -937,7 +900,7 @@ void control_free(struct control *ctl)
 	if (!ctl)
 		return;
 	for (size_t i = 0; i < ctl->n_reloaded; i++)
-		config_free(ctl->reloaded[i]);
+		ctl->ops->free(ctl->reloaded[i]);
 	free(ctl->reloaded);
 	event_free(ctl->tick);
 	dns_resolver_free(ctl->dns);

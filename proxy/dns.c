@@ -834,6 +834,17 @@ int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct conf
 	return ok;
 }
 
+const char *dns_conf_restart_key(const struct dns_conf *a, const struct dns_conf *b)
+{
+	/* The resolver is made once, at start, with these. */
+	if (a->n_servers != b->n_servers || a->min_ttl != b->min_ttl || a->max_ttl != b->max_ttl)
+		return "dns";
+	for (size_t i = 0; i < a->n_servers; i++)
+		if (strcmp(a->servers[i], b->servers[i]) != 0)
+			return "dns";
+	return NULL;
+}
+
 void dns_conf_free(struct dns_conf *c)
 {
 	conf_strings_free(c->servers);

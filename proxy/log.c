@@ -90,6 +90,13 @@ int log_conf_parse(struct conf_reader *r, const config_setting_t *s, struct conf
 	return ok;
 }
 
+const char *log_conf_restart_key(const struct log_conf *a, const struct log_conf *b)
+{
+	/* The access log is opened once (SIGUSR1 reopens the same path); the
+	 * level is taken over by a reload. */
+	return conf_str_equal(a->access, b->access) ? NULL : "log.access";
+}
+
 void log_conf_free(struct log_conf *c)
 {
 	if (c == NULL)

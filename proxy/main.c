@@ -131,6 +131,13 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	json_decref(answer);
 }
 
+/* control reloads through these; it does not include config.h. */
+static const struct control_config_ops config_ops = {
+	.load = config_load,
+	.free = config_free,
+	.restart_needed = config_restart_needed,
+};
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = config_arg(argc, argv);
@@ -163,7 +170,8 @@ static int cmd_run(int argc, char **argv)
 	struct admin *admin = NULL;
 	if (status == 0) {
 		char why[512];
-		control = control_new(rt.base, cfg, rt.workers, cfg->workers, why, sizeof(why));
+		control = control_new(rt.base, cfg, &config_ops, rt.workers, cfg->workers, why,
+				      sizeof(why));
 		rt.control = control;
 		admin = control ? admin_new(rt.base, cfg, control, why, sizeof(why)) : NULL;
 		if (!admin) {

@@ -38,6 +38,16 @@ int state_conf_parse(struct conf_reader *r, const config_setting_t *root, struct
 	return 0;
 }
 
+const char *state_conf_restart_key(const struct state_conf *a, const struct state_conf *b)
+{
+	/* The state is loaded and the journal opened once, at start. */
+	if (!conf_str_equal(a->state_file, b->state_file))
+		return "state_file";
+	if (!conf_str_equal(a->journal_file, b->journal_file))
+		return "journal_file";
+	return NULL;
+}
+
 void state_conf_free(struct state_conf *c)
 {
 	free(c->state_file);

@@ -25,6 +25,11 @@ int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struc
 	return rc < 0 ? -1 : 0;
 }
 
+const char *worker_conf_restart_key(int a, int b)
+{
+	return a != b ? "workers" : NULL;
+}
+
 static struct timeval tv_of(double seconds)
 {
 	struct timeval tv = { .tv_sec = (time_t)seconds };

@@ -583,6 +583,102 @@ static void test_all_errors_reported_in_file_order(void **state)
 	free(errs);
 }
 
+/* ---- reload: which changes need a restart ---- */
+
+/* A whole config; NULL takes the usual value. EXTRA is appended. */
+static struct config *variant(const char *listen, const char *admin, const char *state,
+			      const char *journal, const char *extra)
+{
+	char text[2048], *errs;
+	snprintf(text, sizeof text,
+		 "listen = ( %s );\n"
+		 "upstreams = {\n"
+		 "  old = { url = \"http://127.0.0.1:18081\"; };\n"
+		 "  new = { url = \"http://127.0.0.1:18082\"; };\n"
+		 "};\n"
+		 "admin = { %s };\n"
+		 "state_file = \"%s\";\n"
+		 "journal_file = \"%s\";\n"
+		 "%s",
+		 listen ? listen : "{ address = \"127.0.0.1:18080\"; }",
+		 admin ? admin : "address = \"unix:/tmp/cutover-test/admin.sock\";",
+		 state ? state : "/tmp/cutover-test/state.json",
+		 journal ? journal : "/tmp/cutover-test/journal.log", extra ? extra : "");
+	struct config *cfg = load_text(text, true, &errs);
+	expect_clean(cfg, errs);
+	free(errs);
+	return cfg;
+}
+
+static void expect_restart(const struct config *running, struct config *next, const char *key)
+{
+	const char *got = config_restart_needed(running, next);
+	if (key == NULL && got != NULL)
+		fail_msg("expected no restart, got '%s'", got);
+	if (key != NULL && (got == NULL || strcmp(got, key) != 0))
+		fail_msg("expected '%s', got %s%s%s", key, got ? "'" : "", got ? got : "NULL",
+			 got ? "'" : "");
+	config_free(next);
+}
+
+static void test_restart_needed(void **state)
+{
+	(void)state;
+	struct config *run = variant(NULL, NULL, NULL, NULL,
+				     "dns = { servers = [ \"127.0.0.1:5353\" ]; };\n"
+				     "log = { access = \"stderr\"; };\n");
+	const char *dns = "dns = { servers = [ \"127.0.0.1:5353\" ]; };\n";
+	const char *log = "log = { access = \"stderr\"; };\n";
+	char both[256];
+	snprintf(both, sizeof both, "%s%s", dns, log);
+
+	/* what a reload takes over */
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, both), NULL);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL,
+				    "dns = { servers = [ \"127.0.0.1:5353\" ]; };\n"
+				    "log = { access = \"stderr\"; level = \"debug\"; };\n"
+				    "maintenance = { retry_after = 5; };\n"
+				    "limits = { drain_timeout = 1; };\n"
+				    "trusted_proxies = [ \"10.0.0.0/8\" ];\n"
+				    "routes = ( { name = \"all\"; } );\n"), NULL);
+
+	/* each key that needs a restart */
+	expect_restart(run, variant("{ address = \"127.0.0.1:18081\"; }", NULL, NULL, NULL, both),
+		       "listen");
+	expect_restart(run, variant("{ address = \"127.0.0.1:18080\"; }, "
+				    "{ address = \"127.0.0.1:18081\"; }", NULL, NULL, NULL, both),
+		       "listen");
+	expect_restart(run, variant(NULL, "address = \"unix:/tmp/cutover-test/other.sock\";",
+				    NULL, NULL, both), "admin");
+	expect_restart(run, variant(NULL, "address = \"unix:/tmp/cutover-test/admin.sock\"; "
+				    "token_file = \"/t\";", NULL, NULL, both), "admin");
+	char text[512];
+	snprintf(text, sizeof text, "%sworkers = 2;\n", both);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "workers");
+	expect_restart(run, variant(NULL, NULL, "/tmp/other.json", NULL, both), "state_file");
+	expect_restart(run, variant(NULL, NULL, NULL, "/tmp/other.log", both), "journal_file");
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, dns), "log.access");
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, log), "dns");
+	snprintf(text, sizeof text, "%sdns = { servers = [ \"127.0.0.1:5354\" ]; };\n", log);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "dns");
+	snprintf(text, sizeof text, "%sdns = { servers = [ \"127.0.0.1:5353\" ]; max_ttl = 60; };\n",
+		 log);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "dns");
+
+	/* several at once: the first in the documented order */
+	expect_restart(run, variant("{ address = \"127.0.0.1:18081\"; }",
+				    "address = \"unix:/tmp/x.sock\";", NULL, NULL, NULL), "listen");
+	expect_restart(run, variant(NULL, "address = \"unix:/tmp/x.sock\";", NULL, NULL,
+				    "workers = 3;\n"), "admin");
+	expect_restart(run, variant(NULL, NULL, "/tmp/other.json", "/tmp/other.log",
+				    "workers = 3;\n"), "workers");
+	expect_restart(run, variant(NULL, NULL, "/tmp/other.json", "/tmp/other.log", NULL),
+		       "state_file");
+	expect_restart(run, variant(NULL, NULL, NULL, "/tmp/other.log", NULL), "journal_file");
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, NULL), "log.access");
+	config_free(run);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -606,6 +702,7 @@ int main(void)
 		cmocka_unit_test(test_maintenance),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_all_errors_reported_in_file_order),
+		cmocka_unit_test(test_restart_needed),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
