@@ -18,10 +18,11 @@
 /* ---- a loaded config ---- */
 
 /* Each part belongs to the module that parses it and sets its defaults
- * (the header in the comment): a module reads its own part, and the parts
- * of the modules it already depends on, without this header naming any
- * module's type. The parts are never NULL in a loaded config, except
- * routes (no routes group) and listen (none parsed). */
+ * (the header named in the comment). A module reads its own part, and the
+ * parts of modules it already depends on; this header only declares the
+ * struct tags, so it includes no module header. The parts are never NULL
+ * in a config that config_load() returned, except routes (no routes
+ * group). */
 struct config {
 	char *path;                        /* the file it was read from */
 	struct listen_conf *listen;        /* listener.h: [n_listen] */
@@ -40,7 +41,7 @@ struct config {
 	struct log_conf *log;              /* log.h */
 	struct limits_conf *limits;        /* conn.h */
 	struct forward_conf *forward;      /* forward.h: trusted_proxies */
-	int workers;                       /* worker.c: the one top-level scalar */
+	int workers;                       /* worker.h: a plain count, default 1 */
 };
 
 /* ---- the reader ---- */

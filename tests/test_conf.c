@@ -417,6 +417,16 @@ static void test_load_reports_syntax_errors(void **state)
 	conf_reader_free(r);
 }
 
+static void test_str_equal(void **state)
+{
+	(void)state;
+	assert_true(conf_str_equal(NULL, NULL));
+	assert_true(conf_str_equal("a", "a"));
+	assert_false(conf_str_equal("a", NULL));
+	assert_false(conf_str_equal(NULL, "a"));
+	assert_false(conf_str_equal("a", "b"));
+}
+
 static void test_unflushed_messages_are_freed(void **state)
 {
 	(void)state;
@@ -440,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_where),
 		cmocka_unit_test(test_messages_in_file_order),
 		cmocka_unit_test(test_load_reports_syntax_errors),
+		cmocka_unit_test(test_str_equal),
 		cmocka_unit_test(test_unflushed_messages_are_freed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

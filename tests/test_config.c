@@ -1,6 +1,7 @@
-/* tests for proxy/config.c: the reader API through config_load(), the
- * groups config.c parses itself (admin, dns, maintenance, spool), and the
- * contract's minimal config and the reference config as a whole. */
+/* tests for proxy/config.c: config_load() end to end (the reader of
+ * conf.c as the groups' owners use it), the admin, dns, maintenance and
+ * spool groups through it, the contract's minimal config and the
+ * reference config as a whole, and which reload changes need a restart. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
