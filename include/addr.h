@@ -22,6 +22,8 @@ const char *addr_format(const struct sockaddr *sa, socklen_t len, char *buf, siz
 const char *addr_format_host(const struct sockaddr *sa, char *buf, size_t size);
 bool addr_is_loopback(const struct sockaddr *sa);
 bool addr_is_unix(const struct addr *a);
+/* The same address (two unset ones are equal). */
+bool addr_equal(const struct addr *a, const struct addr *b);
 
 struct cidr {
 	int family;               /* AF_INET or AF_INET6 */

@@ -43,12 +43,30 @@
 #ifndef CUTOVER_ADMIN_H
 #define CUTOVER_ADMIN_H
 
+#include <libconfig.h>
 #include <stddef.h>
 
+#include "addr.h"
+
+struct conf_reader;
 struct config;
 struct control;
 struct event_base;
 struct admin;
+
+/* The "admin" group. All zero (the default) when there is none: no admin
+ * listener, which config.c warns about. */
+struct admin_conf {
+	struct addr address;     /* unix:/path or loopback host:port */
+	char *token_file;        /* required for TCP */
+};
+
+/* Parses the top-level "admin" group into cfg->admin. */
+int admin_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
+void admin_conf_free(struct admin_conf *c);
+/* "admin" if the address or token file differ, else NULL: both are read
+ * once, at start, so a reload cannot take them over. */
+const char *admin_conf_restart_key(const struct admin_conf *a, const struct admin_conf *b);
 
 /* Listens on cfg->admin.address (unix socket created 0600, replacing a
  * stale socket; TCP needs the token file). NULL with WHY on failure. */

@@ -47,6 +47,9 @@ struct limits_conf {
 	size_t buffer_bytes;         /* per-direction buffering before backpressure */
 };
 
+/* Sets every field of L to its default. */
+void limits_conf_defaults(struct limits_conf *l);
+void limits_conf_defaults(struct limits_conf *l);
 int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 
 /* What a worker lends its connections: conn.c never sees struct worker. */

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 struct config;
@@ -22,8 +23,20 @@ struct control;
  * ANSWER the JSON body (the callee's to decref). */
 typedef void (*control_done_fn)(void *arg, int status, json_t *answer);
 
+/* What a reload needs of the config wiring (config.h), which belongs to
+ * the entry layer: main.c hands it over, so control does not depend on it. */
+struct control_config_ops {
+	/* Loads and validates PATH; NULL after printing every error to ERRS. */
+	struct config *(*load)(const char *path, FILE *errs);
+	void (*free)(struct config *cfg);
+	/* The first key from RUNNING to NEXT that needs a restart, or NULL. */
+	const char *(*restart_needed)(const struct config *running, const struct config *next);
+};
+
+/* OPS must outlive the control (a static table). */
 struct control *control_new(struct event_base *base, struct config *cfg,
-			    struct worker **workers, int n_workers, char *why, size_t why_len);
+			    const struct control_config_ops *ops, struct worker **workers,
+			    int n_workers, char *why, size_t why_len);
 void control_free(struct control *ctl);
 
 /* ACTION is "switch", "maintenance", "hold" or "resume"; BODY its JSON

@@ -8,14 +8,31 @@
 #define CUTOVER_DNS_H
 
 #include <jansson.h>
+#include <libconfig.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "addr.h"
 
-struct dns_conf;
+struct conf_reader;
+struct config;
 struct event_base;
+
+/* The "dns" group. */
+struct dns_conf {
+	char **servers;          /* "host[:port]"; empty = /etc/resolv.conf */
+	size_t n_servers;
+	double min_ttl, max_ttl; /* seconds */
+};
+
+/* Sets every field of C to its default (C is not freed first). */
+void dns_conf_defaults(struct dns_conf *c);
+/* Parses the top-level "dns" group into cfg->dns. */
+int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
+void dns_conf_free(struct dns_conf *c);
+/* "dns" if the servers or TTL bounds differ, else NULL. */
+const char *dns_conf_restart_key(const struct dns_conf *a, const struct dns_conf *b);
 
 struct dns_answer {
 	time_t resolved;             /* wall clock when it was received */
@@ -26,6 +43,12 @@ struct dns_answer {
 
 struct dns_resolver;
 struct dns_name;
+
+/* A DNS server as dns.servers writes it: "1.1.1.1", "1.1.1.1:53", "::1",
+ * "[::1]" or "[::1]:5353", numeric, port 53 unless given. The config check
+ * and the resolver both read it with this. Returns 0, or -1 with a static
+ * reason in *WHY (left alone when addr_parse gave none). */
+int dns_server_parse(const char *text, struct addr *out, const char **why);
 
 /* A resolver on BASE (the control thread's loop). dns.servers, when set,
  * replaces /etc/resolv.conf. NULL with a reason in WHY on failure. */

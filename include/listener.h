@@ -22,6 +22,10 @@ struct listen_conf {
 
 int listener_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void listener_conf_free(struct listen_conf *l);
+/* "listen" if the addresses of A[N_A] and B[N_B] differ (a reload cannot
+ * reopen the sockets), else NULL. */
+const char *listener_conf_restart_key(const struct listen_conf *a, size_t n_a,
+				      const struct listen_conf *b, size_t n_b);
 
 struct event_base;
 struct listener_set;

@@ -19,9 +19,13 @@ struct log_conf {
 	enum log_level level;        /* default LL_INFO */
 };
 
+/* Sets every field of C to its default (C is not freed first). */
+void log_conf_defaults(struct log_conf *c);
 /* Parses the top-level "log" group into cfg->log. */
 int log_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void log_conf_free(struct log_conf *c);
+/* "log.access" if the access log path differs, else NULL. */
+const char *log_conf_restart_key(const struct log_conf *a, const struct log_conf *b);
 
 /* Opens the access log named by C (if any) and sets the error-log level.
  * Returns 0, or -1 after printing why. */

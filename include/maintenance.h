@@ -26,6 +26,8 @@ struct maintenance_conf {
 	unsigned long long max_accept_content_length; /* X-OpenRosa-Accept-Content-Length */
 };
 
+/* Sets every field of M to its default (M is not freed first). */
+void maintenance_conf_defaults(struct maintenance_conf *m);
 /* Parses the top-level "maintenance" group into cfg->maintenance. */
 int maintenance_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void maintenance_conf_free(struct maintenance_conf *m);

@@ -30,6 +30,8 @@ struct state_conf {
 /* Parses the top-level "state_file" and "journal_file" scalars. */
 int state_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg);
 void state_conf_free(struct state_conf *c);
+/* "state_file" or "journal_file" if that path differs, else NULL. */
+const char *state_conf_restart_key(const struct state_conf *a, const struct state_conf *b);
 
 const char *mode_name(enum mode m);
 int mode_parse(const char *text, enum mode *out);

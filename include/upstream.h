@@ -51,6 +51,8 @@ struct upstream_conf {
 	int line;
 };
 
+/* Sets every field of U, upstream ID, to its default (U is not freed first). */
+void upstream_conf_defaults(struct upstream_conf *u, enum upstream_id id);
 /* Parses the top-level "upstreams" group into cfg->upstream[]. */
 int upstream_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void upstream_conf_free(struct upstream_conf *u);

@@ -12,8 +12,12 @@ struct config;
 struct stats;
 struct worker;
 
-/* Parses the top-level "workers" scalar. */
+/* Parses the top-level "workers" scalar (default 1); always called. */
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg);
+/* "workers" if A and B differ (threads are started once), else NULL. */
+const char *worker_conf_restart_key(int a, int b);
+/* "workers" if the counts differ, else NULL: the threads start once. */
+const char *worker_conf_restart_key(int a, int b);
 
 struct worker *worker_new(int id, const struct config *cfg);
 void worker_free(struct worker *w);

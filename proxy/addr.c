@@ -239,6 +239,11 @@ bool addr_is_unix(const struct addr *a)
 	return a != NULL && a->len > 0 && a->ss.ss_family == AF_UNIX;
 }
 
+bool addr_equal(const struct addr *a, const struct addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
 /* ---- CIDR sets ---- */
 
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };

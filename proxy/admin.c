@@ -18,7 +18,7 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
-#include "config.h"
+#include "conf.h"
 #include "control.h"
 #include "http1.h"
 #include "log.h"
@@ -407,7 +407,7 @@ static char *read_token(const char *path, char *why, size_t why_len)
 struct admin *admin_new(struct event_base *base, const struct config *cfg, struct control *ctl,
 			char *why, size_t why_len)
 {
-	const struct addr *a = &cfg->admin.address;
+	const struct addr *a = &cfg->admin->address;
 	if (!a->len) {
 		snprintf(why, why_len, "no admin.address configured");
 		return NULL;
@@ -440,7 +440,7 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 	} else {
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		adm->token = read_token(cfg->admin.token_file, why, why_len);
+		adm->token = read_token(cfg->admin->token_file, why, why_len);
 		if (!adm->token)
 			goto fail;
 		if (bind(fd, sa, a->len) < 0)
@@ -485,4 +485,67 @@ void admin_free(struct admin *adm)
 	}
 	free(adm->token);
 	free(adm);
+}
+
+/* ---- configuration: the "admin" group ---- */
+
+int admin_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
+{
+	static const char *const keys[] = { "address", "token_file", NULL };
+	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
+	if (!config_setting_is_group(s))
+		return -1;
+
+	struct admin_conf *a = cfg->admin;
+	if (conf_get_path(r, s, "token_file", &a->token_file) < 0)
+		ok = -1;
+
+	char *text = NULL;
+	int rc = conf_get_string(r, s, "address", &text);
+	if (rc == 0) {
+		conf_error(r, s, "admin: missing required key 'address' "
+			   "(\"unix:/path\" or a loopback \"host:port\")");
+		return -1;
+	}
+	if (rc < 0)
+		return -1;
+
+	const config_setting_t *at = config_setting_get_member(s, "address");
+	const char *why = NULL;
+	if (addr_parse(text, &a->address, &why) < 0) {
+		conf_error(r, at, "admin.address: invalid address \"%s\": %s", text,
+			   why ? why : "unparsable");
+		memset(&a->address, 0, sizeof a->address);
+		ok = -1;
+	} else if (!addr_is_unix(&a->address)) {
+		/* TCP: the token is the only guard, and without TLS it must not
+		 * cross a network (TLS for admin comes in a later issue). */
+		if (!addr_is_loopback((const struct sockaddr *)&a->address.ss)) {
+			conf_error(r, at, "admin.address: \"%s\" is not a loopback address; a TCP "
+				   "admin listener must be loopback (127.0.0.1, [::1]) as long as it "
+				   "has no TLS, which is not available yet", text);
+			ok = -1;
+		}
+		if (a->token_file == NULL) {
+			conf_error(r, at, "admin: token_file is required when admin.address is TCP "
+				   "(\"%s\")", text);
+			ok = -1;
+		}
+	}
+	free(text);
+	return ok;
+}
+
+const char *admin_conf_restart_key(const struct admin_conf *a, const struct admin_conf *b)
+{
+	/* The listener and the token are set up once, at start. */
+	if (!addr_equal(&a->address, &b->address) || !conf_str_equal(a->token_file, b->token_file))
+		return "admin";
+	return NULL;
+}
+
+void admin_conf_free(struct admin_conf *c)
+{
+	free(c->token_file);
+	c->token_file = NULL;
 }

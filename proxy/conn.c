@@ -17,7 +17,7 @@
 #include <event2/event.h>
 
 #include "bev.h"
-#include "config.h"
+#include "conf.h"
 #include "duration.h"
 #include "listener.h"
 #include "log.h"
@@ -27,13 +27,30 @@
 #include "stats.h"
 #include "tls.h"
 
+void limits_conf_defaults(struct limits_conf *l)
+{
+	*l = (struct limits_conf){
+		.max_connections = 10000,
+		.max_request_line = 8192,
+		.max_header_bytes = 32768,
+		.max_body = 0,
+		.header_timeout = 30,
+		.body_timeout = 60,
+		.keepalive_timeout = 75,
+		.send_timeout = 60,
+		.drain_timeout = 30,
+		.buffer_bytes = 65536,
+		.max_parked = 1000,
+	};
+}
+
 int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "max_connections", "max_request_line",
 					    "max_header_bytes", "max_body", "header_timeout",
 					    "body_timeout", "keepalive_timeout", "send_timeout",
 					    "drain_timeout", "buffer_bytes", "max_parked", NULL };
-	struct limits_conf *l = &cfg->limits;
+	struct limits_conf *l = cfg->limits;
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	long long n;
 	uint64_t sz;
@@ -110,7 +127,7 @@ static void conn_process_input(struct conn *c);
  * timeouts each phase allows. */
 void conn_set_state(struct conn *c, enum conn_state s)
 {
-	const struct limits_conf *lim = &c->cfg->limits;
+	const struct limits_conf *lim = c->cfg->limits;
 	c->state = s;
 	switch (s) {
 	case CONN_READ_HEAD:
@@ -180,7 +197,7 @@ bool conn_closing_after(const struct conn *c)
 
 void conn_read_more(struct conn *c)
 {
-	bev_read_more(c->bev, c->cfg->limits.buffer_bytes);
+	bev_read_more(c->bev, c->cfg->limits->buffer_bytes);
 }
 
 struct conn *conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t len,
@@ -214,9 +231,9 @@ struct conn *conn_new(struct conn_env *env, int fd, const struct sockaddr *peer,
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bev_set_budget(c->bev, c->cfg->limits.buffer_bytes);
+	bev_set_budget(c->bev, c->cfg->limits->buffer_bytes);
 	c->state = CONN_READ_HEAD;
-	bev_set_timeouts(c->bev, c->cfg->limits.header_timeout, c->cfg->limits.send_timeout);
+	bev_set_timeouts(c->bev, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 
 	c->next = env->conns;
@@ -410,7 +427,7 @@ static struct request *request_new(struct conn *c)
 		/* A reload happened: each request runs on one config, the next one
 		 * on the newest. */
 		c->cfg = c->env->cfg;
-		bev_set_budget(c->bev, c->cfg->limits.buffer_bytes);
+		bev_set_budget(c->bev, c->cfg->limits->buffer_bytes);
 	}
 	struct request *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -420,7 +437,7 @@ static struct request *request_new(struct conn *c)
 	http1_parser_init(&r->parser, HTTP1_REQUEST);
 	clock_gettime(CLOCK_REALTIME, &r->wall_start);
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
-	bev_set_timeouts(c->bev, c->cfg->limits.header_timeout, c->cfg->limits.send_timeout);
+	bev_set_timeouts(c->bev, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);
 	return r;
 }
 
@@ -445,7 +462,7 @@ static void conn_read_head(struct conn *c)
 		return;
 	}
 	struct request *r = c->r;
-	const struct limits_conf *lim = &r->cfg->limits;
+	const struct limits_conf *lim = r->cfg->limits;
 	size_t want = avail < lim->max_header_bytes + 1 ? avail : lim->max_header_bytes + 1;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
 	switch (http1_parse_head(&r->parser, buf, want, lim->max_request_line, lim->max_header_bytes,
@@ -483,7 +500,7 @@ static void conn_process_input(struct conn *c)
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
 			break;
 		/* Don't run ahead of a client that isn't reading its answers. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->cfg->limits.buffer_bytes)
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->cfg->limits->buffer_bytes)
 			break;
 		size_t n_before = env->n_conns;
 		conn_read_head(c);

@@ -8,7 +8,8 @@
 
 #include <event2/event.h>
 
-#include "config.h"
+#include "conf.h"
+#include "conn.h"
 #include "dns.h"
 #include "journal.h"
 #include "log.h"
@@ -26,6 +27,7 @@
 struct control {
 	struct event_base *base;
 	const struct config *cfg;        /* the one in force */
+	const struct control_config_ops *ops;
 	/* Configs loaded by reload. Kept until exit: connections and retired
 	 * pools may still point into an older one (a few KiB per reload). */
 	struct config **reloaded;
@@ -277,7 +279,7 @@ static void action_apply(struct action *a)
 
 	a->drain_timer = evtimer_new(ctl->base, drain_check, a);
 	clock_gettime(CLOCK_MONOTONIC, &a->drain_deadline);
-	double d = ctl->cfg->limits.drain_timeout;
+	double d = ctl->cfg->limits->drain_timeout;
 	a->drain_deadline.tv_sec += (time_t)d;
 	a->drain_deadline.tv_nsec += (long)((d - (double)(time_t)d) * 1e9);
 	if (a->drain_deadline.tv_nsec >= 1000000000L) {
@@ -702,44 +704,6 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- reload ---- */
 
-static bool same_str(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool same_addr(const struct addr *a, const struct addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
-/* The keys a running process cannot take over; NULL if none changed. */
-static const char *restart_key_changed(const struct config *a, const struct config *b)
-{
-	if (a->n_listen != b->n_listen)
-		return "listen";
-	for (size_t i = 0; i < a->n_listen; i++)
-		if (!same_addr(&a->listen[i].address, &b->listen[i].address))
-			return "listen";
-	if (!same_addr(&a->admin.address, &b->admin.address) ||
-	    !same_str(a->admin.token_file, b->admin.token_file))
-		return "admin";
-	if (a->workers != b->workers)
-		return "workers";
-	if (!same_str(a->state.state_file, b->state.state_file))
-		return "state_file";
-	if (!same_str(a->state.journal_file, b->state.journal_file))
-		return "journal_file";
-	if (!same_str(a->log.access, b->log.access))
-		return "log.access";
-	if (a->dns.n_servers != b->dns.n_servers || a->dns.min_ttl != b->dns.min_ttl ||
-	    a->dns.max_ttl != b->dns.max_ttl)
-		return "dns";
-	for (size_t i = 0; i < a->dns.n_servers; i++)
-		if (strcmp(a->dns.servers[i], b->dns.servers[i]) != 0)
-			return "dns";
-	return NULL;
-}
-
 /* CFG's upstream names join those the resolver follows (a name already
  * followed keeps its answer, so a reload never waits for DNS). */
 static void follow_upstreams(struct control *ctl, struct config *cfg)
@@ -757,7 +721,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 	char *errs_text = NULL;
 	size_t errs_len = 0;
 	FILE *errs = open_memstream(&errs_text, &errs_len);
-	struct config *next = errs ? config_load(path, errs) : NULL;
+	struct config *next = errs ? ctl->ops->load(path, errs) : NULL;
 	if (errs)
 		fclose(errs);
 	int status = 200;
@@ -770,19 +734,19 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		snprintf(outcome, sizeof(outcome), "refused: invalid config");
 		status = 400;
 	} else {
-		const char *key = restart_key_changed(ctl->cfg, next);
+		const char *key = ctl->ops->restart_needed(ctl->cfg, next);
 		if (key) {
 			*answer = error_answer("%s: '%s' changed, which needs a restart; the running "
 					       "config stays", path, key);
 			snprintf(outcome, sizeof(outcome), "refused: %s changed", key);
-			config_free(next);
+			ctl->ops->free(next);
 			status = 409;
 		}
 	}
 	if (status == 200) {
 		struct config **list = realloc(ctl->reloaded, (ctl->n_reloaded + 1) * sizeof(*list));
 		if (!list) {
-			config_free(next);
+			ctl->ops->free(next);
 			*answer = error_answer("out of memory");
 			free(errs_text);
 			return 500;
@@ -791,7 +755,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		ctl->reloaded[ctl->n_reloaded++] = next;
 		follow_upstreams(ctl, next);
 		ctl->cfg = next;
-		log_set_level(next->log.level);
+		log_set_level(next->log->level);
 		for (int i = 0; i < ctl->n_workers; i++)
 			worker_set_config(ctl->workers[i], next);
 		*answer = json_pack("{s:b, s:s, s:I}", "ok", 1, "config", path, "reloads",
@@ -891,7 +855,8 @@ json_t *control_journal(struct control *ctl, size_t n)
 #define DNS_SETTLE_SECONDS 5.0
 
 struct control *control_new(struct event_base *base, struct config *cfg,
-			    struct worker **workers, int n_workers, char *why, size_t why_len)
+			    const struct control_config_ops *ops, struct worker **workers,
+			    int n_workers, char *why, size_t why_len)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl) {
@@ -900,14 +865,15 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 	}
 	ctl->base = base;
 	ctl->cfg = cfg;
+	ctl->ops = ops;
 	ctl->workers = workers;
 	ctl->n_workers = n_workers;
-	ctl->journal = journal_open(cfg->state.journal_file, why, why_len);
+	ctl->journal = journal_open(cfg->state->journal_file, why, why_len);
 	if (!ctl->journal) {
 		free(ctl);
 		return NULL;
 	}
-	ctl->dns = dns_resolver_new(base, &cfg->dns, why, why_len);
+	ctl->dns = dns_resolver_new(base, cfg->dns, why, why_len);
 	if (!ctl->dns) {
 		journal_close(ctl->journal);
 		free(ctl);
@@ -935,7 +901,7 @@ void control_free(struct control *ctl)
 	if (!ctl)
 		return;
 	for (size_t i = 0; i < ctl->n_reloaded; i++)
-		config_free(ctl->reloaded[i]);
+		ctl->ops->free(ctl->reloaded[i]);
 	free(ctl->reloaded);
 	event_free(ctl->tick);
 	dns_resolver_free(ctl->dns);

@@ -8,7 +8,7 @@
 
 #include <event2/buffer.h>
 
-#include "config.h"
+#include "conf.h"
 #include "conn.h"
 #include "forward.h"
 #include "log.h"
@@ -95,7 +95,7 @@ static void answer_maintenance(struct request *r, const struct scope_state *scop
 	};
 	struct evbuffer *out = conn_output(c);
 	size_t before = evbuffer_get_length(out);
-	r->status = maintenance_write(out, &r->cfg->maintenance, &mr);
+	r->status = maintenance_write(out, r->cfg->maintenance, &mr);
 	if (r->status < 0) {
 		log_error("maintenance answer: out of memory, closing the connection");
 		conn_abort(c);
@@ -137,7 +137,7 @@ static void park(struct request *r, const struct scope_state *scope)
 	struct conn_env *env = conn_env(r->conn);
 	time_t now = time(NULL);
 	if (scope->until <= now ||
-	    !gate_park(env->gate, &r->wait, (double)(scope->until - now), r->cfg->limits.max_parked,
+	    !gate_park(env->gate, &r->wait, (double)(scope->until - now), r->cfg->limits->max_parked,
 		       hold_over)) {
 		answer_maintenance(r, scope);
 		return;
@@ -200,7 +200,7 @@ void dispatch_request(struct request *r)
 		return;
 	}
 	r->max_body = r->route && r->route->max_body ? r->route->max_body
-						     : r->cfg->limits.max_body;
+						     : r->cfg->limits->max_body;
 	if (r->max_body && h->framing == HTTP1_BODY_LENGTH && h->content_length > r->max_body) {
 		conn_respond_error(r, 413, "request body larger than the route's max_body");
 		return;

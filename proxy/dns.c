@@ -24,7 +24,7 @@
 #include <ares.h>
 #include <event2/event.h>
 
-#include "config.h"
+#include "conf.h"
 
 /* 2 s per try, doubled by c-ares for the second round: a silent server
  * costs a query 2 + 4 = 6 s (a refusing one fails it at once), which bounds
@@ -639,9 +639,7 @@ static void library_init(void)
 	library_status = ares_library_init(ARES_LIB_INIT_ALL);
 }
 
-/* "1.1.1.1", "1.1.1.1:53", "::1", "[::1]" or "[::1]:5353": port 53 unless
- * given. */
-static int server_parse(const char *text, struct addr *out, const char **why)
+int dns_server_parse(const char *text, struct addr *out, const char **why)
 {
 	if (strncmp(text, "unix:", 5) == 0) {
 		*why = "a DNS server cannot be a unix socket";
@@ -649,9 +647,11 @@ static int server_parse(const char *text, struct addr *out, const char **why)
 	}
 	if (addr_parse(text, out, why) == 0)
 		return 0;
-	char buf[INET6_ADDRSTRLEN + 16];
+	/* Room for any address a text can hold with a scope id: a longer one
+	 * fails here whole instead of being cut to something that parses. */
+	char buf[128];
 	if (strchr(text, ':') != NULL && text[0] != '[')
-		snprintf(buf, sizeof buf, "[%s]:53", text);
+		snprintf(buf, sizeof buf, "[%s]:53", text);     /* bare IPv6 */
 	else
 		snprintf(buf, sizeof buf, "%s:53", text);
 	const char *ignored;
@@ -672,7 +672,7 @@ static int set_servers(struct dns_resolver *r, const struct dns_conf *conf, char
 	for (size_t i = 0; i < conf->n_servers; i++) {
 		struct addr a;
 		const char *reason = "invalid address";
-		if (server_parse(conf->servers[i], &a, &reason) < 0) {
+		if (dns_server_parse(conf->servers[i], &a, &reason) < 0) {
 			snprintf(why, why_len, "dns.servers: invalid server \"%s\": %s",
 				 conf->servers[i], reason);
 			free(list);
@@ -780,4 +780,74 @@ void dns_resolver_free(struct dns_resolver *r)
 	if (r->reaper != NULL)
 		event_free(r->reaper);
 	free(r);
+}
+
+/* ---- configuration: the "dns" group ---- */
+
+void dns_conf_defaults(struct dns_conf *c)
+{
+	*c = (struct dns_conf){ .min_ttl = 1, .max_ttl = 300 };
+}
+
+int dns_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
+{
+	static const char *const keys[] = { "servers", "min_ttl", "max_ttl", NULL };
+	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
+	if (!config_setting_is_group(s))
+		return -1;
+	struct dns_conf *d = cfg->dns;
+
+	char **servers = NULL;
+	size_t n = 0;
+	int rc = conf_get_strings(r, s, "servers", &servers, &n);
+	if (rc < 0)
+		ok = -1;
+	else if (rc == 1) {
+		const config_setting_t *list = config_setting_get_member(s, "servers");
+		for (size_t i = 0; i < n; i++) {
+			const char *why = NULL;
+			struct addr a;
+			if (dns_server_parse(servers[i], &a, &why) < 0) {
+				const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+				conf_error(r, e, "%s: invalid DNS server \"%s\" (expected a numeric "
+					   "address with an optional port, e.g. \"127.0.0.1:53\")%s%s",
+					   CONF_WHERE(e), servers[i], why ? ": " : "", why ? why : "");
+				ok = -1;
+			}
+		}
+		conf_strings_free(d->servers);
+		d->servers = servers;
+		d->n_servers = n;
+	}
+
+	int a = conf_get_duration(r, s, "min_ttl", 0, 86400, &d->min_ttl);
+	int b = conf_get_duration(r, s, "max_ttl", 0, 86400, &d->max_ttl);
+	if (a < 0 || b < 0)
+		ok = -1;
+	else if (d->min_ttl > d->max_ttl) {
+		const config_setting_t *at =
+			config_setting_get_member(s, b == 1 ? "max_ttl" : "min_ttl");
+		conf_error(r, at, "dns: min_ttl (%g) is greater than max_ttl (%g)",
+			   d->min_ttl, d->max_ttl);
+		ok = -1;
+	}
+	return ok;
+}
+
+const char *dns_conf_restart_key(const struct dns_conf *a, const struct dns_conf *b)
+{
+	/* The resolver is made once, at start, with these. */
+	if (a->n_servers != b->n_servers || a->min_ttl != b->min_ttl || a->max_ttl != b->max_ttl)
+		return "dns";
+	for (size_t i = 0; i < a->n_servers; i++)
+		if (strcmp(a->servers[i], b->servers[i]) != 0)
+			return "dns";
+	return NULL;
+}
+
+void dns_conf_free(struct dns_conf *c)
+{
+	conf_strings_free(c->servers);
+	c->servers = NULL;
+	c->n_servers = 0;
 }

@@ -10,7 +10,7 @@
 
 #include <event2/buffer.h>
 
-#include "config.h"
+#include "conf.h"
 #include "conn.h"
 #include "http1.h"
 #include "httpclient.h"
@@ -26,7 +26,7 @@ int forward_conf_parse(struct conf_reader *r, const config_setting_t *root, stru
 	if (rc <= 0)
 		return rc < 0 ? -1 : 0;
 	const config_setting_t *at = config_setting_get_member(root, "trusted_proxies");
-	struct cidr_set *set = &cfg->forward.trusted_proxies;
+	struct cidr_set *set = &cfg->forward->trusted_proxies;
 	set->v = calloc(n ? n : 1, sizeof(*set->v));
 	int status = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -370,7 +370,7 @@ static void pump_response(struct forward *f)
 {
 	struct request *r = f->r;
 	struct evbuffer *out = conn_output(r->conn);
-	size_t cap = r->cfg->limits.buffer_bytes;
+	size_t cap = r->cfg->limits->buffer_bytes;
 	size_t queued = evbuffer_get_length(out);
 	size_t moved;
 	enum httpclient_move m = httpclient_body_move(f->hc, out, queued < cap ? cap - queued : 0,
@@ -414,7 +414,7 @@ static void forward_start(struct request *r, enum upstream_id id)
 	r->action = &forward_action;
 	r->action_state = f;
 	r->upstream = u->name;
-	forward_request_head(head, &r->head, u, &r->cfg->forward, conn_peer(c), conn_tls(c));
+	forward_request_head(head, &r->head, u, r->cfg->forward, conn_peer(c), conn_tls(c));
 	conn_consume_head(r);
 	struct httpclient_request req = {
 		.head = head,
@@ -423,7 +423,7 @@ static void forward_start(struct request *r, enum upstream_id id)
 								: HTTPCLIENT_BODY_NONE,
 		.content_length = r->head.content_length,
 		.head_method = r->head_method,
-		.buffer_bytes = r->cfg->limits.buffer_bytes,
+		.buffer_bytes = r->cfg->limits->buffer_bytes,
 		.project = r->project,
 		.stats = env->stats,
 	};

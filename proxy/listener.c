@@ -12,7 +12,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
-#include "config.h"
+#include "conf.h"
 #include "log.h"
 
 struct listener {
@@ -99,6 +99,18 @@ void listener_conf_free(struct listen_conf *l)
 		free(l->tls);
 		l->tls = NULL;
 	}
+}
+
+const char *listener_conf_restart_key(const struct listen_conf *a, size_t n_a,
+				      const struct listen_conf *b, size_t n_b)
+{
+	/* Every worker opened its sockets at start; certificates may change. */
+	if (n_a != n_b)
+		return "listen";
+	for (size_t i = 0; i < n_a; i++)
+		if (!addr_equal(&a[i].address, &b[i].address))
+			return "listen";
+	return NULL;
 }
 
 static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 
 #define WHERE(s) conf_where((s), (char[256]){0}, 256)
 
@@ -35,13 +35,18 @@ static char *access_path;            /* NULL when the access log is stderr */
 
 /* ---- config ---- */
 
+void log_conf_defaults(struct log_conf *c)
+{
+	*c = (struct log_conf){ .access = NULL, .level = LL_INFO };
+}
+
 int log_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "access", "level", "format", NULL };
 	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
 	if (!config_setting_is_group(s))
 		return -1;
-	struct log_conf *c = &cfg->log;
+	struct log_conf *c = cfg->log;
 
 	int rc = conf_get_string(r, s, "access", &c->access);
 	if (rc < 0)
@@ -83,6 +88,13 @@ int log_conf_parse(struct conf_reader *r, const config_setting_t *s, struct conf
 	}
 	free(text);
 	return ok;
+}
+
+const char *log_conf_restart_key(const struct log_conf *a, const struct log_conf *b)
+{
+	/* The access log is opened once (SIGUSR1 reopens the same path); the
+	 * level is taken over by a reload. */
+	return conf_str_equal(a->access, b->access) ? NULL : "log.access";
 }
 
 void log_conf_free(struct log_conf *c)

@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "config.h"
+#include "conn.h"
 #include "control.h"
 #include "ctl.h"
 #include "log.h"
@@ -102,7 +103,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	rt->stopping = true;
 	log_info("signal %d: stopping (drain up to %.0fs)", (int)sig,
-		 control_config(rt->control)->limits.drain_timeout);
+		 control_config(rt->control)->limits->drain_timeout);
 	for (int i = 0; i < rt->n_workers; i++)
 		worker_request_stop(rt->workers[i]);
 	event_base_loopbreak(rt->base);
@@ -130,6 +131,13 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	json_decref(answer);
 }
 
+/* control reloads through these; it does not include config.h. */
+static const struct control_config_ops config_ops = {
+	.load = config_load,
+	.free = config_free,
+	.restart_needed = config_restart_needed,
+};
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = config_arg(argc, argv);
@@ -139,8 +147,8 @@ static int cmd_run(int argc, char **argv)
 	struct config *cfg = config_load(path, stderr);
 	if (!cfg)
 		return 1;
-	if (log_open(&cfg->log) < 0 ||
-	    state_init(store_file_new(cfg->state.state_file), start_mode, stderr) < 0) {
+	if (log_open(cfg->log) < 0 ||
+	    state_init(store_file_new(cfg->state->state_file), start_mode, stderr) < 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -162,7 +170,8 @@ static int cmd_run(int argc, char **argv)
 	struct admin *admin = NULL;
 	if (status == 0) {
 		char why[512];
-		control = control_new(rt.base, cfg, rt.workers, cfg->workers, why, sizeof(why));
+		control = control_new(rt.base, cfg, &config_ops, rt.workers, cfg->workers, why,
+				      sizeof(why));
 		rt.control = control;
 		admin = control ? admin_new(rt.base, cfg, control, why, sizeof(why)) : NULL;
 		if (!admin) {

@@ -16,7 +16,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
-#include "config.h"
+#include "conf.h"
 #include "response.h"
 
 #define WHERE(s) conf_where((s), (char[256]){0}, 256)
@@ -63,6 +63,14 @@ static int check_body_json(struct conf_reader *r, const config_setting_t *s, con
 	return 0;
 }
 
+void maintenance_conf_defaults(struct maintenance_conf *m)
+{
+	*m = (struct maintenance_conf){
+		.retry_after = MAINTENANCE_RETRY_AFTER_DEFAULT,
+		.max_accept_content_length = MAINTENANCE_MAX_ACCEPT_DEFAULT,
+	};
+}
+
 int maintenance_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "retry_after", "body_html", "body_json", "body_text",
@@ -70,7 +78,7 @@ int maintenance_conf_parse(struct conf_reader *r, const config_setting_t *s, str
 	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
 	if (!config_setting_is_group(s))
 		return -1;
-	struct maintenance_conf *m = &cfg->maintenance;
+	struct maintenance_conf *m = cfg->maintenance;
 
 	long long retry = m->retry_after;
 	if (conf_get_int(r, s, "retry_after", 0, 86400, &retry) < 0)

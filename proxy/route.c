@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 
 #define WHERE(s) conf_where((s), (char[256]){0}, 256)
 

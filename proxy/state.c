@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "log.h"
 #include "store.h"
 
@@ -28,14 +28,24 @@ int mode_parse(const char *text, enum mode *out)
 
 int state_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
 {
-	if (conf_get_string(r, root, "state_file", &cfg->state.state_file) < 0 ||
-	    conf_get_string(r, root, "journal_file", &cfg->state.journal_file) < 0)
+	if (conf_get_string(r, root, "state_file", &cfg->state->state_file) < 0 ||
+	    conf_get_string(r, root, "journal_file", &cfg->state->journal_file) < 0)
 		return -1;
-	if (!cfg->state.state_file)
-		cfg->state.state_file = strdup(STATE_FILE_DEFAULT);
-	if (!cfg->state.journal_file)
-		cfg->state.journal_file = strdup(JOURNAL_FILE_DEFAULT);
+	if (!cfg->state->state_file)
+		cfg->state->state_file = strdup(STATE_FILE_DEFAULT);
+	if (!cfg->state->journal_file)
+		cfg->state->journal_file = strdup(JOURNAL_FILE_DEFAULT);
 	return 0;
+}
+
+const char *state_conf_restart_key(const struct state_conf *a, const struct state_conf *b)
+{
+	/* The state is loaded and the journal opened once, at start. */
+	if (!conf_str_equal(a->state_file, b->state_file))
+		return "state_file";
+	if (!conf_str_equal(a->journal_file, b->journal_file))
+		return "journal_file";
+	return NULL;
 }
 
 void state_conf_free(struct state_conf *c)

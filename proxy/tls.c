@@ -15,7 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "config.h"
+#include "conf.h"
 
 /* Mozilla "intermediate" TLS 1.2 ciphers: forward secrecy and AEAD only,
  * still reached by the Android versions data-collection devices run. */

@@ -17,7 +17,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
-#include "config.h"
+#include "conf.h"
 #include "dns.h"
 #include "duration.h"
 #include "log.h"
@@ -80,7 +80,7 @@ static int parse_url(struct conf_reader *r, const config_setting_t *at, struct u
 	return 0;
 }
 
-static void upstream_defaults(struct upstream_conf *u, enum upstream_id id)
+void upstream_conf_defaults(struct upstream_conf *u, enum upstream_id id)
 {
 	memset(u, 0, sizeof(*u));
 	u->name = upstream_names[id];
@@ -178,8 +178,6 @@ static int parse_one(struct conf_reader *r, const config_setting_t *s, struct up
 
 int upstream_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
-	for (int i = 0; i < UPSTREAM_COUNT; i++)
-		upstream_defaults(&cfg->upstream[i], (enum upstream_id)i);
 	if (!config_setting_is_group(s)) {
 		conf_error(r, s, "upstreams: expected a group { old = {...}; new = {...}; }");
 		return -1;

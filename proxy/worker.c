@@ -12,7 +12,7 @@
 
 #include <event2/event.h>
 
-#include "config.h"
+#include "conf.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "duration.h"
@@ -46,11 +46,15 @@ struct worker {
 
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
 {
-	long long n;
+	long long n = 1;             /* the default: one worker thread */
 	int rc = conf_get_int(r, root, "workers", 1, 64, &n);
-	if (rc > 0)
-		cfg->workers = (int)n;
+	cfg->workers = (int)n;
 	return rc < 0 ? -1 : 0;
+}
+
+const char *worker_conf_restart_key(int a, int b)
+{
+	return a != b ? "workers" : NULL;
 }
 
 static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -77,7 +81,7 @@ static void worker_stop(struct worker *w)
 		event_base_loopbreak(w->base);
 		return;
 	}
-	struct timeval tv = duration_tv(w->cfg->limits.drain_timeout);
+	struct timeval tv = duration_tv(w->cfg->limits->drain_timeout);
 	evtimer_add(w->drain_ev, &tv);
 }
 
@@ -91,7 +95,7 @@ static void conn_closed(void *arg)
 			event_base_loopbreak(w->base);
 		return;
 	}
-	if (w->paused && w->env.n_conns < w->cfg->limits.max_connections) {
+	if (w->paused && w->env.n_conns < w->cfg->limits->max_connections) {
 		w->paused = false;
 		listener_pause_all(w->listeners, false);
 	}
@@ -106,11 +110,11 @@ static void accept_cb(void *arg, int fd, const struct sockaddr *peer, socklen_t 
 		close(fd);
 		return;
 	}
-	if (w->env.n_conns >= w->cfg->limits.max_connections && !w->paused) {
+	if (w->env.n_conns >= w->cfg->limits->max_connections && !w->paused) {
 		w->paused = true;
 		listener_pause_all(w->listeners, true);
 		log_warn("worker %d: max_connections (%u) reached, not accepting", w->id,
-			 w->cfg->limits.max_connections);
+			 w->cfg->limits->max_connections);
 	}
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run-tests.sh: what `make test` does after building build/ and build-asan/.
-# Unit tests (cmocka, via meson) and integration tests (pytest, driving the
-# real binary) on the normal build, then again on the ASan+UBSan build.
+# The layer check of the includes, then unit tests (cmocka, via meson) and
+# integration tests (pytest, driving the real binary) on the normal build,
+# then again on the ASan+UBSan build.
 # Runs every stage, prints a summary, exits non-zero if any stage failed or
 # if no test ran at all.
 set -uo pipefail
@@ -32,6 +33,11 @@ unit_tests() {  # number of tests in suite "unit" of build dir $1
 	meson introspect "$1" --tests |
 		"$PYTHON" -c 'import json,sys; print(sum(1 for t in json.load(sys.stdin) if any(s == "unit" or s.endswith(":unit") for s in t["suite"])))'
 }
+
+# The modules' includes against the layer map; the self-test proves the
+# check still fails on a wrong-way include and on a cycle.
+stage "layer check" "$PYTHON" scripts/check-layers.py
+stage "layer check self-test" "$PYTHON" scripts/check-layers.py --self-test
 
 for dir in build build-asan; do
 	n=$(unit_tests "$dir") || { failed+=("introspect $dir"); n=0; }

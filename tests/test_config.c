@@ -1,6 +1,7 @@
-/* tests for proxy/config.c: the reader API through config_load(), the
- * groups config.c parses itself (admin, dns, maintenance, spool), and the
- * contract's minimal config and the reference config as a whole. */
+/* tests for proxy/config.c: config_load() end to end (the reader of
+ * conf.c as the groups' owners use it), the admin, dns, maintenance and
+ * spool groups through it, the contract's minimal config and the
+ * reference config as a whole, and which reload changes need a restart. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "admin.h"
 #include "config.h"
+#include "conn.h"
+#include "dns.h"
+#include "forward.h"
+#include "listener.h"
+#include "log.h"
+#include "maintenance.h"
+#include "route.h"
+#include "spool.h"
+#include "state.h"
+#include "upstream.h"
 
 static char tmpdir[64];
 static char conf_path[128];
@@ -123,41 +136,41 @@ static void test_contract_minimal_config(void **state)
 		fail_msg("the contract's minimal config must load cleanly:\n%s", errs);
 
 	assert_int_equal(cfg->n_listen, 1);
-	assert_true(addr_is_unix(&cfg->admin.address));
-	assert_null(cfg->admin.token_file);
+	assert_true(addr_is_unix(&cfg->admin->address));
+	assert_null(cfg->admin->token_file);
 	assert_true(cfg->upstream[UPSTREAM_OLD].defined);
 	assert_true(cfg->upstream[UPSTREAM_NEW].defined);
 	assert_string_equal(cfg->upstream[UPSTREAM_OLD].url, "http://127.0.0.1:18081");
 	assert_string_equal(cfg->upstream[UPSTREAM_NEW].url, "http://127.0.0.1:18082");
-	assert_string_equal(cfg->state.state_file, "/tmp/cutover-test/state.json");
-	assert_string_equal(cfg->state.journal_file, "/tmp/cutover-test/journal.log");
+	assert_string_equal(cfg->state->state_file, "/tmp/cutover-test/state.json");
+	assert_string_equal(cfg->state->journal_file, "/tmp/cutover-test/journal.log");
 	assert_non_null(cfg->routes);
 	assert_int_equal(cfg->routes->n, 4);
 
 	/* every other key has its default */
-	assert_string_equal(cfg->spool.dir, "/tmp/cutover-test/spool");
-	assert_int_equal(cfg->spool.max_bytes, 1ULL << 30);
-	assert_int_equal(cfg->spool.max_record_bytes, 32ULL << 20);
-	assert_int_equal(cfg->spool.response_status, 201);
-	assert_null(cfg->spool.response_body);
-	assert_int_equal(cfg->maintenance.retry_after, 120);
-	assert_null(cfg->maintenance.body_html);
-	assert_int_equal(cfg->dns.n_servers, 0);
-	assert_true(cfg->dns.min_ttl == 1.0 && cfg->dns.max_ttl == 300.0);
-	assert_int_equal(cfg->limits.max_connections, 10000);
-	assert_int_equal(cfg->limits.max_request_line, 8192);
-	assert_int_equal(cfg->limits.max_header_bytes, 32768);
-	assert_int_equal(cfg->limits.max_body, 0);
-	assert_true(cfg->limits.header_timeout == 30.0);
-	assert_true(cfg->limits.body_timeout == 60.0);
-	assert_true(cfg->limits.keepalive_timeout == 75.0);
-	assert_true(cfg->limits.send_timeout == 60.0);
-	assert_true(cfg->limits.drain_timeout == 30.0);
-	assert_int_equal(cfg->limits.buffer_bytes, 65536);
-	assert_int_equal(cfg->log.level, LL_INFO);
-	assert_null(cfg->log.access);
+	assert_string_equal(cfg->spool->dir, "/tmp/cutover-test/spool");
+	assert_int_equal(cfg->spool->max_bytes, 1ULL << 30);
+	assert_int_equal(cfg->spool->max_record_bytes, 32ULL << 20);
+	assert_int_equal(cfg->spool->response_status, 201);
+	assert_null(cfg->spool->response_body);
+	assert_int_equal(cfg->maintenance->retry_after, 120);
+	assert_null(cfg->maintenance->body_html);
+	assert_int_equal(cfg->dns->n_servers, 0);
+	assert_true(cfg->dns->min_ttl == 1.0 && cfg->dns->max_ttl == 300.0);
+	assert_int_equal(cfg->limits->max_connections, 10000);
+	assert_int_equal(cfg->limits->max_request_line, 8192);
+	assert_int_equal(cfg->limits->max_header_bytes, 32768);
+	assert_int_equal(cfg->limits->max_body, 0);
+	assert_true(cfg->limits->header_timeout == 30.0);
+	assert_true(cfg->limits->body_timeout == 60.0);
+	assert_true(cfg->limits->keepalive_timeout == 75.0);
+	assert_true(cfg->limits->send_timeout == 60.0);
+	assert_true(cfg->limits->drain_timeout == 30.0);
+	assert_int_equal(cfg->limits->buffer_bytes, 65536);
+	assert_int_equal(cfg->log->level, LL_INFO);
+	assert_null(cfg->log->access);
 	assert_int_equal(cfg->workers, 1);
-	assert_int_equal(cfg->forward.trusted_proxies.n, 0);
+	assert_int_equal(cfg->forward->trusted_proxies.n, 0);
 
 	config_free(cfg);
 	free(errs);
@@ -182,9 +195,9 @@ static void test_reference_config(void **state)
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("conf/cutover.conf must load cleanly:\n%s", errs);
 	assert_non_null(cfg->listen[1].tls);
-	assert_string_equal(cfg->spool.dir, "/var/lib/cutover/spool");
-	assert_non_null(cfg->log.access);
-	assert_string_equal(cfg->log.access, "stderr");
+	assert_string_equal(cfg->spool->dir, "/var/lib/cutover/spool");
+	assert_non_null(cfg->log->access);
+	assert_string_equal(cfg->log->access, "stderr");
 	config_free(cfg);
 	free(errs);
 }
@@ -352,8 +365,8 @@ static void test_sizes_parse(void **state)
 			 "max_bytes = %s; max_record_bytes = %s; };\n", cases[i].max, cases[i].rec);
 		struct config *cfg = load(text, &errs);
 		expect_clean(cfg, errs);
-		assert_int_equal(cfg->spool.max_bytes, cases[i].max_v);
-		assert_int_equal(cfg->spool.max_record_bytes, cases[i].rec_v);
+		assert_int_equal(cfg->spool->max_bytes, cases[i].max_v);
+		assert_int_equal(cfg->spool->max_record_bytes, cases[i].rec_v);
 		config_free(cfg);
 		free(errs);
 	}
@@ -389,8 +402,8 @@ static void test_spool_values(void **state)
 				  "spool = { dir = \"/tmp/s\"; response_status = 202;\n"
 				  "  response_body = \"<OpenRosaResponse/>\"; };\n", &errs);
 	expect_clean(cfg, errs);
-	assert_int_equal(cfg->spool.response_status, 202);
-	assert_string_equal(cfg->spool.response_body, "<OpenRosaResponse/>");
+	assert_int_equal(cfg->spool->response_status, 202);
+	assert_string_equal(cfg->spool->response_body, "<OpenRosaResponse/>");
 	config_free(cfg);
 	free(errs);
 
@@ -441,8 +454,8 @@ static void test_admin(void **state)
 	cfg = load("admin = { address = \"[::1]:18090\"; token_file = \"/etc/cutover/token\"; };\n",
 		   &errs);
 	expect_clean(cfg, errs);
-	assert_false(addr_is_unix(&cfg->admin.address));
-	assert_string_equal(cfg->admin.token_file, "/etc/cutover/token");
+	assert_false(addr_is_unix(&cfg->admin->address));
+	assert_string_equal(cfg->admin->token_file, "/etc/cutover/token");
 	config_free(cfg);
 	free(errs);
 
@@ -471,10 +484,10 @@ static void test_dns(void **state)
 				  "                    \"[::1]:53\" ];\n"
 				  "  min_ttl = 0.5; max_ttl = 600; };\n", &errs);
 	expect_clean(cfg, errs);
-	assert_int_equal(cfg->dns.n_servers, 4);
-	assert_string_equal(cfg->dns.servers[0], "127.0.0.1:5353");
-	assert_null(cfg->dns.servers[4]);
-	assert_true(cfg->dns.min_ttl == 0.5 && cfg->dns.max_ttl == 600.0);
+	assert_int_equal(cfg->dns->n_servers, 4);
+	assert_string_equal(cfg->dns->servers[0], "127.0.0.1:5353");
+	assert_null(cfg->dns->servers[4]);
+	assert_true(cfg->dns->min_ttl == 0.5 && cfg->dns->max_ttl == 600.0);
 	config_free(cfg);
 	free(errs);
 
@@ -502,10 +515,10 @@ static void test_maintenance(void **state)
 				  "maintenance = { retry_after = 0; body_html = \"<p>later</p>\";\n"
 				  "  body_json = \"{}\"; body_text = \"later\"; };\n", &errs);
 	expect_clean(cfg, errs);
-	assert_int_equal(cfg->maintenance.retry_after, 0);
-	assert_string_equal(cfg->maintenance.body_html, "<p>later</p>");
-	assert_string_equal(cfg->maintenance.body_json, "{}");
-	assert_string_equal(cfg->maintenance.body_text, "later");
+	assert_int_equal(cfg->maintenance->retry_after, 0);
+	assert_string_equal(cfg->maintenance->body_html, "<p>later</p>");
+	assert_string_equal(cfg->maintenance->body_json, "{}");
+	assert_string_equal(cfg->maintenance->body_text, "later");
 	config_free(cfg);
 	free(errs);
 
@@ -571,6 +584,102 @@ static void test_all_errors_reported_in_file_order(void **state)
 	free(errs);
 }
 
+/* ---- reload: which changes need a restart ---- */
+
+/* A whole config; NULL takes the usual value. EXTRA is appended. */
+static struct config *variant(const char *listen, const char *admin, const char *state,
+			      const char *journal, const char *extra)
+{
+	char text[2048], *errs;
+	snprintf(text, sizeof text,
+		 "listen = ( %s );\n"
+		 "upstreams = {\n"
+		 "  old = { url = \"http://127.0.0.1:18081\"; };\n"
+		 "  new = { url = \"http://127.0.0.1:18082\"; };\n"
+		 "};\n"
+		 "admin = { %s };\n"
+		 "state_file = \"%s\";\n"
+		 "journal_file = \"%s\";\n"
+		 "%s",
+		 listen ? listen : "{ address = \"127.0.0.1:18080\"; }",
+		 admin ? admin : "address = \"unix:/tmp/cutover-test/admin.sock\";",
+		 state ? state : "/tmp/cutover-test/state.json",
+		 journal ? journal : "/tmp/cutover-test/journal.log", extra ? extra : "");
+	struct config *cfg = load_text(text, true, &errs);
+	expect_clean(cfg, errs);
+	free(errs);
+	return cfg;
+}
+
+static void expect_restart(const struct config *running, struct config *next, const char *key)
+{
+	const char *got = config_restart_needed(running, next);
+	if (key == NULL && got != NULL)
+		fail_msg("expected no restart, got '%s'", got);
+	if (key != NULL && (got == NULL || strcmp(got, key) != 0))
+		fail_msg("expected '%s', got %s%s%s", key, got ? "'" : "", got ? got : "NULL",
+			 got ? "'" : "");
+	config_free(next);
+}
+
+static void test_restart_needed(void **state)
+{
+	(void)state;
+	struct config *run = variant(NULL, NULL, NULL, NULL,
+				     "dns = { servers = [ \"127.0.0.1:5353\" ]; };\n"
+				     "log = { access = \"stderr\"; };\n");
+	const char *dns = "dns = { servers = [ \"127.0.0.1:5353\" ]; };\n";
+	const char *log = "log = { access = \"stderr\"; };\n";
+	char both[256];
+	snprintf(both, sizeof both, "%s%s", dns, log);
+
+	/* what a reload takes over */
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, both), NULL);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL,
+				    "dns = { servers = [ \"127.0.0.1:5353\" ]; };\n"
+				    "log = { access = \"stderr\"; level = \"debug\"; };\n"
+				    "maintenance = { retry_after = 5; };\n"
+				    "limits = { drain_timeout = 1; };\n"
+				    "trusted_proxies = [ \"10.0.0.0/8\" ];\n"
+				    "routes = ( { name = \"all\"; } );\n"), NULL);
+
+	/* each key that needs a restart */
+	expect_restart(run, variant("{ address = \"127.0.0.1:18081\"; }", NULL, NULL, NULL, both),
+		       "listen");
+	expect_restart(run, variant("{ address = \"127.0.0.1:18080\"; }, "
+				    "{ address = \"127.0.0.1:18081\"; }", NULL, NULL, NULL, both),
+		       "listen");
+	expect_restart(run, variant(NULL, "address = \"unix:/tmp/cutover-test/other.sock\";",
+				    NULL, NULL, both), "admin");
+	expect_restart(run, variant(NULL, "address = \"unix:/tmp/cutover-test/admin.sock\"; "
+				    "token_file = \"/t\";", NULL, NULL, both), "admin");
+	char text[512];
+	snprintf(text, sizeof text, "%sworkers = 2;\n", both);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "workers");
+	expect_restart(run, variant(NULL, NULL, "/tmp/other.json", NULL, both), "state_file");
+	expect_restart(run, variant(NULL, NULL, NULL, "/tmp/other.log", both), "journal_file");
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, dns), "log.access");
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, log), "dns");
+	snprintf(text, sizeof text, "%sdns = { servers = [ \"127.0.0.1:5354\" ]; };\n", log);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "dns");
+	snprintf(text, sizeof text, "%sdns = { servers = [ \"127.0.0.1:5353\" ]; max_ttl = 60; };\n",
+		 log);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "dns");
+
+	/* several at once: the first in the documented order */
+	expect_restart(run, variant("{ address = \"127.0.0.1:18081\"; }",
+				    "address = \"unix:/tmp/x.sock\";", NULL, NULL, NULL), "listen");
+	expect_restart(run, variant(NULL, "address = \"unix:/tmp/x.sock\";", NULL, NULL,
+				    "workers = 3;\n"), "admin");
+	expect_restart(run, variant(NULL, NULL, "/tmp/other.json", "/tmp/other.log",
+				    "workers = 3;\n"), "workers");
+	expect_restart(run, variant(NULL, NULL, "/tmp/other.json", "/tmp/other.log", NULL),
+		       "state_file");
+	expect_restart(run, variant(NULL, NULL, NULL, "/tmp/other.log", NULL), "journal_file");
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, NULL), "log.access");
+	config_free(run);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -594,6 +703,7 @@ int main(void)
 		cmocka_unit_test(test_maintenance),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_all_errors_reported_in_file_order),
+		cmocka_unit_test(test_restart_needed),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -24,7 +24,6 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "config.h"
 #include "dns.h"
 
 #define MIN_TTL 0.2
@@ -500,6 +499,42 @@ static void test_bad_server_names_it(void **state)
 	event_base_free(base);
 }
 
+/* One parser for dns.servers: what `cutover check` accepts is what the
+ * resolver is given. */
+static void test_server_parse(void **state)
+{
+	(void)state;
+	static const struct { const char *text; int family; uint16_t port; } good[] = {
+		{ "127.0.0.1", AF_INET, 53 },        { "127.0.0.1:5353", AF_INET, 5353 },
+		{ "::1", AF_INET6, 53 },             { "[::1]", AF_INET6, 53 },
+		{ "[::1]:5353", AF_INET6, 5353 },    { "2001:db8::53", AF_INET6, 53 },
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		struct addr a;
+		const char *why = NULL;
+		if (dns_server_parse(good[i].text, &a, &why) < 0)
+			fail_msg("%s: %s", good[i].text, why ? why : "?");
+		assert_int_equal(a.ss.ss_family, good[i].family);
+		uint16_t port = a.ss.ss_family == AF_INET
+					? ntohs(((struct sockaddr_in *)&a.ss)->sin_port)
+					: ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port);
+		assert_int_equal(port, good[i].port);
+	}
+	static const struct { const char *text, *why; } bad[] = {
+		{ "unix:/run/dns.sock", "a DNS server cannot be a unix socket" },
+		{ "dns.example.org", "missing ':port'" },
+		{ "1.2.3.4:99999", "port out of range (1-65535)" },
+		{ "[::1", "missing ']' after an IPv6 address" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct addr a;
+		const char *why = NULL;
+		assert_int_equal(dns_server_parse(bad[i].text, &a, &why), -1);
+		assert_non_null(why);
+		assert_string_equal(why, bad[i].why);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +551,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_settle_returns_after_first_results, setup,
 						teardown),
 		cmocka_unit_test(test_bad_server_names_it),
+		cmocka_unit_test(test_server_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -530,8 +530,8 @@ static void test_conf_values(void **state)
 				  "level = \"debug\"; format = \"json\"; };\n", &errs);
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("expected a clean load:\n%s", errs);
-	assert_string_equal(cfg->log.access, "/var/log/cutover/access.log");
-	assert_int_equal(cfg->log.level, LL_DEBUG);
+	assert_string_equal(cfg->log->access, "/var/log/cutover/access.log");
+	assert_int_equal(cfg->log->level, LL_DEBUG);
 	config_free(cfg);
 	free(errs);
 
@@ -545,8 +545,8 @@ static void test_conf_values(void **state)
 		cfg = load(text, &errs);
 		if (cfg == NULL || errs[0] != '\0')
 			fail_msg("expected a clean load:\n%s", errs);
-		assert_int_equal(cfg->log.level, levels[i].level);
-		assert_string_equal(cfg->log.access, "stderr");
+		assert_int_equal(cfg->log->level, levels[i].level);
+		assert_string_equal(cfg->log->access, "stderr");
 		config_free(cfg);
 		free(errs);
 	}
@@ -554,8 +554,8 @@ static void test_conf_values(void **state)
 	/* Defaults: no access log, level info. */
 	cfg = load("log = { };\n", &errs);
 	assert_non_null(cfg);
-	assert_null(cfg->log.access);
-	assert_int_equal(cfg->log.level, LL_INFO);
+	assert_null(cfg->log->access);
+	assert_int_equal(cfg->log->level, LL_INFO);
 	config_free(cfg);
 	free(errs);
 }

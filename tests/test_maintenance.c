@@ -646,11 +646,11 @@ static void test_conf_defaults(void **state)
 	struct config *cfg = load(BASE, &errs);
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("expected a clean load:\n%s", errs);
-	assert_int_equal(cfg->maintenance.retry_after, 120);
-	assert_int_equal(cfg->maintenance.max_accept_content_length, 104857600);
-	assert_null(cfg->maintenance.body_html);
-	assert_null(cfg->maintenance.body_json);
-	assert_null(cfg->maintenance.body_text);
+	assert_int_equal(cfg->maintenance->retry_after, 120);
+	assert_int_equal(cfg->maintenance->max_accept_content_length, 104857600);
+	assert_null(cfg->maintenance->body_html);
+	assert_null(cfg->maintenance->body_json);
+	assert_null(cfg->maintenance->body_text);
 	config_free(cfg);
 	free(errs);
 }
@@ -669,11 +669,11 @@ static void test_conf_keys(void **state)
 				  "};\n", &errs);
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("expected a clean load:\n%s", errs);
-	assert_int_equal(cfg->maintenance.retry_after, 30);
-	assert_string_equal(cfg->maintenance.body_html, "<p>{retry_after}</p>");
-	assert_string_equal(cfg->maintenance.body_json, "{\"retry\": {retry_after}}");
-	assert_string_equal(cfg->maintenance.body_text, "wait {retry_after}");
-	assert_int_equal(cfg->maintenance.max_accept_content_length, 10ULL << 20);
+	assert_int_equal(cfg->maintenance->retry_after, 30);
+	assert_string_equal(cfg->maintenance->body_html, "<p>{retry_after}</p>");
+	assert_string_equal(cfg->maintenance->body_json, "{\"retry\": {retry_after}}");
+	assert_string_equal(cfg->maintenance->body_text, "wait {retry_after}");
+	assert_int_equal(cfg->maintenance->max_accept_content_length, 10ULL << 20);
 	config_free(cfg);
 	free(errs);
 
@@ -681,8 +681,8 @@ static void test_conf_keys(void **state)
 		   &errs);
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("expected a clean load:\n%s", errs);
-	assert_int_equal(cfg->maintenance.max_accept_content_length, 1234);
-	assert_int_equal(cfg->maintenance.retry_after, 0);
+	assert_int_equal(cfg->maintenance->max_accept_content_length, 1234);
+	assert_int_equal(cfg->maintenance->retry_after, 0);
 	config_free(cfg);
 	free(errs);
 }

@@ -17,7 +17,9 @@
 #include <openssl/x509v3.h>
 
 #include "config.h"
+#include "listener.h"
 #include "tls.h"
+#include "upstream.h"
 
 /* ---- fixtures: certificates made once for the whole run ---- */
 

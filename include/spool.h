@@ -1,0 +1,28 @@
+/* spool: the durable store of submissions accepted while their scope is in
+ * maintenance, replayed in order when it leaves (CONTRACT.md, "Spool").
+ * Only its config lives here yet: the "spool" group is parsed and checked
+ * so that `cutover check` and the routes' spool = true know it; the store
+ * itself lands in a later issue. */
+#ifndef CUTOVER_SPOOL_H
+#define CUTOVER_SPOOL_H
+
+#include <libconfig.h>
+#include <stdint.h>
+
+struct conf_reader;
+struct config;
+
+struct spool_conf {
+	char *dir;                   /* NULL = no spool (required in the group) */
+	uint64_t max_bytes, max_record_bytes;
+	int response_status;         /* answer to a spooled submission (201) */
+	char *response_body;         /* NULL = the built-in OpenRosa answer */
+};
+
+/* Sets every field of C to its default (C holds nothing to free). */
+void spool_conf_defaults(struct spool_conf *c);
+/* Parses the top-level "spool" group into cfg->spool. */
+int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
+void spool_conf_free(struct spool_conf *c);
+
+#endif

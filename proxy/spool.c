@@ -1,0 +1,64 @@
+/* spool: the "spool" group. The store itself lands in a later issue. */
+#include "spool.h"
+
+#include <stdlib.h>
+
+#include "conf.h"
+
+void spool_conf_defaults(struct spool_conf *c)
+{
+	*c = (struct spool_conf){
+		.max_bytes = 1ULL << 30,
+		.max_record_bytes = 32ULL << 20,
+		.response_status = 201,
+	};
+}
+
+int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
+{
+	static const char *const keys[] = { "dir", "max_bytes", "max_record_bytes",
+					    "response_status", "response_body", NULL };
+	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
+	if (!config_setting_is_group(s))
+		return -1;
+	struct spool_conf *sp = cfg->spool;
+
+	int rc = conf_get_path(r, s, "dir", &sp->dir);
+	if (rc < 0)
+		ok = -1;
+	else if (rc == 0) {
+		conf_error(r, s, "spool: missing required key 'dir'");
+		ok = -1;
+	}
+
+	int a = conf_get_size(r, s, "max_bytes", 1, UINT64_MAX, &sp->max_bytes);
+	int b = conf_get_size(r, s, "max_record_bytes", 1, UINT64_MAX, &sp->max_record_bytes);
+	if (a < 0 || b < 0)
+		ok = -1;
+	else if (sp->max_record_bytes > sp->max_bytes) {
+		char x[32], y[32];
+		const config_setting_t *at =
+			config_setting_get_member(s, b == 1 ? "max_record_bytes" : "max_bytes");
+		conf_error(r, at, "spool: max_record_bytes (%s) is greater than max_bytes (%s)",
+			   conf_size_text(sp->max_record_bytes, x, sizeof x),
+			   conf_size_text(sp->max_bytes, y, sizeof y));
+		ok = -1;
+	}
+
+	long long status = sp->response_status;
+	rc = conf_get_int(r, s, "response_status", 200, 299, &status);
+	if (rc < 0)
+		ok = -1;
+	else
+		sp->response_status = (int)status;
+	if (conf_get_string(r, s, "response_body", &sp->response_body) < 0)
+		ok = -1;
+	return ok;
+}
+
+void spool_conf_free(struct spool_conf *c)
+{
+	free(c->dir);
+	free(c->response_body);
+	c->dir = c->response_body = NULL;
+}
