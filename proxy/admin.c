@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "duration.h"
 #include "http1.h"
 #include "log.h"
 #include "response.h"
@@ -377,7 +378,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	adm->conns = ac;
 	peer_name(ac, fd, sa, (socklen_t)len);
 	http1_parser_init(&ac->parser, HTTP1_REQUEST);
-	struct timeval tv = { ADMIN_TIMEOUT, 0 };
+	struct timeval tv = duration_tv(ADMIN_TIMEOUT);
 	bufferevent_set_timeouts(ac->bev, &tv, &tv);
 	bufferevent_setcb(ac->bev, on_read, on_write, on_event, ac);
 	bufferevent_enable(ac->bev, EV_READ | EV_WRITE);

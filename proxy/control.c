@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "dns.h"
+#include "duration.h"
 #include "journal.h"
 #include "log.h"
 #include "preflight.h"
@@ -18,8 +19,8 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define DRAIN_POLL_MS 20
-#define TICK_MS 250
+#define DRAIN_POLL_SECONDS 0.020
+#define TICK_SECONDS 0.250
 #define JOURNAL_IN_STATUS 5
 
 struct control {
@@ -221,10 +222,9 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	int64_t n = leaving_in_flight(a, &id);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	bool late = now.tv_sec > a->drain_deadline.tv_sec ||
-		    (now.tv_sec == a->drain_deadline.tv_sec && now.tv_nsec >= a->drain_deadline.tv_nsec);
+	bool late = duration_ms_between(&a->drain_deadline, &now) >= 0;
 	if (n > 0 && !late) {
-		struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+		struct timeval tv = duration_tv(DRAIN_POLL_SECONDS);
 		evtimer_add(a->drain_timer, &tv);
 		return;
 	}
@@ -924,7 +924,7 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 			ctl->next_sched_id = id;
 	}
 	ctl->tick = event_new(base, -1, EV_PERSIST, tick, ctl);
-	struct timeval tv = { 0, TICK_MS * 1000 };
+	struct timeval tv = duration_tv(TICK_SECONDS);
 	evtimer_add(ctl->tick, &tv);
 	return ctl;
 }

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "addr.h"
+#include "duration.h"
 #include "http1.h"
 
 #define CTL_MAX_HEAD 65536
@@ -552,9 +553,8 @@ static int64_t ms_left(const struct timespec *deadline)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t ms = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
-		     (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms > 0 ? ms : 0;
+	double ms = duration_ms_between(&now, deadline);
+	return ms > 0 ? (int64_t)ms : 0;
 }
 
 /* Blocking socket calls give up at the deadline. */
@@ -563,7 +563,7 @@ static void set_socket_timeouts(int fd, const struct timespec *deadline)
 	int64_t ms = ms_left(deadline);
 	if (ms == 0)
 		ms = 1;
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval tv = duration_tv((double)ms / 1e3);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "duration.h"
 
 /* 2 s per try, doubled by c-ares for the second round: a silent server
  * costs a query 2 + 4 = 6 s (a refusing one fails it at once), which bounds
@@ -111,18 +112,9 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct timeval seconds_tv(double s)
-{
-	if (s < 0)
-		s = 0;
-	struct timeval tv = { .tv_sec = (time_t)s };
-	tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 static void timer_in(struct event *ev, double seconds)
 {
-	struct timeval tv = seconds_tv(seconds);
+	struct timeval tv = duration_tv(seconds);
 	evtimer_add(ev, &tv);
 }
 
