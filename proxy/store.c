@@ -1,19 +1,20 @@
-/* store: the file store. save writes "<path>.tmp.<pid>" in the same
- * directory, fsyncs it, renames it over PATH and fsyncs the directory, so
- * a reader (or a restart after a crash) sees the old document or the new
- * one, never a mix. The file is created 0600: it is operator data that
- * only the daemon's own user needs to read. */
+/* store: the file store. save goes through file_replace (temp file in the
+ * same directory, fsync, rename, fsync of the directory), so a reader (or a
+ * restart after a crash) sees the old document or the new one, never a mix.
+ * The file is created 0600: it is operator data that only the daemon's own
+ * user needs to read. */
 #include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "file.h"
 
 struct store_file {
 	struct store base;   /* first: a struct store * is a struct store_file * */
@@ -41,12 +42,12 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;   /* nothing stored yet */
-		say(why, why_len, "%s: open: %s", path, strerror(errno));
+		file_error(why, why_len, path, "open", errno);
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
-		say(why, why_len, "%s: stat: %s", path, strerror(errno));
+		file_error(why, why_len, path, "stat", errno);
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -60,7 +61,7 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 	size_t cap = (size_t)st.st_size + 1, len = 0;
 	char *buf = malloc(cap);
 	if (!buf) {
-		say(why, why_len, "%s: read: %s", path, strerror(ENOMEM));
+		file_error(why, why_len, path, "read", ENOMEM);
 		goto fail;
 	}
 	for (;;) {
@@ -73,7 +74,7 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 			char *nbuf = realloc(buf, ncap);
 			if (!nbuf) {
 				free(buf);
-				say(why, why_len, "%s: read: %s", path, strerror(ENOMEM));
+				file_error(why, why_len, path, "read", ENOMEM);
 				goto fail;
 			}
 			buf = nbuf;
@@ -83,7 +84,7 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			say(why, why_len, "%s: read: %s", path, strerror(errno));
+			file_error(why, why_len, path, "read", errno);
 			free(buf);
 			goto fail;
 		}
@@ -124,41 +125,11 @@ fail:
 	return -1;
 }
 
-static int write_full(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* The directory holding PATH, for its fsync; NULL on ENOMEM. */
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
-}
-
 static int file_save(struct store *s, const json_t *doc, char *why, size_t why_len)
 {
 	const char *path = ((struct store_file *)s)->path;
-	const char *step = "serialize";
-	char *tmp = NULL, *dir = NULL;
-	int fd = -1, err = 0;
-	bool renamed = false;
-
 	char *text = NULL;
+	int err = 0;
 	if (!json_is_object(doc)) {
 		err = EINVAL;   /* load would refuse it */
 		goto fail;
@@ -174,65 +145,12 @@ static int file_save(struct store *s, const json_t *doc, char *why, size_t why_l
 		goto fail;
 	}
 	text[len] = '\n';   /* the NUL is not written: end the file with a newline */
-
-	step = "create temp file";
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
-		tmp = NULL;
-		err = ENOMEM;
-		goto fail;
-	}
-	/* No O_EXCL: a temp file left by a crashed process with our pid is
-	 * ours to overwrite. O_NOFOLLOW: never write through a planted link. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		goto fail_errno;
-	step = "chmod temp file";
-	if (fchmod(fd, 0600) < 0)   /* exactly 0600 whatever the umask */
-		goto fail_errno;
-	step = "write temp file";
-	if (write_full(fd, text, len + 1) < 0)
-		goto fail_errno;
-	step = "fsync temp file";
-	if (fsync(fd) < 0)
-		goto fail_errno;
-	step = "close temp file";
-	int rc = close(fd);
-	fd = -1;
-	if (rc < 0)
-		goto fail_errno;
-	step = "rename temp file";
-	if (rename(tmp, path) < 0)
-		goto fail_errno;
-	renamed = true;
-
-	/* The rename itself is durable only once the directory is. */
-	step = "open directory";
-	if (!(dir = dir_of(path))) {
-		err = ENOMEM;
-		goto fail;
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		goto fail_errno;
-	step = "fsync directory";
-	if (fsync(fd) < 0)
-		goto fail_errno;
-	close(fd);
-	free(dir);
-	free(tmp);
+	int rc = file_replace(path, text, len + 1, 0600, why, why_len);
 	free(text);
-	return 0;
+	return rc;
 
-fail_errno:
-	err = errno;
 fail:
-	if (fd >= 0)
-		close(fd);
-	if (tmp && !renamed)
-		unlink(tmp);
-	say(why, why_len, "%s: %s: %s", path, step, strerror(err));
-	free(dir);
-	free(tmp);
+	file_error(why, why_len, path, "serialize", err);
 	free(text);
 	errno = err;
 	return -1;
