@@ -1,6 +1,6 @@
 /* admin: the control plane's HTTP/1.1 + JSON API on admin.address (a unix
  * socket, mode 0600, or a loopback TCP port with a bearer token). It runs
- * on the control thread's event loop; `cutover status|switch|...` (ctl.c)
+ * on the control thread's event loop; `cutover status|switch|...` (cli.c)
  * is its client.
  *
  * Endpoints (request and answer bodies are JSON objects):

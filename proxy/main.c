@@ -11,7 +11,7 @@
 #include "admin.h"
 #include "config.h"
 #include "control.h"
-#include "ctl.h"
+#include "cli.h"
 #include "log.h"
 #include "state.h"
 #include "store.h"
@@ -232,8 +232,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
-	if (ctl_is_command(cmd))
-		return ctl_main(argc - 1, argv + 1);
+	if (cli_is_command(cmd))
+		return cli_main(argc - 1, argv + 1);
 	if (cmd[0] == '-') {
 		/* "cutover --admin ADDR status": control options may come first. */
 		for (int i = 1; i < argc; i++) {
@@ -245,12 +245,12 @@ int main(int argc, char **argv)
 				i += takes_value;
 				continue;
 			}
-			if (!ctl_is_command(argv[i]))
+			if (!cli_is_command(argv[i]))
 				break;
 			char *command = argv[i];
 			memmove(&argv[2], &argv[1], (size_t)(i - 1) * sizeof(*argv));
 			argv[1] = command;
-			return ctl_main(argc - 1, argv + 1);
+			return cli_main(argc - 1, argv + 1);
 		}
 	}
 	fprintf(stderr, "cutover: unknown command '%s' (see cutover --help)\n", cmd);
