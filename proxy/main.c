@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "log.h"
 #include "state.h"
-#include "store.h"
+#include "state_store.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/cutover/cutover.conf"
@@ -140,7 +140,7 @@ static int cmd_run(int argc, char **argv)
 	if (!cfg)
 		return 1;
 	if (log_open(&cfg->log) < 0 ||
-	    state_init(store_file_new(cfg->state.state_file), start_mode, stderr) < 0) {
+	    state_init(state_store_file_new(cfg->state.state_file), start_mode, stderr) < 0) {
 		config_free(cfg);
 		return 1;
 	}

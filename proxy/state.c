@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "store.h"
+#include "state_store.h"
 
 static const char *const mode_names[MODE_COUNT] = { "old", "new", "maintenance", "hold" };
 
@@ -59,7 +59,7 @@ struct retired {
 
 static struct state_snapshot *current;
 static struct retired *retired_list;
-static struct store *store;
+static struct state_store *store;
 static json_t *scheduled;
 
 static void snapshot_free(struct state_snapshot *s)
@@ -249,16 +249,16 @@ fail:
 }
 
 /* Makes ST and SCHED (taken) the current store and schedule. */
-static void adopt(struct store *st, json_t *sched)
+static void adopt(struct state_store *st, json_t *sched)
 {
 	if (store != st)
-		store_free(store);
+		state_store_free(store);
 	store = st;
 	json_decref(scheduled);
 	scheduled = sched;
 }
 
-int state_init(struct store *st, const char *force_mode, FILE *errs)
+int state_init(struct state_store *st, const char *force_mode, FILE *errs)
 {
 	if (!st) {
 		fprintf(errs, "cutover: out of memory\n");
@@ -267,7 +267,7 @@ int state_init(struct store *st, const char *force_mode, FILE *errs)
 	char why[512] = "", cause[400] = "";
 	json_t *doc = NULL, *sched = NULL;
 	struct state_snapshot *s = NULL;
-	if (store_load(st, &doc, why, sizeof(why)) < 0)
+	if (state_store_load(st, &doc, why, sizeof(why)) < 0)
 		goto unreadable; /* WHY is "FILE:LINE: cause" */
 	if (!doc) {
 		s = calloc(1, sizeof(*s));
@@ -282,7 +282,7 @@ int state_init(struct store *st, const char *force_mode, FILE *errs)
 		json_decref(doc);
 		if (!s) {
 			json_decref(sched);
-			snprintf(why, sizeof(why), "%s:1: %s", store_name(st), cause);
+			snprintf(why, sizeof(why), "%s:1: %s", state_store_name(st), cause);
 			goto unreadable;
 		}
 	}
@@ -314,7 +314,7 @@ unreadable:
 	fprintf(errs, "cutover: cannot load the state; refusing to start, because a restart must "
 		      "not silently return traffic to old. Fix or remove the file, or start with "
 		      "--start-mode MODE\n");
-	store_free(st); /* whatever was loaded before stays in force */
+	state_store_free(st); /* whatever was loaded before stays in force */
 	return -1;
 }
 
@@ -329,7 +329,7 @@ void state_shutdown(void)
 	}
 	json_decref(scheduled);
 	scheduled = NULL;
-	store_free(store);
+	state_store_free(store);
 	store = NULL;
 }
 
@@ -359,7 +359,7 @@ static struct state_snapshot *snapshot_clone(const struct state_snapshot *cur)
 static int persist_and_publish(struct state_snapshot *next, char *why, size_t why_len)
 {
 	json_t *doc = document(next);
-	int rc = store_save(store, doc, why, why_len);
+	int rc = state_store_save(store, doc, why, why_len);
 	json_decref(doc);
 	if (rc < 0) {
 		snapshot_free(next);
@@ -409,7 +409,7 @@ int state_set_scheduled(json_t *list, char *why, size_t why_len)
 	scheduled = json_incref(list);
 	const struct state_snapshot *cur = state_current();
 	json_t *doc = document(cur);
-	int rc = store_save(store, doc, why, why_len);
+	int rc = state_store_save(store, doc, why, why_len);
 	json_decref(doc);
 	if (rc < 0) {
 		json_decref(scheduled);

@@ -1,9 +1,9 @@
-/* store: the file store. save goes through file_replace (temp file in the
- * same directory, fsync, rename, fsync of the directory), so a reader (or a
- * restart after a crash) sees the old document or the new one, never a mix.
- * The file is created 0600: it is operator data that only the daemon's own
- * user needs to read. */
-#include "store.h"
+/* state_store: the file store. save goes through file_replace (temp file
+ * in the same directory, fsync, rename, fsync of the directory), so a reader
+ * (or a restart after a crash) sees the old document or the new one, never
+ * a mix. The file is created 0600: it is operator data that only the
+ * daemon's own user needs to read. */
+#include "state_store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +16,8 @@
 
 #include "file.h"
 
-struct store_file {
-	struct store base;   /* first: a struct store * is a struct store_file * */
+struct state_store_file {
+	struct state_store base;   /* first: a state_store * is a state_store_file * */
 	char *path;
 };
 
@@ -34,9 +34,9 @@ static void say(char *why, size_t why_len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
+static int file_load(struct state_store *s, json_t **out, char *why, size_t why_len)
 {
-	const char *path = ((struct store_file *)s)->path;
+	const char *path = ((struct state_store_file *)s)->path;
 	*out = NULL;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -54,7 +54,7 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 		say(why, why_len, "%s: not a regular file", path);
 		goto fail;
 	}
-	if (st.st_size > STORE_FILE_MAX)
+	if (st.st_size > STATE_STORE_FILE_MAX)
 		goto too_big;
 
 	/* Read to EOF, never past the bound, even if the file grows meanwhile. */
@@ -66,11 +66,13 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 	}
 	for (;;) {
 		if (len == cap) {
-			if (cap > STORE_FILE_MAX) {
+			if (cap > STATE_STORE_FILE_MAX) {
 				free(buf);
 				goto too_big;
 			}
-			size_t ncap = cap * 2 > (size_t)STORE_FILE_MAX + 1 ? (size_t)STORE_FILE_MAX + 1 : cap * 2;
+			size_t ncap = cap * 2 > (size_t)STATE_STORE_FILE_MAX + 1
+					      ? (size_t)STATE_STORE_FILE_MAX + 1
+					      : cap * 2;
 			char *nbuf = realloc(buf, ncap);
 			if (!nbuf) {
 				free(buf);
@@ -93,7 +95,7 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 		len += (size_t)r;
 	}
 	close(fd);
-	if (len > STORE_FILE_MAX) {
+	if (len > STATE_STORE_FILE_MAX) {
 		free(buf);
 		goto too_big_closed;
 	}
@@ -118,16 +120,16 @@ static int file_load(struct store *s, json_t **out, char *why, size_t why_len)
 too_big:
 	close(fd);
 too_big_closed:
-	say(why, why_len, "%s: larger than %d MiB, refused", path, STORE_FILE_MAX / (1024 * 1024));
+	say(why, why_len, "%s: larger than %d MiB, refused", path, STATE_STORE_FILE_MAX / (1024 * 1024));
 	return -1;
 fail:
 	close(fd);
 	return -1;
 }
 
-static int file_save(struct store *s, const json_t *doc, char *why, size_t why_len)
+static int file_save(struct state_store *s, const json_t *doc, char *why, size_t why_len)
 {
-	const char *path = ((struct store_file *)s)->path;
+	const char *path = ((struct state_store_file *)s)->path;
 	char *text = NULL;
 	int err = 0;
 	if (!json_is_object(doc)) {
@@ -139,7 +141,7 @@ static int file_save(struct store *s, const json_t *doc, char *why, size_t why_l
 		goto fail;
 	}
 	size_t len = strlen(text);
-	if (len + 1 > STORE_FILE_MAX) {
+	if (len + 1 > STATE_STORE_FILE_MAX) {
 		/* load would refuse it: don't replace a good file with it */
 		err = EFBIG;
 		goto fail;
@@ -156,32 +158,32 @@ fail:
 	return -1;
 }
 
-static const char *file_name(struct store *s)
+static const char *file_name(struct state_store *s)
 {
-	return ((struct store_file *)s)->path;
+	return ((struct state_store_file *)s)->path;
 }
 
-static void file_free(struct store *s)
+static void file_free(struct state_store *s)
 {
-	struct store_file *f = (struct store_file *)s;
+	struct state_store_file *f = (struct state_store_file *)s;
 	free(f->path);
 	free(f);
 }
 
-static const struct store_ops file_ops = {
+static const struct state_store_ops file_ops = {
 	.load = file_load,
 	.save = file_save,
 	.name = file_name,
 	.free = file_free,
 };
 
-struct store *store_file_new(const char *path)
+struct state_store *state_store_file_new(const char *path)
 {
 	if (!path) {
 		errno = EINVAL;
 		return NULL;
 	}
-	struct store_file *f = calloc(1, sizeof(*f));
+	struct state_store_file *f = calloc(1, sizeof(*f));
 	if (!f || !(f->path = strdup(path))) {
 		free(f);
 		errno = ENOMEM;
