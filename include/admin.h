@@ -57,4 +57,16 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 /* Closes the listener and every admin connection. */
 void admin_free(struct admin *adm);
 
+/* Longest bearer token, in bytes, and longest token file (the token plus
+ * surrounding whitespace). */
+#define ADMIN_TOKEN_MAX 4096
+#define ADMIN_TOKEN_FILE_MAX (ADMIN_TOKEN_MAX + 1024)
+
+/* The bearer token in the file at PATH without the whitespace around it
+ * (spaces, tabs, CR, LF). The server and the CLI both read it here, so
+ * that they agree on what the token is. A malloc'd string, or NULL with a
+ * one-line reason naming PATH in WHY: unreadable, empty, too long, or a
+ * control character inside (it could not travel in a header). */
+char *admin_token_read(const char *path, char *why, size_t why_len);
+
 #endif

@@ -210,11 +210,10 @@ static bool authorized(struct admin_conn *ac)
 	if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0)
 		return false;
 	size_t len = h->value_len - 7, want = strlen(token);
-	/* Constant time over the expected token's length. */
-	char given[512] = { 0 };
-	if (len > sizeof(given))
-		return false;
-	memcpy(given, h->value + 7, len);
+	/* Constant time over the expected token's length: a given token of
+	 * another length is never read, the expected one is compared with
+	 * itself instead, as long. */
+	const char *given = len == want ? h->value + 7 : token;
 	return (CRYPTO_memcmp(given, token, want) == 0) & (len == want);
 }
 
@@ -384,25 +383,55 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(ac->bev, EV_READ | EV_WRITE);
 }
 
-static char *read_token(const char *path, char *why, size_t why_len)
+static bool token_space(char c)
 {
-	FILE *f = fopen(path, "r");
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+char *admin_token_read(const char *path, char *why, size_t why_len)
+{
+	FILE *f = fopen(path, "re");
 	if (!f) {
-		snprintf(why, why_len, "admin.token_file %s: %s", path, strerror(errno));
+		snprintf(why, why_len, "token file %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	char buf[512];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	char buf[ADMIN_TOKEN_FILE_MAX + 1];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	int err = ferror(f) ? errno : 0;
 	fclose(f);
-	buf[n] = '\0';
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	if (n < 16) {
-		snprintf(why, why_len, "admin.token_file %s: the token must have at least 16 characters",
-			 path);
+	if (err) {
+		snprintf(why, why_len, "token file %s: %s", path, strerror(err));
 		return NULL;
 	}
-	return strdup(buf);
+	if (n > ADMIN_TOKEN_FILE_MAX) {
+		snprintf(why, why_len, "token file %s: longer than %d bytes", path,
+			 ADMIN_TOKEN_FILE_MAX);
+		return NULL;
+	}
+	size_t start = 0;
+	while (start < n && token_space(buf[start]))
+		start++;
+	while (n > start && token_space(buf[n - 1]))
+		n--;
+	if (n == start) {
+		snprintf(why, why_len, "token file %s is empty", path);
+		return NULL;
+	}
+	if (n - start > ADMIN_TOKEN_MAX) {
+		snprintf(why, why_len, "token file %s: the token is longer than %d bytes", path,
+			 ADMIN_TOKEN_MAX);
+		return NULL;
+	}
+	for (size_t i = start; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+			snprintf(why, why_len, "token file %s: the token has a control character",
+				 path);
+			return NULL;
+		}
+	char *token = strndup(buf + start, n - start);
+	if (!token)
+		snprintf(why, why_len, "token file %s: out of memory", path);
+	return token;
 }
 
 struct admin *admin_new(struct event_base *base, const struct config *cfg, struct control *ctl,
@@ -441,9 +470,17 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 	} else {
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		adm->token = read_token(cfg->admin.token_file, why, why_len);
-		if (!adm->token)
+		char reason[512];
+		adm->token = admin_token_read(cfg->admin.token_file, reason, sizeof(reason));
+		if (!adm->token) {
+			snprintf(why, why_len, "admin: %s", reason);
 			goto fail;
+		}
+		if (strlen(adm->token) < 16) {
+			snprintf(why, why_len, "admin: token file %s: the token must have at least "
+				 "16 characters", cfg->admin.token_file);
+			goto fail;
+		}
 		if (bind(fd, sa, a->len) < 0)
 			goto sys_fail;
 	}

@@ -22,11 +22,11 @@
 #include <jansson.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "duration.h"
 #include "http1.h"
 
 #define CLI_MAX_HEAD 65536
-#define CLI_MAX_TOKEN 4096
 
 /* ---- command line ---- */
 
@@ -511,44 +511,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-/* The token file's content without surrounding whitespace; NULL with ERR. */
-static char *read_token(const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		fail(err, errlen, "cannot read the token file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	char buf[CLI_MAX_TOKEN + 1];
-	size_t n = fread(buf, 1, sizeof(buf), f);
-	bool bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		fail(err, errlen, "cannot read the token file %s: read error", path);
-		return NULL;
-	}
-	if (n > CLI_MAX_TOKEN) {
-		fail(err, errlen, "token file %s: longer than %d bytes", path, CLI_MAX_TOKEN);
-		return NULL;
-	}
-	size_t start = 0;
-	while (start < n && isspace((unsigned char)buf[start]))
-		start++;
-	while (n > start && isspace((unsigned char)buf[n - 1]))
-		n--;
-	if (n == start) {
-		fail(err, errlen, "token file %s is empty", path);
-		return NULL;
-	}
-	for (size_t i = start; i < n; i++)
-		if (!isgraph((unsigned char)buf[i])) {
-			fail(err, errlen, "token file %s: the token has a space or control character",
-			     path);
-			return NULL;
-		}
-	return strndup(buf + start, n - start);
-}
-
 static int64_t ms_left(const struct timespec *deadline)
 {
 	struct timespec now;
@@ -800,7 +762,7 @@ int cli_main(int argc, char **argv)
 	addr_parse(req.admin, &addr, &why); /* checked by cli_build_request */
 	char *token = NULL;
 	if (!addr_is_unix(&addr) && req.token_file) {
-		token = read_token(req.token_file, err, sizeof(err));
+		token = admin_token_read(req.token_file, err, sizeof(err));
 		if (!token) {
 			fprintf(stderr, "cutover: %s\n", err);
 			cli_request_free(&req);

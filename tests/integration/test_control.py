@@ -711,6 +711,29 @@ def test_cli_tcp_admin_with_token_file(harness):
     assert p.returncode == 0 and json.loads(p.stdout)["mode"] == "old", p
 
 
+# The server and the CLI read the same token file the same way: whitespace
+# around the token is not part of it, and a long token is not cut short.
+@cli
+@pytest.mark.parametrize("text", [
+    "Zp4X0sW9eR2tY7uI1oP3aS5dF8gH6jK0\t",
+    "  Zp4X0sW9eR2tY7uI1oP3aS5dF8gH6jK0\r\n",
+    "Zp4X0sW9eR2tY7uI" * 40 + "\n",
+], ids=["tab-at-end", "leading-spaces-crlf", "640-bytes"])
+def test_cli_and_server_agree_on_the_token_file(harness, text):
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    tf = harness.path("token")
+    tf.write_text(text)
+    aport = free_port()
+    harness.proxy(old, new, admin='address = "127.0.0.1:%d"; token_file = "%s";'
+                  % (aport, tf))
+    addr = "127.0.0.1:%d" % aport
+    p = run_cli(["status", "--admin", addr, "--token-file", str(tf)])
+    assert p.returncode == 0, p
+    assert "global mode: old" in p.stdout, p
+    assert Admin(addr, token=text.strip()).get("/status").status == 200
+
+
 def test_reload_keeps_open_connections_and_their_next_request_uses_it(env):
     old, new, proxy, admin = env
     assert admin.maintenance(True, reason="dump").status == 200
