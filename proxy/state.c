@@ -35,6 +35,10 @@ int state_conf_parse(struct conf_reader *r, const config_setting_t *root, struct
 		cfg->state.state_file = strdup(STATE_FILE_DEFAULT);
 	if (!cfg->state.journal_file)
 		cfg->state.journal_file = strdup(JOURNAL_FILE_DEFAULT);
+	if (!cfg->state.state_file || !cfg->state.journal_file) {
+		conf_error(r, root, "state_file, journal_file: out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -193,19 +197,33 @@ static int scope_from_json(const json_t *o, struct scope_state *s, char *why, si
 	s->until = time_from_json(json_object_get(o, "until"));
 	s->since = time_from_json(json_object_get(o, "since"));
 	s->reason = reason ? strdup(reason) : NULL;
+	if (reason && !s->reason) {
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
+/* NULL when out of memory: a document missing a part must never be saved
+ * (a restart would lose those modes). */
 static json_t *document(const struct state_snapshot *s)
 {
 	json_t *doc = state_scope_json(&s->global);
-	json_object_set_new(doc, "generation", json_integer((json_int_t)s->generation));
 	json_t *projects = json_object();
-	for (size_t i = 0; i < s->n_projects; i++)
-		json_object_setn_new(projects, s->projects[i].name, s->projects[i].len,
-				     state_scope_json(&s->projects[i].s));
-	json_object_set_new(doc, "projects", projects);
-	json_object_set_new(doc, "scheduled", scheduled ? json_incref(scheduled) : json_array());
+	/* json_object_set*_new() drop a NULL value and fail: one check each. */
+	bool ok = doc && projects &&
+		  json_object_set_new(doc, "generation", json_integer((json_int_t)s->generation)) == 0;
+	for (size_t i = 0; ok && i < s->n_projects; i++)
+		ok = json_object_setn_new(projects, s->projects[i].name, s->projects[i].len,
+					  state_scope_json(&s->projects[i].s)) == 0;
+	ok = ok && json_object_set(doc, "projects", projects) == 0 &&
+	     json_object_set_new(doc, "scheduled",
+				 scheduled ? json_incref(scheduled) : json_array()) == 0;
+	json_decref(projects);
+	if (!ok) {
+		json_decref(doc);
+		return NULL;
+	}
 	return doc;
 }
 
@@ -218,8 +236,10 @@ static int qsort_projects(const void *a, const void *b)
 static struct state_snapshot *snapshot_from_json(const json_t *doc, char *why, size_t why_len)
 {
 	struct state_snapshot *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		snprintf(why, why_len, "out of memory");
 		return NULL;
+	}
 	if (scope_from_json(doc, &s->global, why, why_len) < 0)
 		goto fail;
 	json_t *gen = json_object_get(doc, "generation");
@@ -231,15 +251,23 @@ static struct state_snapshot *snapshot_from_json(const json_t *doc, char *why, s
 	}
 	size_t n = projects ? json_object_size(projects) : 0;
 	s->projects = calloc(n ? n : 1, sizeof(*s->projects));
+	if (!s->projects) {
+		snprintf(why, why_len, "out of memory");
+		goto fail;
+	}
 	const char *name;
 	json_t *v;
 	json_object_foreach(projects, name, v) {
 		struct project_mode *p = &s->projects[s->n_projects];
 		if (scope_from_json(v, &p->s, why, why_len) < 0)
 			goto fail;
+		s->n_projects++;     /* counted now: snapshot_free frees its reason */
 		p->name = strdup(name);
 		p->len = strlen(name);
-		s->n_projects++;
+		if (!p->name) {
+			snprintf(why, why_len, "out of memory");
+			goto fail;
+		}
 	}
 	qsort(s->projects, s->n_projects, sizeof(*s->projects), qsort_projects);
 	return s;
@@ -272,7 +300,7 @@ int state_init(struct state_store *st, const char *force_mode, FILE *errs)
 	if (!doc) {
 		s = calloc(1, sizeof(*s));
 		if (!s)
-			return -1;
+			goto out_of_memory;
 		s->global.mode = s->global.resume_to = MODE_OLD;
 	} else {
 		s = snapshot_from_json(doc, cause, sizeof(cause));
@@ -286,7 +314,11 @@ int state_init(struct state_store *st, const char *force_mode, FILE *errs)
 			goto unreadable;
 		}
 	}
-	adopt(st, sched ? sched : json_array());
+	if (!sched && !(sched = json_array())) {
+		snapshot_free(s);
+		goto out_of_memory;
+	}
+	adopt(st, sched);
 	publish(s);
 	return 0;
 
@@ -303,11 +335,15 @@ unreadable:
 		fprintf(errs, "cutover: cannot load the state; starting in mode %s as asked "
 			      "(--start-mode)\n", force_mode);
 		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
+		sched = json_array();
+		if (!s || !sched) {
+			free(s);
+			json_decref(sched);
+			goto out_of_memory;
+		}
 		s->global.mode = m;
 		s->global.resume_to = m == MODE_NEW ? MODE_NEW : MODE_OLD;
-		adopt(st, json_array());
+		adopt(st, sched);
 		publish(s);
 		return 0;
 	}
@@ -315,6 +351,11 @@ unreadable:
 		      "not silently return traffic to old. Fix or remove the file, or start with "
 		      "--start-mode MODE\n");
 	state_store_free(st); /* whatever was loaded before stays in force */
+	return -1;
+
+out_of_memory:
+	fprintf(errs, "cutover: cannot load the state: out of memory\n");
+	state_store_free(st);
 	return -1;
 }
 
@@ -333,32 +374,46 @@ void state_shutdown(void)
 	store = NULL;
 }
 
-static void scope_copy(struct scope_state *dst, const struct scope_state *src)
+/* Returns 0, or -1 when out of memory (DST has no reason then). */
+static int scope_copy(struct scope_state *dst, const struct scope_state *src)
 {
 	*dst = *src;
 	dst->reason = src->reason ? strdup(src->reason) : NULL;
+	return src->reason && !dst->reason ? -1 : 0;
 }
 
+/* CUR with room for one more project; NULL when out of memory. */
 static struct state_snapshot *snapshot_clone(const struct state_snapshot *cur)
 {
 	struct state_snapshot *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->generation = cur->generation + 1;
-	scope_copy(&s->global, &cur->global);
 	s->projects = calloc(cur->n_projects + 1, sizeof(*s->projects));
+	if (scope_copy(&s->global, &cur->global) < 0 || !s->projects)
+		goto fail;
 	for (size_t i = 0; i < cur->n_projects; i++) {
-		s->projects[i].name = strdup(cur->projects[i].name);
-		s->projects[i].len = cur->projects[i].len;
-		scope_copy(&s->projects[i].s, &cur->projects[i].s);
+		struct project_mode *p = &s->projects[i];
+		s->n_projects++;     /* counted now: snapshot_free frees what is copied */
+		p->len = cur->projects[i].len;
+		if (!(p->name = strdup(cur->projects[i].name)) ||
+		    scope_copy(&p->s, &cur->projects[i].s) < 0)
+			goto fail;
 	}
-	s->n_projects = cur->n_projects;
 	return s;
+fail:
+	snapshot_free(s);
+	return NULL;
 }
 
 static int persist_and_publish(struct state_snapshot *next, char *why, size_t why_len)
 {
 	json_t *doc = document(next);
+	if (!doc) {
+		snprintf(why, why_len, "out of memory");
+		snapshot_free(next);
+		return -1;
+	}
 	int rc = state_store_save(store, doc, why, why_len);
 	json_decref(doc);
 	if (rc < 0) {
@@ -385,6 +440,8 @@ int state_change(const char *project, const struct scope_state *s, char *why, si
 			p = &next->projects[next->n_projects++];
 			p->name = strdup(project);
 			p->len = len;
+			if (!p->name)
+				goto out_of_memory;
 			qsort(next->projects, next->n_projects, sizeof(*next->projects), qsort_projects);
 			p = (struct project_mode *)state_project(next, project, len);
 		} else {
@@ -394,8 +451,14 @@ int state_change(const char *project, const struct scope_state *s, char *why, si
 	} else {
 		free(dst->reason);
 	}
-	scope_copy(dst, s);
+	if (scope_copy(dst, s) < 0)
+		goto out_of_memory;
 	return persist_and_publish(next, why, why_len);
+
+out_of_memory:
+	snprintf(why, why_len, "out of memory");
+	snapshot_free(next);
+	return -1;
 }
 
 const json_t *state_scheduled(void)
@@ -405,11 +468,17 @@ const json_t *state_scheduled(void)
 
 int state_set_scheduled(json_t *list, char *why, size_t why_len)
 {
+	if (!list) {             /* the caller ran out of memory building it */
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
 	json_t *old = scheduled;
 	scheduled = json_incref(list);
 	const struct state_snapshot *cur = state_current();
 	json_t *doc = document(cur);
-	int rc = state_store_save(store, doc, why, why_len);
+	int rc = doc ? state_store_save(store, doc, why, why_len) : -1;
+	if (!doc)
+		snprintf(why, why_len, "out of memory");
 	json_decref(doc);
 	if (rc < 0) {
 		json_decref(scheduled);
