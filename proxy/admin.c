@@ -73,15 +73,19 @@ static void reply(struct admin_conn *ac, int status, json_t *body)
 		conn_close(ac);
 		return;
 	}
-	char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(body);
-	size_t len = text ? strlen(text) : 0;
+	/* BODY could not be built or printed: say so, never a 200 with nothing. */
+	const char *out = text ? text : "{\"ok\": false, \"error\": \"out of memory\"}";
+	if (!text)
+		status = 500;
+	size_t len = strlen(out);
 	evbuffer_add_printf(bufferevent_get_output(ac->bev),
 			    "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: cutover\r\n"
 			    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
 			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
 			    status, response_reason(status), response_date(), len + 1);
-	evbuffer_add(bufferevent_get_output(ac->bev), text ? text : "", len);
+	evbuffer_add(bufferevent_get_output(ac->bev), out, len);
 	evbuffer_add(bufferevent_get_output(ac->bev), "\n", 1);
 	free(text);
 	ac->answered = true;
@@ -121,7 +125,9 @@ static void h_journal(struct admin_conn *ac, json_t *body, const char *query)
 			return;
 		}
 	}
-	reply(ac, 200, control_journal(ac->adm->ctl, (size_t)n));
+	json_t *answer = NULL;
+	int status = control_journal(ac->adm->ctl, (size_t)n, &answer);
+	reply(ac, status, answer);
 }
 
 static void act(struct admin_conn *ac, const char *action, json_t *body)
@@ -243,8 +249,9 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 			reply_error(ac, 400, msg);
 			return;
 		}
-	} else {
-		body = json_object();
+	} else if (!(body = json_object())) {
+		reply_error(ac, 500, "out of memory");
+		return;
 	}
 
 	if (strncmp(path, "/schedule/", 10) == 0) {
@@ -443,6 +450,10 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 		return NULL;
 	}
 	struct admin *adm = calloc(1, sizeof(*adm));
+	if (!adm) {
+		snprintf(why, why_len, "admin: out of memory");
+		return NULL;
+	}
 	adm->base = base;
 	adm->cfg = cfg;
 	adm->ctl = ctl;
@@ -466,7 +477,11 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 		umask(old);
 		if (rc < 0 || chmod(path, 0600) < 0)
 			goto sys_fail;
-		adm->unix_path = strdup(path);
+		if (!(adm->unix_path = strdup(path))) {
+			unlink(path);
+			errno = ENOMEM;
+			goto sys_fail;
+		}
 	} else {
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
