@@ -191,6 +191,8 @@ static int build_hold(const struct cli_args *a, struct cli_request *req, char *e
 			return usage_error(err, errlen,
 					   "hold: --max is seconds in (0, 3600], not '%s'", a->max);
 		max = v == floor(v) ? json_integer((json_int_t)v) : json_real(v);
+		if (!max)   /* "s:o*" would drop it: the hold would get the default */
+			return usage_error(err, errlen, "hold: out of memory");
 	}
 	req->method = "POST";
 	snprintf(req->path, sizeof(req->path), "/hold");
@@ -1010,6 +1012,7 @@ static int print_cancel(const struct cli_request *req, int status, const json_t 
 struct table {
 	size_t n_cols, n_rows, cap;
 	char **cells;            /* n_rows * n_cols, row-major */
+	bool incomplete;         /* a row or cell was lost (out of memory) */
 };
 
 static void table_row(struct table *t, const char *const *cells)
@@ -1017,13 +1020,18 @@ static void table_row(struct table *t, const char *const *cells)
 	if (t->n_rows == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 8;
 		char **nc = realloc(t->cells, ncap * t->n_cols * sizeof(*nc));
-		if (!nc)
+		if (!nc) {
+			t->incomplete = true;
 			return;
+		}
 		t->cells = nc;
 		t->cap = ncap;
 	}
-	for (size_t c = 0; c < t->n_cols; c++)
-		t->cells[t->n_rows * t->n_cols + c] = strdup(cells[c] ? cells[c] : "");
+	for (size_t c = 0; c < t->n_cols; c++) {
+		char *cell = strdup(cells[c] ? cells[c] : "");
+		t->incomplete |= !cell;      /* printed empty */
+		t->cells[t->n_rows * t->n_cols + c] = cell;
+	}
 	t->n_rows++;
 }
 
@@ -1052,6 +1060,8 @@ static void table_print(struct table *t, FILE *out, const char *indent)
 		}
 		fputc('\n', out);
 	}
+	if (t->incomplete)
+		fprintf(out, "%s(incomplete: out of memory)\n", indent);
 	for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
 		free(t->cells[i]);
 	free(t->cells);
@@ -1168,6 +1178,7 @@ static void status_projects(const json_t *projects, FILE *out)
 	table_row(&t, head);
 	size_t n;
 	const char **keys = sorted_keys(projects, &n);
+	t.incomplete |= !keys;
 	for (size_t i = 0; i < n; i++) {
 		const json_t *p = json_object_get(projects, keys[i]);
 		const json_t *fl = json_object_get(p, "in_flight");
