@@ -290,7 +290,11 @@ json_t *journal_tail(struct journal *j, size_t n)
 		goto fail;
 	}
 	for (size_t i = json_array_size(newest); i-- > 0;)
-		json_array_append(out, json_array_get(newest, i));
+		if (json_array_append(out, json_array_get(newest, i)) < 0) {
+			json_decref(out);
+			errno = ENOMEM;
+			goto fail;
+		}
 	json_decref(newest);
 	return out;
 fail:
