@@ -1,6 +1,6 @@
 /* admin: the control plane's HTTP/1.1 + JSON API on admin.address (a unix
  * socket, mode 0600, or a loopback TCP port with a bearer token). It runs
- * on the control thread's event loop; `cutover status|switch|...` (ctl.c)
+ * on the control thread's event loop; `cutover status|switch|...` (cli.c)
  * is its client.
  *
  * Endpoints (request and answer bodies are JSON objects):
@@ -74,5 +74,17 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 			char *why, size_t why_len);
 /* Closes the listener and every admin connection. */
 void admin_free(struct admin *adm);
+
+/* Longest bearer token, in bytes, and longest token file (the token plus
+ * surrounding whitespace). */
+#define ADMIN_TOKEN_MAX 4096
+#define ADMIN_TOKEN_FILE_MAX (ADMIN_TOKEN_MAX + 1024)
+
+/* The bearer token in the file at PATH without the whitespace around it
+ * (spaces, tabs, CR, LF). The server and the CLI both read it here, so
+ * that they agree on what the token is. A malloc'd string, or NULL with a
+ * one-line reason naming PATH in WHY: unreadable, empty, too long, or a
+ * control character inside (it could not travel in a header). */
+char *admin_token_read(const char *path, char *why, size_t why_len);
 
 #endif

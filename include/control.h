@@ -53,10 +53,12 @@ int control_cancel(struct control *ctl, long id, const char *who, json_t **answe
  * take it at their next request. Returns the HTTP status. */
 int control_reload(struct control *ctl, const char *who, json_t **answer);
 
+/* The status answer (see admin.h); NULL when out of memory. */
 json_t *control_status(struct control *ctl);
 /* The config in force (the latest reload's). */
 const struct config *control_config(const struct control *ctl);
-json_t *control_journal(struct control *ctl, size_t n);
+/* The last N journal entries: 200, or 500 when the journal cannot be read. */
+int control_journal(struct control *ctl, size_t n, json_t **answer);
 
 /* "2026-12-01T02:00:00Z", "2026-12-01T04:00:00+02:00" or "+10m" / "+90s" /
  * "+2h" / "+1d" relative to NOW. Returns 0 or -1. */

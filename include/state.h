@@ -1,7 +1,7 @@
 /* state: the mode of every scope. Workers read an immutable snapshot
  * through one atomic pointer, without locks or allocation; the control
- * thread builds the next snapshot, persists it through the store (a file
- * now, etcd later) and publishes it with one pointer swap. */
+ * thread builds the next snapshot, persists it through the state store
+ * (a file now, etcd later) and publishes it with one pointer swap. */
 #ifndef CUTOVER_STATE_H
 #define CUTOVER_STATE_H
 
@@ -15,7 +15,7 @@
 
 struct conf_reader;
 struct config;
-struct store;
+struct state_store;
 
 enum mode { MODE_OLD, MODE_NEW, MODE_MAINTENANCE, MODE_HOLD, MODE_COUNT };
 
@@ -62,7 +62,7 @@ struct state_snapshot {
  * must never silently send traffic back to old. FORCE_MODE (optional, the
  * operator's --start-mode) replaces an unreadable state with that global
  * mode. Takes ownership of STORE. Returns 0 or -1 after printing why. */
-int state_init(struct store *store, const char *force_mode, FILE *errs);
+int state_init(struct state_store *store, const char *force_mode, FILE *errs);
 void state_shutdown(void);
 
 /* The current snapshot; lock-free. Valid for the rest of the current event

@@ -20,6 +20,7 @@
 
 #include "conf.h"
 #include "control.h"
+#include "duration.h"
 #include "http1.h"
 #include "log.h"
 #include "response.h"
@@ -72,15 +73,19 @@ static void reply(struct admin_conn *ac, int status, json_t *body)
 		conn_close(ac);
 		return;
 	}
-	char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(body);
-	size_t len = text ? strlen(text) : 0;
+	/* BODY could not be built or printed: say so, never a 200 with nothing. */
+	const char *out = text ? text : "{\"ok\": false, \"error\": \"out of memory\"}";
+	if (!text)
+		status = 500;
+	size_t len = strlen(out);
 	evbuffer_add_printf(bufferevent_get_output(ac->bev),
 			    "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: cutover\r\n"
 			    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
 			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
 			    status, response_reason(status), response_date(), len + 1);
-	evbuffer_add(bufferevent_get_output(ac->bev), text ? text : "", len);
+	evbuffer_add(bufferevent_get_output(ac->bev), out, len);
 	evbuffer_add(bufferevent_get_output(ac->bev), "\n", 1);
 	free(text);
 	ac->answered = true;
@@ -120,7 +125,9 @@ static void h_journal(struct admin_conn *ac, json_t *body, const char *query)
 			return;
 		}
 	}
-	reply(ac, 200, control_journal(ac->adm->ctl, (size_t)n));
+	json_t *answer = NULL;
+	int status = control_journal(ac->adm->ctl, (size_t)n, &answer);
+	reply(ac, status, answer);
 }
 
 static void act(struct admin_conn *ac, const char *action, json_t *body)
@@ -209,11 +216,10 @@ static bool authorized(struct admin_conn *ac)
 	if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0)
 		return false;
 	size_t len = h->value_len - 7, want = strlen(token);
-	/* Constant time over the expected token's length. */
-	char given[512] = { 0 };
-	if (len > sizeof(given))
-		return false;
-	memcpy(given, h->value + 7, len);
+	/* Constant time over the expected token's length: a given token of
+	 * another length is never read, the expected one is compared with
+	 * itself instead, as long. */
+	const char *given = len == want ? h->value + 7 : token;
 	return (CRYPTO_memcmp(given, token, want) == 0) & (len == want);
 }
 
@@ -243,8 +249,9 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 			reply_error(ac, 400, msg);
 			return;
 		}
-	} else {
-		body = json_object();
+	} else if (!(body = json_object())) {
+		reply_error(ac, 500, "out of memory");
+		return;
 	}
 
 	if (strncmp(path, "/schedule/", 10) == 0) {
@@ -377,31 +384,61 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	adm->conns = ac;
 	peer_name(ac, fd, sa, (socklen_t)len);
 	http1_parser_init(&ac->parser, HTTP1_REQUEST);
-	struct timeval tv = { ADMIN_TIMEOUT, 0 };
+	struct timeval tv = duration_tv(ADMIN_TIMEOUT);
 	bufferevent_set_timeouts(ac->bev, &tv, &tv);
 	bufferevent_setcb(ac->bev, on_read, on_write, on_event, ac);
 	bufferevent_enable(ac->bev, EV_READ | EV_WRITE);
 }
 
-static char *read_token(const char *path, char *why, size_t why_len)
+static bool token_space(char c)
 {
-	FILE *f = fopen(path, "r");
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+char *admin_token_read(const char *path, char *why, size_t why_len)
+{
+	FILE *f = fopen(path, "re");
 	if (!f) {
-		snprintf(why, why_len, "admin.token_file %s: %s", path, strerror(errno));
+		snprintf(why, why_len, "token file %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	char buf[512];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	char buf[ADMIN_TOKEN_FILE_MAX + 1];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	int err = ferror(f) ? errno : 0;
 	fclose(f);
-	buf[n] = '\0';
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	if (n < 16) {
-		snprintf(why, why_len, "admin.token_file %s: the token must have at least 16 characters",
-			 path);
+	if (err) {
+		snprintf(why, why_len, "token file %s: %s", path, strerror(err));
 		return NULL;
 	}
-	return strdup(buf);
+	if (n > ADMIN_TOKEN_FILE_MAX) {
+		snprintf(why, why_len, "token file %s: longer than %d bytes", path,
+			 ADMIN_TOKEN_FILE_MAX);
+		return NULL;
+	}
+	size_t start = 0;
+	while (start < n && token_space(buf[start]))
+		start++;
+	while (n > start && token_space(buf[n - 1]))
+		n--;
+	if (n == start) {
+		snprintf(why, why_len, "token file %s is empty", path);
+		return NULL;
+	}
+	if (n - start > ADMIN_TOKEN_MAX) {
+		snprintf(why, why_len, "token file %s: the token is longer than %d bytes", path,
+			 ADMIN_TOKEN_MAX);
+		return NULL;
+	}
+	for (size_t i = start; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+			snprintf(why, why_len, "token file %s: the token has a control character",
+				 path);
+			return NULL;
+		}
+	char *token = strndup(buf + start, n - start);
+	if (!token)
+		snprintf(why, why_len, "token file %s: out of memory", path);
+	return token;
 }
 
 struct admin *admin_new(struct event_base *base, const struct config *cfg, struct control *ctl,
@@ -413,6 +450,10 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 		return NULL;
 	}
 	struct admin *adm = calloc(1, sizeof(*adm));
+	if (!adm) {
+		snprintf(why, why_len, "admin: out of memory");
+		return NULL;
+	}
 	adm->base = base;
 	adm->cfg = cfg;
 	adm->ctl = ctl;
@@ -436,13 +477,25 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 		umask(old);
 		if (rc < 0 || chmod(path, 0600) < 0)
 			goto sys_fail;
-		adm->unix_path = strdup(path);
+		if (!(adm->unix_path = strdup(path))) {
+			unlink(path);
+			errno = ENOMEM;
+			goto sys_fail;
+		}
 	} else {
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		adm->token = read_token(cfg->admin->token_file, why, why_len);
-		if (!adm->token)
+		char reason[512];
+		adm->token = admin_token_read(cfg->admin->token_file, reason, sizeof(reason));
+		if (!adm->token) {
+			snprintf(why, why_len, "admin: %s", reason);
 			goto fail;
+		}
+		if (strlen(adm->token) < 16) {
+			snprintf(why, why_len, "admin: token file %s: the token must have at least "
+				 "16 characters", cfg->admin->token_file);
+			goto fail;
+		}
 		if (bind(fd, sa, a->len) < 0)
 			goto sys_fail;
 	}

@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "dns.h"
+#include "duration.h"
 #include "journal.h"
 #include "log.h"
 #include "preflight.h"
@@ -20,8 +22,8 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define DRAIN_POLL_MS 20
-#define TICK_MS 250
+#define DRAIN_POLL_SECONDS 0.020
+#define TICK_SECONDS 0.250
 #define JOURNAL_IN_STATUS 5
 
 struct control {
@@ -53,7 +55,8 @@ struct action {
 	control_done_fn done;
 	void *arg;
 	struct event *drain_timer;
-	struct timespec drain_deadline;
+	struct timespec drain_start;
+	double drain_ms;             /* how long the drain may take */
 };
 
 /* ---- time ---- */
@@ -151,7 +154,9 @@ static void action_answer(struct action *a, int status, json_t *answer)
 
 static void journal_write(struct control *ctl, json_t *entry)
 {
-	if (journal_append(ctl->journal, entry) < 0)
+	if (!entry)
+		log_error("journal: cannot append: out of memory");
+	else if (journal_append(ctl->journal, entry) < 0)
 		log_error("journal: cannot append: %m");
 	json_decref(entry);
 }
@@ -224,10 +229,9 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	int64_t n = leaving_in_flight(a, &id);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	bool late = now.tv_sec > a->drain_deadline.tv_sec ||
-		    (now.tv_sec == a->drain_deadline.tv_sec && now.tv_nsec >= a->drain_deadline.tv_nsec);
+	bool late = duration_ms_between(&a->drain_start, &now) >= a->drain_ms;
 	if (n > 0 && !late) {
-		struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+		struct timeval tv = duration_tv(DRAIN_POLL_SECONDS);
 		evtimer_add(a->drain_timer, &tv);
 		return;
 	}
@@ -278,14 +282,9 @@ static void action_apply(struct action *a)
 		 mode_name(a->from.mode), mode_name(a->to.mode), a->who, a->force ? " (forced)" : "");
 
 	a->drain_timer = evtimer_new(ctl->base, drain_check, a);
-	clock_gettime(CLOCK_MONOTONIC, &a->drain_deadline);
-	double d = ctl->cfg->limits->drain_timeout;
-	a->drain_deadline.tv_sec += (time_t)d;
-	a->drain_deadline.tv_nsec += (long)((d - (double)(time_t)d) * 1e9);
-	if (a->drain_deadline.tv_nsec >= 1000000000L) {
-		a->drain_deadline.tv_sec++;
-		a->drain_deadline.tv_nsec -= 1000000000L;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &a->drain_start);
+	/* No timer to wait with (out of memory): answer now with what is in flight. */
+	a->drain_ms = a->drain_timer ? ctl->cfg->limits->drain_timeout * 1e3 : 0;
 	drain_check(-1, 0, a);
 }
 
@@ -326,30 +325,43 @@ static bool project_name_ok(const char *p)
 	return true;
 }
 
+/* The action that DONE(ARG, ...) will answer; NULL when it was answered
+ * already: 400 for a bad body, 500 when out of memory. */
 static struct action *action_new(struct control *ctl, const char *name, json_t *body,
-				 const char *who, json_t **err)
+				 const char *who, control_done_fn done, void *arg)
 {
 	const char *project = NULL, *reason = NULL;
 	json_error_t jerr;
 	if (json_unpack_ex(body, &jerr, 0, "{s?s, s?s}", "project", &project, "reason", &reason) < 0) {
-		*err = error_answer("bad request: %s", jerr.text);
+		done(arg, 400, error_answer("bad request: %s", jerr.text));
 		return NULL;
 	}
 	if (project && !project_name_ok(project)) {
-		*err = error_answer("bad request: invalid project name '%s'", project);
+		done(arg, 400, error_answer("bad request: invalid project name '%s'", project));
 		return NULL;
 	}
 	struct action *a = calloc(1, sizeof(*a));
-	a->ctl = ctl;
-	a->name = strdup(name);
-	a->project = project ? strdup(project) : NULL;
-	a->who = strdup(who);
-	a->reason = reason ? strdup(reason) : NULL;
 	const struct state_snapshot *snap = state_current();
 	const struct scope_state *cur =
 		state_scope_for(snap, project, project ? strlen(project) : 0);
-	a->from = *cur;
-	a->from.reason = cur->reason ? strdup(cur->reason) : NULL;
+	if (a) {
+		a->ctl = ctl;
+		a->done = done;
+		a->arg = arg;
+		a->from = *cur;
+		a->name = strdup(name);
+		a->project = project ? strdup(project) : NULL;
+		a->who = strdup(who);
+		a->reason = reason ? strdup(reason) : NULL;
+		a->from.reason = cur->reason ? strdup(cur->reason) : NULL;
+	}
+	if (!a || !a->name || !a->who || (project && !a->project) || (reason && !a->reason) ||
+	    (cur->reason && !a->from.reason)) {
+		if (a)
+			action_free(a);
+		done(arg, 500, error_answer("out of memory"));
+		return NULL;
+	}
 	return a;
 }
 
@@ -359,12 +371,14 @@ static json_t *schedule_switch(struct control *ctl, json_t *body, const char *wh
 	long id = ++ctl->next_sched_id;
 	json_t *entry = json_deep_copy(body);
 	json_object_del(entry, "at");
-	json_object_set_new(entry, "id", json_integer(id));
-	json_object_set_new(entry, "at", state_time_json(at));
-	json_object_set_new(entry, "who", json_string(who));
-	json_array_append(list, entry);
+	/* Each call fails on a NULL (out of memory): a half-built entry or
+	 * list must not replace the persisted schedule. */
+	bool ok = json_object_set_new(entry, "id", json_integer(id)) == 0 &&
+		  json_object_set_new(entry, "at", state_time_json(at)) == 0 &&
+		  json_object_set_new(entry, "who", json_string(who)) == 0 &&
+		  json_array_append(list, entry) == 0;
 	char why[512];
-	int rc = state_set_scheduled(list, why, sizeof(why));
+	int rc = ok ? state_set_scheduled(list, why, sizeof(why)) : -1;
 	json_decref(list);
 	if (rc < 0) {
 		json_decref(entry);
@@ -406,14 +420,9 @@ static void act_switch(struct control *ctl, json_t *body, const char *who, contr
 		done(arg, 202, json_pack("{s:b, s:o}", "ok", 1, "scheduled", entry));
 		return;
 	}
-	json_t *err = NULL;
-	struct action *a = action_new(ctl, "switch", body, who, &err);
-	if (!a) {
-		done(arg, 400, err);
+	struct action *a = action_new(ctl, "switch", body, who, done, arg);
+	if (!a)
 		return;
-	}
-	a->done = done;
-	a->arg = arg;
 	a->force = force;
 	a->to = (struct scope_state){ .mode = target, .resume_to = target };
 	if (a->from.mode == MODE_HOLD) {
@@ -448,14 +457,9 @@ static void act_maintenance(struct control *ctl, json_t *body, const char *who,
 					    "(RFC 3339 or +2h)", until));
 		return;
 	}
-	json_t *err = NULL;
-	struct action *a = action_new(ctl, "maintenance", body, who, &err);
-	if (!a) {
-		done(arg, 400, err);
+	struct action *a = action_new(ctl, "maintenance", body, who, done, arg);
+	if (!a)
 		return;
-	}
-	a->done = done;
-	a->arg = arg;
 	if (on) {
 		enum mode back = upstream_mode_of(&a->from);
 		a->to = (struct scope_state){ .mode = MODE_MAINTENANCE, .resume_to = back, .until = end };
@@ -482,14 +486,9 @@ static void act_hold(struct control *ctl, json_t *body, const char *who, control
 	}
 	if (m)
 		max = json_number_value(m);
-	json_t *err = NULL;
-	struct action *a = action_new(ctl, "hold", body, who, &err);
-	if (!a) {
-		done(arg, 400, err);
+	struct action *a = action_new(ctl, "hold", body, who, done, arg);
+	if (!a)
 		return;
-	}
-	a->done = done;
-	a->arg = arg;
 	time_t until = time(NULL) + (time_t)(max + 0.999);
 	a->to = (struct scope_state){ .mode = MODE_HOLD, .resume_to = upstream_mode_of(&a->from),
 				      .until = until };
@@ -501,15 +500,14 @@ static void resume_scope(struct control *ctl, const char *project, const char *w
 			 control_done_fn done, void *arg)
 {
 	json_t *body = project ? json_pack("{s:s}", "project", project) : json_object();
-	json_t *err = NULL;
-	struct action *a = action_new(ctl, "resume", body, who, &err);
-	json_decref(body);
-	if (!a) {
-		done(arg, 400, err);
+	if (!body) {
+		done(arg, 500, error_answer("out of memory"));
 		return;
 	}
-	a->done = done;
-	a->arg = arg;
+	struct action *a = action_new(ctl, "resume", body, who, done, arg);
+	json_decref(body);
+	if (!a)
+		return;
 	a->to = (struct scope_state){ .mode = a->from.resume_to, .resume_to = a->from.resume_to };
 	action_apply(a);
 }
@@ -555,24 +553,27 @@ static void act_resume(struct control *ctl, json_t *body, const char *who, contr
 	}
 	/* No project: every scope on hold. */
 	struct resume_all *r = calloc(1, sizeof(*r));
+	char **names = calloc(snap->n_projects + 1, sizeof(*names));
+	size_t n = 0;
+	bool oom = !r || !names || !(r->scopes = json_array());
+	for (size_t i = 0; !oom && i < snap->n_projects; i++)
+		if (snap->projects[i].s.mode == MODE_HOLD)
+			oom = !(names[n++] = strdup(snap->projects[i].name));
+	bool global = snap->global.mode == MODE_HOLD;
+	if (oom || (!global && n == 0)) {
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		if (r)
+			json_decref(r->scopes);
+		free(r);
+		done(arg, oom ? 500 : 409, error_answer(oom ? "out of memory" : "nothing is on hold"));
+		return;
+	}
 	r->status = 200;
-	r->scopes = json_array();
 	r->done = done;
 	r->arg = arg;
 	r->pending = 1; /* held until the loop is done */
-	char **names = calloc(snap->n_projects + 1, sizeof(*names));
-	size_t n = 0;
-	for (size_t i = 0; i < snap->n_projects; i++)
-		if (snap->projects[i].s.mode == MODE_HOLD)
-			names[n++] = strdup(snap->projects[i].name);
-	bool global = snap->global.mode == MODE_HOLD;
-	if (!global && n == 0) {
-		free(names);
-		json_decref(r->scopes);
-		free(r);
-		done(arg, 409, error_answer("nothing is on hold"));
-		return;
-	}
 	if (global) {
 		r->pending++;
 		resume_scope(ctl, NULL, who, resume_one_done, r);
@@ -615,6 +616,10 @@ void control_act(struct control *ctl, const char *action, json_t *body, const ch
 int control_cancel(struct control *ctl, long id, const char *who, json_t **answer)
 {
 	json_t *list = json_deep_copy(state_scheduled());
+	if (!list) {
+		*answer = error_answer("out of memory");
+		return 500;
+	}
 	size_t i;
 	json_t *e;
 	json_array_foreach(list, i, e) {
@@ -670,19 +675,27 @@ static void run_due_schedules(struct control *ctl, time_t now)
 		if (control_parse_time(json_string_value(json_object_get(e, "at")), now, &at) < 0 ||
 		    at > now)
 			continue;
+		json_t *rest = json_deep_copy(list), *body = json_deep_copy(e);
+		struct sched_run *r = calloc(1, sizeof(*r));
+		if (!rest || !body || !r) {
+			/* Nothing changed yet: the next tick tries again. */
+			log_error("schedule: switch #%lld is due but out of memory",
+				  (long long)json_integer_value(json_object_get(e, "id")));
+			json_decref(rest);
+			json_decref(body);
+			free(r);
+			return;
+		}
 		/* Take it off the list first: a failed run is journaled, not retried. */
 		json_t *entry = json_incref(e);
-		json_t *rest = json_deep_copy(list);
 		json_array_remove(rest, i);
 		char why[512];
 		if (state_set_scheduled(rest, why, sizeof(why)) < 0)
 			log_error("schedule: %s", why);
 		json_decref(rest);
-		json_t *body = json_deep_copy(entry);
 		json_object_del(body, "at");
 		json_object_del(body, "id");
 		json_object_del(body, "who");
-		struct sched_run *r = calloc(1, sizeof(*r));
 		r->ctl = ctl;
 		r->entry = entry;
 		char who[160];
@@ -710,8 +723,8 @@ static void follow_upstreams(struct control *ctl, struct config *cfg)
 {
 	for (int i = 0; i < UPSTREAM_COUNT; i++) {
 		struct upstream_conf *u = &cfg->upstream[i];
-		if (u->host)
-			u->dns = dns_follow(ctl->dns, u->host, u->port);
+		if (u->host && !(u->dns = dns_follow(ctl->dns, u->host, u->port)))
+			log_error("dns: cannot follow %s: out of memory", u->host);
 	}
 }
 
@@ -721,9 +734,12 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 	char *errs_text = NULL;
 	size_t errs_len = 0;
 	FILE *errs = open_memstream(&errs_text, &errs_len);
-	struct config *next = errs ? ctl->ops->load(path, errs) : NULL;
-	if (errs)
-		fclose(errs);
+	if (!errs) {
+		*answer = error_answer("cannot reload: out of memory");
+		return 500;
+	}
+	struct config *next = ctl->ops->load(path, errs);
+	fclose(errs);
 	int status = 200;
 	char outcome[600];
 	if (!next) {
@@ -774,6 +790,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 struct status_walk {
 	const struct state_snapshot *snap;
 	json_t *projects;
+	bool ok;                 /* false once out of memory */
 };
 
 static json_t *in_flight_json(const struct project *p)
@@ -785,57 +802,72 @@ static json_t *in_flight_json(const struct project *p)
 static void status_project(struct project *p, void *arg)
 {
 	struct status_walk *w = arg;
-	if (p->len == 0)
+	if (p->len == 0 || !w->ok)
 		return; /* requests without a project: counted in the upstream totals */
 	json_t *o = json_object_get(w->projects, p->name);
 	if (!o) {
 		o = state_scope_json(&w->snap->global);
-		json_object_set_new(o, "own_mode", json_false());
-		json_object_set_new(w->projects, p->name, o);
+		w->ok = json_object_set_new(w->projects, p->name, o) == 0 &&
+			json_object_set_new(o, "own_mode", json_false()) == 0;
 	}
-	json_object_set_new(o, "in_flight", in_flight_json(p));
+	w->ok = w->ok && json_object_set_new(o, "in_flight", in_flight_json(p)) == 0;
 }
 
 json_t *control_status(struct control *ctl)
 {
 	const struct state_snapshot *snap = state_current();
 	json_t *st = state_scope_json(&snap->global);
-	json_object_set_new(st, "version", json_string(CUTOVER_VERSION));
-	json_object_set_new(st, "generation", json_integer((json_int_t)snap->generation));
-
-	struct status_walk w = { snap, json_object() };
-	for (size_t i = 0; i < snap->n_projects; i++) {
+	struct status_walk w = { snap, json_object(), true };
+	/* json_object_set*_new() fail on a NULL value or object (out of
+	 * memory): the answer is whole or NULL, never missing a part. */
+	w.ok = json_object_set_new(st, "version", json_string(CUTOVER_VERSION)) == 0 &&
+	       json_object_set_new(st, "generation", json_integer((json_int_t)snap->generation)) == 0 &&
+	       json_object_set(st, "projects", w.projects) == 0;
+	for (size_t i = 0; w.ok && i < snap->n_projects; i++) {
 		json_t *o = state_scope_json(&snap->projects[i].s);
-		json_object_set_new(o, "own_mode", json_true());
-		json_object_set_new(o, "in_flight", json_pack("{s:i, s:i}", "old", 0, "new", 0));
-		json_object_setn_new(w.projects, snap->projects[i].name, snap->projects[i].len, o);
+		w.ok = json_object_setn_new(w.projects, snap->projects[i].name, snap->projects[i].len,
+					    o) == 0 &&
+		       json_object_set_new(o, "own_mode", json_true()) == 0 &&
+		       json_object_set_new(o, "in_flight",
+					   json_pack("{s:i, s:i}", "old", 0, "new", 0)) == 0;
 	}
-	project_each(status_project, &w);
-	json_object_set_new(st, "projects", w.projects);
+	if (w.ok)
+		project_each(status_project, &w);
+	json_decref(w.projects);
 
 	struct stats sum = { 0 };
 	for (int k = 0; k < ctl->n_workers; k++)
 		worker_stats_add(ctl->workers[k], &sum);
 	json_t *ups = json_object();
-	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+	w.ok = w.ok && json_object_set(st, "upstreams", ups) == 0;
+	for (int i = 0; w.ok && i < UPSTREAM_COUNT; i++) {
 		const struct upstream_conf *u = &ctl->cfg->upstream[i];
 		json_t *dns = u->dns ? dns_name_status(u->dns) : json_object();
 		json_t *addrs = json_incref(json_object_get(dns, "addresses"));
 		if (!addrs)
 			addrs = json_array();
 		json_int_t active = sum.active[i], queued = sum.queued[i];
-		json_object_set_new(ups, u->name,
-				    json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o}", "url",
-					      u->url ? u->url : "", "in_flight",
-					      (json_int_t)project_in_flight_total((enum upstream_id)i),
-					      "active", active, "queued", queued, "max_active",
-					      (int)u->max_active, "addresses", addrs, "dns", dns));
+		w.ok = json_object_set_new(ups, u->name,
+					   json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o}", "url",
+						     u->url ? u->url : "", "in_flight",
+						     (json_int_t)project_in_flight_total((enum upstream_id)i),
+						     "active", active, "queued", queued, "max_active",
+						     (int)u->max_active, "addresses", addrs, "dns",
+						     dns)) == 0;
 	}
-	json_object_set_new(st, "upstreams", ups);
-	json_object_set_new(st, "hold", json_pack("{s:I}", "parked", (json_int_t)sum.parked));
-	json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled()));
-	json_object_set_new(st, "spool", json_pack("{s:i, s:i, s:i, s:i}", "records", 0, "bytes", 0,
-						   "dead_letters", 0, "oldest_age", 0));
+	json_decref(ups);
+	json_int_t parked = sum.parked;
+	w.ok = w.ok && json_object_set_new(st, "hold", json_pack("{s:I}", "parked", parked)) == 0 &&
+	       json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled())) == 0 &&
+	       json_object_set_new(st, "spool", json_pack("{s:i, s:i, s:i, s:i}", "records", 0,
+							  "bytes", 0, "dead_letters", 0,
+							  "oldest_age", 0)) == 0;
+	if (!w.ok) {
+		json_decref(st);
+		return NULL;
+	}
+	/* The last entries are a courtesy: a journal that cannot be read
+	 * leaves them out of the status. */
 	json_object_set_new(st, "journal", journal_tail(ctl->journal, JOURNAL_IN_STATUS));
 	return st;
 }
@@ -845,9 +877,15 @@ const struct config *control_config(const struct control *ctl)
 	return ctl->cfg;
 }
 
-json_t *control_journal(struct control *ctl, size_t n)
+int control_journal(struct control *ctl, size_t n, json_t **answer)
 {
-	return json_pack("{s:o}", "entries", journal_tail(ctl->journal, n));
+	json_t *entries = journal_tail(ctl->journal, n);
+	if (!entries) {
+		*answer = error_answer("cannot read the journal: %s", strerror(errno));
+		return 500;
+	}
+	*answer = json_pack("{s:o}", "entries", entries);
+	return 200;   /* a NULL answer (out of memory) is the admin API's 500 */
 }
 
 /* ---- life ---- */
@@ -891,7 +929,12 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 			ctl->next_sched_id = id;
 	}
 	ctl->tick = event_new(base, -1, EV_PERSIST, tick, ctl);
-	struct timeval tv = { 0, TICK_MS * 1000 };
+	if (!ctl->tick) {
+		snprintf(why, why_len, "control: out of memory");
+		control_free(ctl);
+		return NULL;
+	}
+	struct timeval tv = duration_tv(TICK_SECONDS);
 	evtimer_add(ctl->tick, &tv);
 	return ctl;
 }
@@ -903,7 +946,8 @@ void control_free(struct control *ctl)
 	for (size_t i = 0; i < ctl->n_reloaded; i++)
 		ctl->ops->free(ctl->reloaded[i]);
 	free(ctl->reloaded);
-	event_free(ctl->tick);
+	if (ctl->tick)
+		event_free(ctl->tick);
 	dns_resolver_free(ctl->dns);
 	journal_close(ctl->journal);
 	free(ctl);

@@ -25,6 +25,8 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "duration.h"
+#include "log.h"
 
 /* 2 s per try, doubled by c-ares for the second round: a silent server
  * costs a query 2 + 4 = 6 s (a refusing one fails it at once), which bounds
@@ -111,18 +113,9 @@ static double mono_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct timeval seconds_tv(double s)
-{
-	if (s < 0)
-		s = 0;
-	struct timeval tv = { .tv_sec = (time_t)s };
-	tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
 static void timer_in(struct event *ev, double seconds)
 {
-	struct timeval tv = seconds_tv(seconds);
+	struct timeval tv = duration_tv(seconds);
 	evtimer_add(ev, &tv);
 }
 
@@ -176,14 +169,16 @@ static void on_socket_state(void *data, ares_socket_t fd, int readable, int writ
 	if (what == 0)
 		return;
 	s = calloc(1, sizeof *s);
-	if (s == NULL)
-		return;
-	s->r = r;
-	s->fd = fd;
-	s->what = what;
-	s->ev = event_new(r->base, fd, what | EV_PERSIST, on_socket, s);
-	if (s->ev == NULL || event_add(s->ev, NULL) < 0) {
-		if (s->ev != NULL)
+	if (s != NULL) {
+		s->r = r;
+		s->fd = fd;
+		s->what = what;
+		s->ev = event_new(r->base, fd, what | EV_PERSIST, on_socket, s);
+	}
+	if (s == NULL || s->ev == NULL || event_add(s->ev, NULL) < 0) {
+		log_error("dns: cannot watch a c-ares socket (out of memory?): its queries will "
+			  "time out");
+		if (s != NULL && s->ev != NULL)
 			event_free(s->ev);
 		free(s);
 		return;
@@ -509,16 +504,23 @@ json_t *dns_name_status(const struct dns_name *n)
 	json_t *age = NULL, *ttl = NULL;
 	const char *at = NULL;
 	char when[32];
+	bool ok = addrs != NULL;     /* a status missing an address would mislead */
 	if (a != NULL) {
-		for (size_t i = 0; i < a->n; i++) {
+		for (size_t i = 0; ok && i < a->n; i++) {
 			char buf[INET6_ADDRSTRLEN + 16];
 			addr_format((const struct sockaddr *)&a->addrs[i].ss, a->addrs[i].len, buf,
 				    sizeof buf);
-			json_array_append_new(addrs, json_string(buf));
+			ok = json_array_append_new(addrs, json_string(buf)) == 0;
 		}
 		double secs = mono_now() - n->resolved_mono;
 		age = json_real((double)(long long)(secs * 10 + 0.5) / 10);
 		ttl = json_real(a->ttl);
+		if (!ok || age == NULL || ttl == NULL) {
+			json_decref(addrs);
+			json_decref(age);
+			json_decref(ttl);
+			return NULL;
+		}
 		struct tm tm;
 		if (gmtime_r(&a->resolved, &tm) != NULL &&
 		    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)

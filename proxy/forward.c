@@ -28,6 +28,11 @@ int forward_conf_parse(struct conf_reader *r, const config_setting_t *root, stru
 	const config_setting_t *at = config_setting_get_member(root, "trusted_proxies");
 	struct cidr_set *set = &cfg->forward->trusted_proxies;
 	set->v = calloc(n ? n : 1, sizeof(*set->v));
+	if (!set->v) {
+		conf_error(r, at, "trusted_proxies: out of memory");
+		conf_strings_free(list);
+		return -1;
+	}
 	int status = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *why = NULL;

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
+
 /* Tail reads the file backwards in blocks of this size. */
 #define TAIL_BLOCK (64 * 1024)
 
@@ -23,12 +25,6 @@ struct journal {
 	bool need_nl;   /* the file ends in a torn line: start the next entry on a new one */
 	char *path;
 };
-
-static void say(char *why, size_t why_len, const char *path, const char *step, int err)
-{
-	if (why && why_len)
-		snprintf(why, why_len, "%s: %s: %s", path, step, strerror(err));
-}
 
 static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
 {
@@ -47,18 +43,26 @@ static ssize_t pread_full(int fd, char *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
-static int write_full(int fd, const char *buf, size_t len, size_t *written)
+/* Whether the file ends in a torn line (its last byte is not '\n'), read
+ * from the file itself: the O_APPEND writes are all ours, so its end is
+ * where our last write stopped. */
+static int ends_torn(struct journal *j, bool *torn)
 {
-	*written = 0;
-	while (*written < len) {
-		ssize_t w = write(fd, buf + *written, len - *written);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		*written += (size_t)w;
+	struct stat st;
+	char last;
+	if (fstat(j->rfd, &st) < 0)
+		return -1;
+	if (st.st_size == 0) {
+		*torn = false;
+		return 0;
 	}
+	errno = 0;
+	if (pread_full(j->rfd, &last, 1, st.st_size - 1) != 1) {
+		if (errno == 0)
+			errno = EIO;   /* the file shrank under us */
+		return -1;
+	}
+	*torn = last != '\n';
 	return 0;
 }
 
@@ -66,24 +70,24 @@ struct journal *journal_open(const char *path, char *why, size_t why_len)
 {
 	struct journal *j = calloc(1, sizeof(*j));
 	if (!j || !(j->path = strdup(path))) {
-		say(why, why_len, path, "open", ENOMEM);
+		file_error(why, why_len, path, "open", ENOMEM);
 		free(j);
 		return NULL;
 	}
 	j->rfd = -1;
 	j->wfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (j->wfd < 0) {
-		say(why, why_len, path, "open for appending", errno);
+		file_error(why, why_len, path, "open for appending", errno);
 		goto fail;
 	}
 	j->rfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (j->rfd < 0) {
-		say(why, why_len, path, "open for reading", errno);
+		file_error(why, why_len, path, "open for reading", errno);
 		goto fail;
 	}
 	struct stat st;
 	if (fstat(j->wfd, &st) < 0) {
-		say(why, why_len, path, "stat", errno);
+		file_error(why, why_len, path, "stat", errno);
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -91,13 +95,9 @@ struct journal *journal_open(const char *path, char *why, size_t why_len)
 			snprintf(why, why_len, "%s: not a regular file", path);
 		goto fail;
 	}
-	if (st.st_size > 0) {
-		char last;
-		if (pread_full(j->rfd, &last, 1, st.st_size - 1) != 1) {
-			say(why, why_len, path, "read", errno ? errno : EIO);
-			goto fail;
-		}
-		j->need_nl = last != '\n';
+	if (ends_torn(j, &j->need_nl) < 0) {
+		file_error(why, why_len, path, "read", errno);
+		goto fail;
 	}
 	return j;
 fail:
@@ -176,16 +176,14 @@ int journal_append(struct journal *j, json_t *entry)
 	line[lead + len] = '\n';
 	free(text);
 
-	size_t total = lead + len + 1, written;
-	int rc = write_full(j->wfd, line, total, &written);
+	int rc = file_write_full(j->wfd, line, lead + len + 1);
 	int err = errno;
 	free(line);
 	if (rc < 0) {
-		/* A partial line is on disk now: step over it next time. */
-		if (written > lead)
-			j->need_nl = true;
-		else if (written == 1)
-			j->need_nl = false;
+		/* Part of the line may be on disk now: step over it next time
+		 * (if the file cannot tell, an empty line costs nothing). */
+		bool torn;
+		j->need_nl = ends_torn(j, &torn) < 0 || torn;
 		errno = err;
 		return -1;
 	}
@@ -292,7 +290,11 @@ json_t *journal_tail(struct journal *j, size_t n)
 		goto fail;
 	}
 	for (size_t i = json_array_size(newest); i-- > 0;)
-		json_array_append(out, json_array_get(newest, i));
+		if (json_array_append(out, json_array_get(newest, i)) < 0) {
+			json_decref(out);
+			errno = ENOMEM;
+			goto fail;
+		}
 	json_decref(newest);
 	return out;
 fail:

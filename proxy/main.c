@@ -12,10 +12,10 @@
 #include "config.h"
 #include "conn.h"
 #include "control.h"
-#include "ctl.h"
+#include "cli.h"
 #include "log.h"
 #include "state.h"
-#include "store.h"
+#include "state_store.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/cutover/cutover.conf"
@@ -127,7 +127,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	int status = control_reload(rt->control, "SIGHUP", &answer);
 	if (status != 200)
 		log_error("SIGHUP: reload refused, the running config stays:\n%s",
-			  json_string_value(json_object_get(answer, "error")));
+			  json_string_value(json_object_get(answer, "error")) ?: "out of memory");
 	json_decref(answer);
 }
 
@@ -148,7 +148,7 @@ static int cmd_run(int argc, char **argv)
 	if (!cfg)
 		return 1;
 	if (log_open(cfg->log) < 0 ||
-	    state_init(store_file_new(cfg->state->state_file), start_mode, stderr) < 0) {
+	    state_init(state_store_file_new(cfg->state->state_file), start_mode, stderr) < 0) {
 		config_free(cfg);
 		return 1;
 	}
@@ -158,7 +158,11 @@ static int cmd_run(int argc, char **argv)
 	rt.base = event_base_new();
 	rt.workers = calloc((size_t)cfg->workers, sizeof(*rt.workers));
 	int status = 0, started = 0;
-	for (int i = 0; i < cfg->workers; i++) {
+	if (!rt.base || !rt.workers) {
+		log_error("cannot start: out of memory");
+		status = 1;
+	}
+	for (int i = 0; status == 0 && i < cfg->workers; i++) {
 		rt.workers[i] = worker_new(i, cfg);
 		if (!rt.workers[i]) {
 			status = 1;
@@ -184,9 +188,13 @@ static int cmd_run(int argc, char **argv)
 		sigs[1] = evsignal_new(rt.base, SIGINT, on_stop_signal, &rt);
 		sigs[2] = evsignal_new(rt.base, SIGUSR1, on_reopen_signal, &rt);
 		sigs[3] = evsignal_new(rt.base, SIGHUP, on_reload_signal, &rt);
-		for (int i = 0; i < 4; i++)
-			evsignal_add(sigs[i], NULL);
-		for (; started < cfg->workers; started++) {
+		for (int i = 0; status == 0 && i < 4; i++) {
+			if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0) {
+				log_error("cannot watch the signals (out of memory)");
+				status = 1;
+			}
+		}
+		for (; status == 0 && started < cfg->workers; started++) {
 			if (worker_start(rt.workers[started]) < 0) {
 				log_error("cannot start worker %d", started);
 				status = 1;
@@ -205,14 +213,15 @@ static int cmd_run(int argc, char **argv)
 	for (int i = 0; i < started; i++)
 		worker_join(rt.workers[i]);
 	admin_free(admin);
-	for (int i = 0; i < cfg->workers; i++)
+	for (int i = 0; rt.workers && i < cfg->workers; i++)
 		worker_free(rt.workers[i]);
 	control_free(control); /* after the workers: it owns reloaded configs */
 	for (int i = 0; i < 4; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
 	free(rt.workers);
-	event_base_free(rt.base);
+	if (rt.base)
+		event_base_free(rt.base);
 	if (status == 0)
 		log_info("stopped");
 	state_shutdown();
@@ -241,8 +250,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
-	if (ctl_is_command(cmd))
-		return ctl_main(argc - 1, argv + 1);
+	if (cli_is_command(cmd))
+		return cli_main(argc - 1, argv + 1);
 	if (cmd[0] == '-') {
 		/* "cutover --admin ADDR status": control options may come first. */
 		for (int i = 1; i < argc; i++) {
@@ -254,12 +263,12 @@ int main(int argc, char **argv)
 				i += takes_value;
 				continue;
 			}
-			if (!ctl_is_command(argv[i]))
+			if (!cli_is_command(argv[i]))
 				break;
 			char *command = argv[i];
 			memmove(&argv[2], &argv[1], (size_t)(i - 1) * sizeof(*argv));
 			argv[1] = command;
-			return ctl_main(argc - 1, argv + 1);
+			return cli_main(argc - 1, argv + 1);
 		}
 	}
 	fprintf(stderr, "cutover: unknown command '%s' (see cutover --help)\n", cmd);

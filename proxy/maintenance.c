@@ -516,34 +516,25 @@ int maintenance_write(struct evbuffer *out, const struct maintenance_conf *conf,
 		break;
 	}
 
-	char length[64] = "";
-	if (status != 204)       /* RFC 9110 8.6: never a Content-Length on a 204 */
-		snprintf(length, sizeof length, "Content-Length: %zu\r\n",
-			 evbuffer_get_length(body));
-	if (evbuffer_add_printf(msg,
-				"HTTP/1.%d %d %s\r\n"
-				"Date: %s\r\n"
-				"Server: cutover\r\n"
-				"X-Cutover-Mode: %s\r\n"
-				"Cache-Control: no-store\r\n"
-				"%s"
-				"%s%s%s"
-				"%s"
-				"%s"
-				"\r\n",
-				req->http10 ? 0 : 1, status, response_reason(status),
-				response_date(),
-				req->mode ? req->mode : "-",
-				extra,
-				content_type ? "Content-Type: " : "", content_type ? content_type : "",
-				content_type ? "\r\n" : "",
-				length,
-				req->keep_alive ? (req->http10 ? "Connection: keep-alive\r\n" : "")
-						: "Connection: close\r\n") < 0)
+	/* The body in one piece for response_write (a page at most). */
+	size_t body_len = evbuffer_get_length(body);
+	const char *bytes = body_len ? (const char *)evbuffer_pullup(body, -1) : NULL;
+	if (body_len && bytes == NULL)
 		goto fail;
-	if (!req->head && evbuffer_add_buffer(msg, body) < 0)
-		goto fail;
-	if (evbuffer_add_buffer(out, msg) < 0)
+	struct response r = {
+		.status = status,
+		.mode = req->mode,
+		.content_type = content_type,
+		.body = bytes,
+		.body_len = body_len,
+		.extra_headers = extra,
+		.keep_alive = req->keep_alive,
+		.head_only = req->head,
+		.http10 = req->http10,
+		.no_content = status == 204,       /* RFC 9110 8.6: no Content-Length */
+		.extra_headers_first = true,
+	};
+	if (response_write(msg, &r) < 0 || evbuffer_add_buffer(out, msg) < 0)
 		goto fail;
 	evbuffer_free(msg);
 	evbuffer_free(body);

@@ -46,26 +46,35 @@ const char *response_date(void)
 	return buf;
 }
 
-void response_write(struct evbuffer *out, const struct response *r)
+int response_write(struct evbuffer *out, const struct response *r)
 {
-	evbuffer_add_printf(out,
-			    "HTTP/1.%d %d %s\r\n"
-			    "Date: %s\r\n"
-			    "Server: cutover\r\n"
-			    "X-Cutover-Mode: %s\r\n"
-			    "Content-Type: %s\r\n"
-			    "Content-Length: %zu\r\n"
-			    "Cache-Control: no-store\r\n"
-			    "%s"
-			    "%s"
-			    "\r\n",
-			    r->http10 ? 0 : 1, r->status, response_reason(r->status), response_date(),
-			    r->mode ? r->mode : "-",
-			    r->content_type ? r->content_type : "text/plain; charset=utf-8",
-			    r->body_len,
-			    r->keep_alive ? (r->http10 ? "Connection: keep-alive\r\n" : "")
-					  : "Connection: close\r\n",
-			    r->extra_headers ? r->extra_headers : "");
-	if (!r->head_only && r->body_len)
-		evbuffer_add(out, r->body, r->body_len);
+	static const char cache_control[] = "Cache-Control: no-store\r\n";
+	const char *extra = r->extra_headers ? r->extra_headers : "";
+	bool first = r->extra_headers_first, content = !r->no_content;
+	const char *type = r->content_type ? r->content_type : "text/plain; charset=utf-8";
+	char length[48] = "";
+	if (content)
+		snprintf(length, sizeof length, "Content-Length: %zu\r\n", r->body_len);
+	if (evbuffer_add_printf(out,
+				"HTTP/1.%d %d %s\r\n"
+				"Date: %s\r\n"
+				"Server: cutover\r\n"
+				"X-Cutover-Mode: %s\r\n"
+				"%s%s"          /* extra_headers_first: Cache-Control, extra */
+				"%s%s%s%s"      /* Content-Type, Content-Length */
+				"%s%s%s"        /* else Cache-Control; Connection; else extra */
+				"\r\n",
+				r->http10 ? 0 : 1, r->status, response_reason(r->status),
+				response_date(), r->mode ? r->mode : "-",
+				first ? cache_control : "", first ? extra : "",
+				content ? "Content-Type: " : "", content ? type : "",
+				content ? "\r\n" : "", length,
+				first ? "" : cache_control,
+				r->keep_alive ? (r->http10 ? "Connection: keep-alive\r\n" : "")
+					      : "Connection: close\r\n",
+				first ? "" : extra) < 0)
+		return -1;
+	if (!r->head_only && r->body_len && evbuffer_add(out, r->body, r->body_len) < 0)
+		return -1;
+	return 0;
 }

@@ -7,7 +7,7 @@
 
 #include "conf.h"
 #include "log.h"
-#include "store.h"
+#include "state_store.h"
 
 static const char *const mode_names[MODE_COUNT] = { "old", "new", "maintenance", "hold" };
 
@@ -35,6 +35,10 @@ int state_conf_parse(struct conf_reader *r, const config_setting_t *root, struct
 		cfg->state->state_file = strdup(STATE_FILE_DEFAULT);
 	if (!cfg->state->journal_file)
 		cfg->state->journal_file = strdup(JOURNAL_FILE_DEFAULT);
+	if (!cfg->state->state_file || !cfg->state->journal_file) {
+		conf_error(r, root, "state_file, journal_file: out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -69,7 +73,7 @@ struct retired {
 
 static struct state_snapshot *current;
 static struct retired *retired_list;
-static struct store *store;
+static struct state_store *store;
 static json_t *scheduled;
 
 static void snapshot_free(struct state_snapshot *s)
@@ -203,19 +207,33 @@ static int scope_from_json(const json_t *o, struct scope_state *s, char *why, si
 	s->until = time_from_json(json_object_get(o, "until"));
 	s->since = time_from_json(json_object_get(o, "since"));
 	s->reason = reason ? strdup(reason) : NULL;
+	if (reason && !s->reason) {
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
+/* NULL when out of memory: a document missing a part must never be saved
+ * (a restart would lose those modes). */
 static json_t *document(const struct state_snapshot *s)
 {
 	json_t *doc = state_scope_json(&s->global);
-	json_object_set_new(doc, "generation", json_integer((json_int_t)s->generation));
 	json_t *projects = json_object();
-	for (size_t i = 0; i < s->n_projects; i++)
-		json_object_setn_new(projects, s->projects[i].name, s->projects[i].len,
-				     state_scope_json(&s->projects[i].s));
-	json_object_set_new(doc, "projects", projects);
-	json_object_set_new(doc, "scheduled", scheduled ? json_incref(scheduled) : json_array());
+	/* json_object_set*_new() drop a NULL value and fail: one check each. */
+	bool ok = doc && projects &&
+		  json_object_set_new(doc, "generation", json_integer((json_int_t)s->generation)) == 0;
+	for (size_t i = 0; ok && i < s->n_projects; i++)
+		ok = json_object_setn_new(projects, s->projects[i].name, s->projects[i].len,
+					  state_scope_json(&s->projects[i].s)) == 0;
+	ok = ok && json_object_set(doc, "projects", projects) == 0 &&
+	     json_object_set_new(doc, "scheduled",
+				 scheduled ? json_incref(scheduled) : json_array()) == 0;
+	json_decref(projects);
+	if (!ok) {
+		json_decref(doc);
+		return NULL;
+	}
 	return doc;
 }
 
@@ -228,8 +246,10 @@ static int qsort_projects(const void *a, const void *b)
 static struct state_snapshot *snapshot_from_json(const json_t *doc, char *why, size_t why_len)
 {
 	struct state_snapshot *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		snprintf(why, why_len, "out of memory");
 		return NULL;
+	}
 	if (scope_from_json(doc, &s->global, why, why_len) < 0)
 		goto fail;
 	json_t *gen = json_object_get(doc, "generation");
@@ -241,15 +261,23 @@ static struct state_snapshot *snapshot_from_json(const json_t *doc, char *why, s
 	}
 	size_t n = projects ? json_object_size(projects) : 0;
 	s->projects = calloc(n ? n : 1, sizeof(*s->projects));
+	if (!s->projects) {
+		snprintf(why, why_len, "out of memory");
+		goto fail;
+	}
 	const char *name;
 	json_t *v;
 	json_object_foreach(projects, name, v) {
 		struct project_mode *p = &s->projects[s->n_projects];
 		if (scope_from_json(v, &p->s, why, why_len) < 0)
 			goto fail;
+		s->n_projects++;     /* counted now: snapshot_free frees its reason */
 		p->name = strdup(name);
 		p->len = strlen(name);
-		s->n_projects++;
+		if (!p->name) {
+			snprintf(why, why_len, "out of memory");
+			goto fail;
+		}
 	}
 	qsort(s->projects, s->n_projects, sizeof(*s->projects), qsort_projects);
 	return s;
@@ -259,16 +287,16 @@ fail:
 }
 
 /* Makes ST and SCHED (taken) the current store and schedule. */
-static void adopt(struct store *st, json_t *sched)
+static void adopt(struct state_store *st, json_t *sched)
 {
 	if (store != st)
-		store_free(store);
+		state_store_free(store);
 	store = st;
 	json_decref(scheduled);
 	scheduled = sched;
 }
 
-int state_init(struct store *st, const char *force_mode, FILE *errs)
+int state_init(struct state_store *st, const char *force_mode, FILE *errs)
 {
 	if (!st) {
 		fprintf(errs, "cutover: out of memory\n");
@@ -277,12 +305,12 @@ int state_init(struct store *st, const char *force_mode, FILE *errs)
 	char why[512] = "", cause[400] = "";
 	json_t *doc = NULL, *sched = NULL;
 	struct state_snapshot *s = NULL;
-	if (store_load(st, &doc, why, sizeof(why)) < 0)
+	if (state_store_load(st, &doc, why, sizeof(why)) < 0)
 		goto unreadable; /* WHY is "FILE:LINE: cause" */
 	if (!doc) {
 		s = calloc(1, sizeof(*s));
 		if (!s)
-			return -1;
+			goto out_of_memory;
 		s->global.mode = s->global.resume_to = MODE_OLD;
 	} else {
 		s = snapshot_from_json(doc, cause, sizeof(cause));
@@ -292,11 +320,15 @@ int state_init(struct store *st, const char *force_mode, FILE *errs)
 		json_decref(doc);
 		if (!s) {
 			json_decref(sched);
-			snprintf(why, sizeof(why), "%s:1: %s", store_name(st), cause);
+			snprintf(why, sizeof(why), "%s:1: %s", state_store_name(st), cause);
 			goto unreadable;
 		}
 	}
-	adopt(st, sched ? sched : json_array());
+	if (!sched && !(sched = json_array())) {
+		snapshot_free(s);
+		goto out_of_memory;
+	}
+	adopt(st, sched);
 	publish(s);
 	return 0;
 
@@ -313,18 +345,27 @@ unreadable:
 		fprintf(errs, "cutover: cannot load the state; starting in mode %s as asked "
 			      "(--start-mode)\n", force_mode);
 		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
+		sched = json_array();
+		if (!s || !sched) {
+			free(s);
+			json_decref(sched);
+			goto out_of_memory;
+		}
 		s->global.mode = m;
 		s->global.resume_to = m == MODE_NEW ? MODE_NEW : MODE_OLD;
-		adopt(st, json_array());
+		adopt(st, sched);
 		publish(s);
 		return 0;
 	}
 	fprintf(errs, "cutover: cannot load the state; refusing to start, because a restart must "
 		      "not silently return traffic to old. Fix or remove the file, or start with "
 		      "--start-mode MODE\n");
-	store_free(st); /* whatever was loaded before stays in force */
+	state_store_free(st); /* whatever was loaded before stays in force */
+	return -1;
+
+out_of_memory:
+	fprintf(errs, "cutover: cannot load the state: out of memory\n");
+	state_store_free(st);
 	return -1;
 }
 
@@ -339,37 +380,51 @@ void state_shutdown(void)
 	}
 	json_decref(scheduled);
 	scheduled = NULL;
-	store_free(store);
+	state_store_free(store);
 	store = NULL;
 }
 
-static void scope_copy(struct scope_state *dst, const struct scope_state *src)
+/* Returns 0, or -1 when out of memory (DST has no reason then). */
+static int scope_copy(struct scope_state *dst, const struct scope_state *src)
 {
 	*dst = *src;
 	dst->reason = src->reason ? strdup(src->reason) : NULL;
+	return src->reason && !dst->reason ? -1 : 0;
 }
 
+/* CUR with room for one more project; NULL when out of memory. */
 static struct state_snapshot *snapshot_clone(const struct state_snapshot *cur)
 {
 	struct state_snapshot *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->generation = cur->generation + 1;
-	scope_copy(&s->global, &cur->global);
 	s->projects = calloc(cur->n_projects + 1, sizeof(*s->projects));
+	if (scope_copy(&s->global, &cur->global) < 0 || !s->projects)
+		goto fail;
 	for (size_t i = 0; i < cur->n_projects; i++) {
-		s->projects[i].name = strdup(cur->projects[i].name);
-		s->projects[i].len = cur->projects[i].len;
-		scope_copy(&s->projects[i].s, &cur->projects[i].s);
+		struct project_mode *p = &s->projects[i];
+		s->n_projects++;     /* counted now: snapshot_free frees what is copied */
+		p->len = cur->projects[i].len;
+		if (!(p->name = strdup(cur->projects[i].name)) ||
+		    scope_copy(&p->s, &cur->projects[i].s) < 0)
+			goto fail;
 	}
-	s->n_projects = cur->n_projects;
 	return s;
+fail:
+	snapshot_free(s);
+	return NULL;
 }
 
 static int persist_and_publish(struct state_snapshot *next, char *why, size_t why_len)
 {
 	json_t *doc = document(next);
-	int rc = store_save(store, doc, why, why_len);
+	if (!doc) {
+		snprintf(why, why_len, "out of memory");
+		snapshot_free(next);
+		return -1;
+	}
+	int rc = state_store_save(store, doc, why, why_len);
 	json_decref(doc);
 	if (rc < 0) {
 		snapshot_free(next);
@@ -395,6 +450,8 @@ int state_change(const char *project, const struct scope_state *s, char *why, si
 			p = &next->projects[next->n_projects++];
 			p->name = strdup(project);
 			p->len = len;
+			if (!p->name)
+				goto out_of_memory;
 			qsort(next->projects, next->n_projects, sizeof(*next->projects), qsort_projects);
 			p = (struct project_mode *)state_project(next, project, len);
 		} else {
@@ -404,8 +461,14 @@ int state_change(const char *project, const struct scope_state *s, char *why, si
 	} else {
 		free(dst->reason);
 	}
-	scope_copy(dst, s);
+	if (scope_copy(dst, s) < 0)
+		goto out_of_memory;
 	return persist_and_publish(next, why, why_len);
+
+out_of_memory:
+	snprintf(why, why_len, "out of memory");
+	snapshot_free(next);
+	return -1;
 }
 
 const json_t *state_scheduled(void)
@@ -415,11 +478,17 @@ const json_t *state_scheduled(void)
 
 int state_set_scheduled(json_t *list, char *why, size_t why_len)
 {
+	if (!list) {             /* the caller ran out of memory building it */
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
 	json_t *old = scheduled;
 	scheduled = json_incref(list);
 	const struct state_snapshot *cur = state_current();
 	json_t *doc = document(cur);
-	int rc = store_save(store, doc, why, why_len);
+	int rc = doc ? state_store_save(store, doc, why, why_len) : -1;
+	if (!doc)
+		snprintf(why, why_len, "out of memory");
 	json_decref(doc);
 	if (rc < 0) {
 		json_decref(scheduled);

@@ -580,8 +580,12 @@ int tls_upstream_conf_parse(struct conf_reader *r, const config_setting_t *s, co
 	pthread_once(&tls_index_once, tls_index_create);
 	int status = s != NULL ? tls_upstream_settings(r, s, where, out) : 0;
 	/* No host means the URL was refused, and that error is reported. */
-	if (out->sni == NULL && (host == NULL || (out->sni = strdup(host)) == NULL))
+	if (out->sni == NULL && host == NULL)
 		return -1;
+	if (out->sni == NULL && (out->sni = strdup(host)) == NULL) {
+		conf_error(r, s, "%s: out of memory", where);
+		return -1;
+	}
 	struct in6_addr ip;
 	out->sni_is_ip = inet_pton(AF_INET, out->sni, &ip) == 1 ||
 			 inet_pton(AF_INET6, out->sni, &ip) == 1;

@@ -8,9 +8,11 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,6 +325,56 @@ static void test_append_after_reopen(void **state)
 	free(text);
 }
 
+/* A write that fails part-way (the file size limit) leaves a torn line;
+ * the next entry starts on a new line. One that writes nothing adds no
+ * empty line. */
+static void test_failed_append(void **state)
+{
+	struct fx *f = *state;
+	struct journal *j = journal_open(f->path, NULL, 0);
+	assert_non_null(j);
+	append_i(j, 0);
+	append_i(j, 1);
+	struct stat st;
+	assert_int_equal(stat(f->path, &st), 0);
+
+	void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size + 10;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	json_t *e = json_pack("{s:i, s:s}", "i", 2, "reason", "longer than ten bytes");
+	int rc = journal_append(j, e);
+	int err = errno;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(rc, -1);
+	assert_int_equal(err, EFBIG);
+	append_i(j, 3);
+	char *text = slurp(f->path, NULL);
+	assert_non_null(strstr(text, "}\n{\"i\":2,\"re\n{\"i\":3,"));   /* 10 bytes, then \n */
+	free(text);
+
+	assert_int_equal(stat(f->path, &st), 0);
+	lim.rlim_cur = (rlim_t)st.st_size;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = journal_append(j, e);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, old_handler);
+	assert_int_equal(rc, -1);
+	json_decref(e);
+	append_i(j, 4);
+	text = slurp(f->path, NULL);
+	assert_null(strstr(text, "\n\n"));
+	free(text);
+
+	json_t *t = journal_tail(j, 10);
+	assert_int_equal(json_array_size(t), 4);   /* 0, 1, 3, 4 */
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(t, 2), "i")), 3);
+	json_decref(t);
+	journal_close(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +388,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tail_across_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_skips_overlong_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_after_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_append, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,6 +240,60 @@ static void test_date(void **state)
 	assert_ptr_equal(response_date(), d);
 }
 
+/* The layout maintenance answers use: Cache-Control and the extra headers
+ * first, and for a 204 neither Content-Type nor Content-Length. */
+static void test_extra_headers_first_and_no_content(void **state)
+{
+	(void)state;
+	struct response r = {
+		.status = 503,
+		.mode = "maintenance",
+		.body = "later\n",
+		.body_len = 6,
+		.extra_headers = "Retry-After: 120\r\n",
+		.extra_headers_first = true,
+	};
+	char *out = NULL;
+	char want[512], before[40];
+	for (int tries = 0; tries < 3; tries++) {
+		free(out);
+		snprintf(before, sizeof before, "%s", response_date());
+		struct evbuffer *b = evbuffer_new();
+		assert_non_null(b);
+		assert_int_equal(response_write(b, &r), 0);
+		out = buffer_string(b);
+		if (strcmp(before, response_date()) == 0)
+			break;
+	}
+	snprintf(want, sizeof want,
+		 "HTTP/1.1 503 Service Unavailable\r\n"
+		 "Date: %s\r\n"
+		 "Server: cutover\r\n"
+		 "X-Cutover-Mode: maintenance\r\n"
+		 "Cache-Control: no-store\r\n"
+		 "Retry-After: 120\r\n"
+		 "Content-Type: text/plain; charset=utf-8\r\n"
+		 "Content-Length: 6\r\n"
+		 "Connection: close\r\n"
+		 "\r\n"
+		 "later\n",
+		 before);
+	assert_string_equal(out, want);
+	free(out);
+
+	r = (struct response){ .status = 204, .mode = "maintenance", .keep_alive = true,
+			       .content_type = "text/xml", .no_content = true,
+			       .extra_headers = "X-OpenRosa-Version: 1.0\r\n" };
+	out = write_response(&r);
+	char v[64];
+	assert_null(header(out, "Content-Length", v, sizeof v));
+	assert_null(header(out, "Content-Type", v, sizeof v));
+	assert_string_equal(header(out, "X-OpenRosa-Version", v, sizeof v), "1.0");
+	assert_non_null(strstr(out, "\r\nCache-Control: no-store\r\nX-OpenRosa-Version: 1.0\r\n\r\n"));
+	assert_string_equal(body_of(out), "");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_no_mode),
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_date),
+		cmocka_unit_test(test_extra_headers_first_and_no_content),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

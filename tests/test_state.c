@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "state.h"
-#include "store.h"
+#include "state_store.h"
 
 struct fx {
 	char dir[64];
@@ -68,7 +68,7 @@ static const char *errs_of(struct fx *f)
 
 static int init_with(struct fx *f, const char *path)
 {
-	return state_init(store_file_new(path), NULL, f->errs);
+	return state_init(state_store_file_new(path), NULL, f->errs);
 }
 
 /* Loads TEXT from the state file and expects failure naming the file. */

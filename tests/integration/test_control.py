@@ -583,7 +583,7 @@ def _cli_available():
 cli = pytest.mark.skipif(not _cli_available(), reason="no CLI in %s yet" % CUTOVER_BIN)
 
 
-def ctl(proxy, *args, timeout=20.0):
+def cli_on(proxy, *args, timeout=20.0):
     return run_cli(list(args) + ["--admin", proxy_admin(proxy).address], timeout=timeout)
 
 
@@ -597,10 +597,10 @@ def one_line(text):
 def test_cli_status_table_and_json(env):
     _, _, proxy, admin = env
     get(proxy.port, "/a/alpha/phone/heartbeat/x")
-    p = ctl(proxy, "status")
+    p = cli_on(proxy, "status")
     assert p.returncode == 0, p
     assert "old" in p.stdout and "alpha" in p.stdout, p.stdout
-    p = ctl(proxy, "status", "--json")
+    p = cli_on(proxy, "status", "--json")
     assert p.returncode == 0, p
     st = json.loads(p.stdout)
     assert st["mode"] == "old" and "alpha" in st["projects"], st
@@ -609,7 +609,7 @@ def test_cli_status_table_and_json(env):
 @cli
 def test_cli_switch_project(env):
     old, new, proxy, admin = env
-    p = ctl(proxy, "switch", "new", "--project", "alpha", "--reason", "x")
+    p = cli_on(proxy, "switch", "new", "--project", "alpha", "--reason", "x")
     assert p.returncode == 0, p
     assert "alpha" in p.stdout and "new" in p.stdout, p.stdout
     assert upstream_of(proxy, "/a/alpha/phone/restore/?cli=1")[0] == "new"
@@ -632,11 +632,11 @@ def test_cli_admin_from_environment(env):
 def test_cli_switch_refused_by_preflight(harness):
     old = harness.upstream("old")
     proxy = harness.proxy(old, "http://127.0.0.1:%d" % free_port())
-    p = ctl(proxy, "switch", "new")
+    p = cli_on(proxy, "switch", "new")
     assert p.returncode == 1, p
     assert "preflight" in one_line(p.stderr), p.stderr
     assert upstream_of(proxy, "/echo")[0] == "old"
-    p = ctl(proxy, "switch", "new", "--force", "--reason", "dump window")
+    p = cli_on(proxy, "switch", "new", "--force", "--reason", "dump window")
     assert p.returncode == 0, p
     assert proxy_admin(proxy).status()["mode"] == "new"
 
@@ -664,7 +664,7 @@ def test_cli_drain_timeout_exits_3(harness):
     slow = Pending(proxy.port, "GET", "/slow?delay=3")
     wait_in_flight(admin, lambda s: s["upstreams"]["old"]["in_flight"] == 1,
                    "upstreams.old.in_flight to be 1 during /slow")
-    p = ctl(proxy, "switch", "new")
+    p = cli_on(proxy, "switch", "new")
     assert p.returncode == 3, p
     line = one_line(p.stderr)
     assert "1 request" in line and "old" in line, line
@@ -675,21 +675,21 @@ def test_cli_drain_timeout_exits_3(harness):
 @cli
 def test_cli_maintenance_hold_resume_journal(env):
     old, new, proxy, admin = env
-    p = ctl(proxy, "maintenance", "on", "--until", "+10m", "--reason", "dump")
+    p = cli_on(proxy, "maintenance", "on", "--until", "+10m", "--reason", "dump")
     assert p.returncode == 0, p
     assert get(proxy.port, "/a/alpha/phone/restore/").status == 503
-    p = ctl(proxy, "maintenance", "off")
+    p = cli_on(proxy, "maintenance", "off")
     assert p.returncode == 0, p
     assert upstream_of(proxy, "/echo")[0] == "old"
-    p = ctl(proxy, "resume")
+    p = cli_on(proxy, "resume")
     assert p.returncode == 1, p                      # nothing is on hold
     one_line(p.stderr)
-    p = ctl(proxy, "journal", "-n", "5")
+    p = cli_on(proxy, "journal", "-n", "5")
     assert p.returncode == 0 and "maintenance" in p.stdout, p
-    p = ctl(proxy, "switch", "new", "--at", "+1h")
+    p = cli_on(proxy, "switch", "new", "--at", "+1h")
     assert p.returncode == 0, p
     sid = admin.status()["scheduled"][0]["id"]
-    p = ctl(proxy, "schedule", "cancel", str(sid))
+    p = cli_on(proxy, "schedule", "cancel", str(sid))
     assert p.returncode == 0, p
     assert admin.status()["scheduled"] == []
 
@@ -709,6 +709,29 @@ def test_cli_tcp_admin_with_token_file(harness):
     assert p.returncode == 1 and "401" in one_line(p.stderr), p
     p = run_cli(["status", "--json", "--admin", addr, "--token-file", str(tf)])
     assert p.returncode == 0 and json.loads(p.stdout)["mode"] == "old", p
+
+
+# The server and the CLI read the same token file the same way: whitespace
+# around the token is not part of it, and a long token is not cut short.
+@cli
+@pytest.mark.parametrize("text", [
+    "Zp4X0sW9eR2tY7uI1oP3aS5dF8gH6jK0\t",
+    "  Zp4X0sW9eR2tY7uI1oP3aS5dF8gH6jK0\r\n",
+    "Zp4X0sW9eR2tY7uI" * 40 + "\n",
+], ids=["tab-at-end", "leading-spaces-crlf", "640-bytes"])
+def test_cli_and_server_agree_on_the_token_file(harness, text):
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    tf = harness.path("token")
+    tf.write_text(text)
+    aport = free_port()
+    harness.proxy(old, new, admin='address = "127.0.0.1:%d"; token_file = "%s";'
+                  % (aport, tf))
+    addr = "127.0.0.1:%d" % aport
+    p = run_cli(["status", "--admin", addr, "--token-file", str(tf)])
+    assert p.returncode == 0, p
+    assert "global mode: old" in p.stdout, p
+    assert Admin(addr, token=text.strip()).get("/status").status == 200
 
 
 def test_reload_keeps_open_connections_and_their_next_request_uses_it(env):

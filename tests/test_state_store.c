@@ -1,4 +1,4 @@
-/* tests for proxy/store.c: the file store's atomic save and strict load.
+/* tests for proxy/state_store.c: the file store's atomic save and strict load.
  * Files live in a mkdtemp() directory removed at the end. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,12 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "state_store.h"
 
 struct fx {
 	char dir[64];
 	char path[128];
-	struct store *st;
+	struct state_store *st;
 };
 
 static int setup(void **state)
@@ -27,11 +27,11 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof *f);
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-store-XXXXXX");
+	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-state-store-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof f->path, "%s/state.json", f->dir);
-	f->st = store_file_new(f->path);
+	f->st = state_store_file_new(f->path);
 	if (!f->st)
 		return -1;
 	*state = f;
@@ -41,7 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	store_free(f->st);
+	state_store_free(f->st);
 	DIR *d = opendir(f->dir);
 	if (d) {
 		struct dirent *e;
@@ -85,22 +85,22 @@ static void test_round_trip(void **state)
 	char why[512] = "";
 	json_t *doc = json_pack("{s:{s:s}, s:{s:{s:s}}, s:i}", "global", "mode", "new",
 				"projects", "alpha", "mode", "maintenance", "generation", 7);
-	assert_int_equal(store_save(f->st, doc, why, sizeof why), 0);
+	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), 0);
 
 	json_t *back = NULL;
-	assert_int_equal(store_load(f->st, &back, why, sizeof why), 0);
+	assert_int_equal(state_store_load(f->st, &back, why, sizeof why), 0);
 	assert_non_null(back);
 	assert_true(json_equal(doc, back));
 	json_decref(back);
 
 	/* a second save replaces the first */
 	json_object_set_new(doc, "generation", json_integer(8));
-	assert_int_equal(store_save(f->st, doc, why, sizeof why), 0);
-	assert_int_equal(store_load(f->st, &back, why, sizeof why), 0);
+	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), 0);
+	assert_int_equal(state_store_load(f->st, &back, why, sizeof why), 0);
 	assert_int_equal(json_integer_value(json_object_get(back, "generation")), 8);
 	json_decref(back);
 	json_decref(doc);
-	assert_string_equal(store_name(f->st), f->path);
+	assert_string_equal(state_store_name(f->st), f->path);
 }
 
 static void test_load_absent(void **state)
@@ -109,7 +109,7 @@ static void test_load_absent(void **state)
 	char why[512] = "";
 	json_t *doc = json_object();   /* must be overwritten with NULL */
 	json_t *keep = doc;
-	assert_int_equal(store_load(f->st, &doc, why, sizeof why), 0);
+	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), 0);
 	assert_null(doc);
 	json_decref(keep);
 }
@@ -120,7 +120,7 @@ static void test_load_corrupt(void **state)
 	char why[512] = "";
 	write_file(f->path, "{\n  \"global\": {\"mode\": \"new\"},\n  \"projects\": {\n");
 	json_t *doc = NULL;
-	assert_int_equal(store_load(f->st, &doc, why, sizeof why), -1);
+	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_null(doc);
 	char prefix[160];
 	snprintf(prefix, sizeof prefix, "%s:", f->path);
@@ -134,7 +134,7 @@ static void test_load_empty_file_is_corrupt(void **state)
 	char why[512] = "";
 	write_file(f->path, "");
 	json_t *doc = NULL;
-	assert_int_equal(store_load(f->st, &doc, why, sizeof why), -1);
+	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_non_null(strstr(why, f->path));
 }
 
@@ -144,7 +144,7 @@ static void test_load_duplicate_key(void **state)
 	char why[512] = "";
 	write_file(f->path, "{\"global\": {\"mode\": \"new\", \"mode\": \"old\"}}\n");
 	json_t *doc = NULL;
-	assert_int_equal(store_load(f->st, &doc, why, sizeof why), -1);
+	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_non_null(strstr(why, f->path));
 }
 
@@ -154,7 +154,7 @@ static void test_load_not_object(void **state)
 	char why[512] = "";
 	write_file(f->path, "[\"new\"]\n");
 	json_t *doc = NULL;
-	assert_int_equal(store_load(f->st, &doc, why, sizeof why), -1);
+	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_null(doc);
 	assert_non_null(strstr(why, f->path));
 }
@@ -165,10 +165,10 @@ static void test_load_too_big(void **state)
 	char why[512] = "";
 	int fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, STORE_FILE_MAX + 1), 0);   /* sparse */
+	assert_int_equal(ftruncate(fd, STATE_STORE_FILE_MAX + 1), 0);   /* sparse */
 	close(fd);
 	json_t *doc = NULL;
-	assert_int_equal(store_load(f->st, &doc, why, sizeof why), -1);
+	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_null(doc);
 	assert_non_null(strstr(why, f->path));
 	assert_non_null(strstr(why, "larger"));
@@ -180,7 +180,7 @@ static void test_load_directory(void **state)
 	char why[512] = "";
 	assert_int_equal(mkdir(f->path, 0700), 0);
 	json_t *doc = NULL;
-	assert_int_equal(store_load(f->st, &doc, why, sizeof why), -1);
+	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_non_null(strstr(why, f->path));
 	rmdir(f->path);
 }
@@ -191,7 +191,7 @@ static void test_save_leaves_no_temp_file(void **state)
 	char why[512] = "";
 	json_t *doc = json_pack("{s:s}", "mode", "old");
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(store_save(f->st, doc, why, sizeof why), 0);
+		assert_int_equal(state_store_save(f->st, doc, why, sizeof why), 0);
 	json_decref(doc);
 	assert_int_equal(count_entries(f->dir), 1);
 	struct stat st;
@@ -203,14 +203,14 @@ static void test_save_missing_directory(void **state)
 	struct fx *f = *state;
 	char path[192], why[512] = "";
 	snprintf(path, sizeof path, "%s/nope/state.json", f->dir);
-	struct store *st = store_file_new(path);
+	struct state_store *st = state_store_file_new(path);
 	assert_non_null(st);
 	json_t *doc = json_pack("{s:s}", "mode", "old");
-	assert_int_equal(store_save(st, doc, why, sizeof why), -1);
+	assert_int_equal(state_store_save(st, doc, why, sizeof why), -1);
 	assert_non_null(strstr(why, path));
 	assert_non_null(strstr(why, "No such file"));
 	json_decref(doc);
-	store_free(st);
+	state_store_free(st);
 	assert_int_equal(count_entries(f->dir), 0);
 }
 
@@ -224,7 +224,7 @@ static void test_save_failed_rename_cleans_up(void **state)
 	snprintf(inner, sizeof inner, "%s/keep", f->path);
 	write_file(inner, "x");
 	json_t *doc = json_pack("{s:s}", "mode", "old");
-	assert_int_equal(store_save(f->st, doc, why, sizeof why), -1);
+	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), -1);
 	json_decref(doc);
 	assert_non_null(strstr(why, f->path));
 	assert_non_null(strstr(why, "rename"));
@@ -238,7 +238,7 @@ static void test_save_refuses_non_container(void **state)
 	struct fx *f = *state;
 	char why[512] = "";
 	json_t *doc = json_integer(3);
-	assert_int_equal(store_save(f->st, doc, why, sizeof why), -1);
+	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), -1);
 	json_decref(doc);
 	assert_non_null(strstr(why, f->path));
 	assert_int_equal(count_entries(f->dir), 0);
@@ -251,7 +251,7 @@ static void test_saved_file_mode(void **state)
 	char why[512] = "";
 	mode_t old = umask(0);
 	json_t *doc = json_pack("{s:s}", "mode", "new");
-	int rc = store_save(f->st, doc, why, sizeof why);
+	int rc = state_store_save(f->st, doc, why, sizeof why);
 	umask(old);
 	json_decref(doc);
 	assert_int_equal(rc, 0);
@@ -266,7 +266,7 @@ static void test_saved_file_is_indented_and_sorted(void **state)
 	struct fx *f = *state;
 	char why[512] = "";
 	json_t *doc = json_pack("{s:i, s:i}", "zeta", 1, "alpha", 2);
-	assert_int_equal(store_save(f->st, doc, why, sizeof why), 0);
+	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), 0);
 	json_decref(doc);
 	FILE *fp = fopen(f->path, "rb");
 	assert_non_null(fp);

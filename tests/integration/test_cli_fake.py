@@ -44,7 +44,7 @@ STATUS = {"version": "0.1.0", "mode": "old", "generation": 1, "until": None, "re
 
 @pytest.fixture
 def workdir():
-    with tempfile.TemporaryDirectory(prefix="cutover-ctl-") as d:
+    with tempfile.TemporaryDirectory(prefix="cutover-cli-") as d:
         yield d
 
 

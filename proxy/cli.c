@@ -1,10 +1,10 @@
-/* ctl: `cutover status|switch|maintenance|hold|resume|journal|reload|
+/* cli: `cutover status|switch|maintenance|hold|resume|journal|reload|
  * schedule` as a client of the admin API. One blocking request per
- * connection, bounded in time (--timeout) and size (CTL_MAX_ANSWER); the
+ * connection, bounded in time (--timeout) and size (CLI_MAX_ANSWER); the
  * answer's head is parsed by http1, its body by jansson. A table maps each
  * command to the options it takes, how it builds its request and how it
  * prints the answer. */
-#include "ctl.h"
+#include "cli.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,14 +22,15 @@
 #include <jansson.h>
 
 #include "addr.h"
+#include "admin.h"
+#include "duration.h"
 #include "http1.h"
 
-#define CTL_MAX_HEAD 65536
-#define CTL_MAX_TOKEN 4096
+#define CLI_MAX_HEAD 65536
 
 /* ---- command line ---- */
 
-enum ctl_opt {
+enum cli_opt {
 	OPT_PROJECT = 1u << 0,
 	OPT_REASON = 1u << 1,
 	OPT_FORCE = 1u << 2,
@@ -46,10 +47,10 @@ enum ctl_opt {
 };
 #define OPT_GLOBAL (OPT_ADMIN | OPT_TOKEN_FILE | OPT_JSON | OPT_TIMEOUT | OPT_HELP)
 
-static const struct ctl_option {
+static const struct cli_option {
 	const char *name;      /* "--project" */
 	const char *alias;     /* "-n", "-h" or NULL */
-	enum ctl_opt bit;
+	enum cli_opt bit;
 	bool takes_value;
 } options[] = {
 	{ "--project", NULL, OPT_PROJECT, true },
@@ -69,7 +70,7 @@ static const struct ctl_option {
 #define MAX_POSITIONAL 4
 
 /* What the command line said, before it becomes a request. */
-struct ctl_args {
+struct cli_args {
 	unsigned seen;
 	const char *project, *reason, *at, *until, *max, *lines;
 	const char *admin, *token_file, *timeout;
@@ -77,14 +78,14 @@ struct ctl_args {
 	int n_pos;
 };
 
-struct ctl_command {
+struct cli_command {
 	const char *name;
 	const char *synopsis;    /* after "cutover NAME " */
 	const char *summary;
 	unsigned opts;           /* command options it accepts, besides OPT_GLOBAL */
-	int (*build)(const struct ctl_args *a, struct ctl_request *req, char *err, size_t errlen);
+	int (*build)(const struct cli_args *a, struct cli_request *req, char *err, size_t errlen);
 	/* Prints a 2xx answer; returns the exit code. */
-	int (*print)(const struct ctl_request *req, int status, const json_t *answer, FILE *out,
+	int (*print)(const struct cli_request *req, int status, const json_t *answer, FILE *out,
 		     FILE *err);
 };
 
@@ -97,11 +98,11 @@ static int usage_error(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-	return CTL_USAGE;
+	return CLI_USAGE;
 }
 
 /* The body as JSON text; BODY is consumed. */
-static int set_body(struct ctl_request *req, json_t *body, char *err, size_t errlen)
+static int set_body(struct cli_request *req, json_t *body, char *err, size_t errlen)
 {
 	if (!body)
 		return usage_error(err, errlen, "%s: an option value is not valid UTF-8",
@@ -110,19 +111,19 @@ static int set_body(struct ctl_request *req, json_t *body, char *err, size_t err
 	json_decref(body);
 	if (!req->body)
 		return usage_error(err, errlen, "%s: out of memory", req->command);
-	return CTL_OK;
+	return CLI_OK;
 }
 
-static int no_positional(const struct ctl_args *a, const struct ctl_request *req, int from,
+static int no_positional(const struct cli_args *a, const struct cli_request *req, int from,
 			 char *err, size_t errlen)
 {
 	if (a->n_pos > from)
 		return usage_error(err, errlen, "%s: unexpected argument '%s'", req->command,
 				   a->pos[from]);
-	return CTL_OK;
+	return CLI_OK;
 }
 
-static int build_status(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_status(const struct cli_args *a, struct cli_request *req, char *err,
 			size_t errlen)
 {
 	req->method = "GET";
@@ -130,7 +131,7 @@ static int build_status(const struct ctl_args *a, struct ctl_request *req, char 
 	return no_positional(a, req, 0, err, errlen);
 }
 
-static int build_switch(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_switch(const struct cli_args *a, struct cli_request *req, char *err,
 			size_t errlen)
 {
 	if (a->n_pos == 0)
@@ -139,7 +140,7 @@ static int build_switch(const struct ctl_args *a, struct ctl_request *req, char 
 		return usage_error(err, errlen, "switch: the target is old or new, not '%s'",
 				   a->pos[0]);
 	int rc = no_positional(a, req, 1, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
 	req->method = "POST";
 	snprintf(req->path, sizeof(req->path), "/switch");
@@ -150,7 +151,7 @@ static int build_switch(const struct ctl_args *a, struct ctl_request *req, char 
 			err, errlen);
 }
 
-static int build_maintenance(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_maintenance(const struct cli_args *a, struct cli_request *req, char *err,
 			     size_t errlen)
 {
 	bool on = true;
@@ -162,7 +163,7 @@ static int build_maintenance(const struct ctl_args *a, struct ctl_request *req, 
 					   a->pos[0]);
 	}
 	int rc = no_positional(a, req, 1, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
 	if (!on && a->until)
 		return usage_error(err, errlen, "maintenance: --until goes with 'on', not 'off'");
@@ -175,11 +176,11 @@ static int build_maintenance(const struct ctl_args *a, struct ctl_request *req, 
 			err, errlen);
 }
 
-static int build_hold(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_hold(const struct cli_args *a, struct cli_request *req, char *err,
 		      size_t errlen)
 {
 	int rc = no_positional(a, req, 0, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
 	json_t *max = NULL;
 	if (a->max) {
@@ -190,6 +191,8 @@ static int build_hold(const struct ctl_args *a, struct ctl_request *req, char *e
 			return usage_error(err, errlen,
 					   "hold: --max is seconds in (0, 3600], not '%s'", a->max);
 		max = v == floor(v) ? json_integer((json_int_t)v) : json_real(v);
+		if (!max)   /* "s:o*" would drop it: the hold would get the default */
+			return usage_error(err, errlen, "hold: out of memory");
 	}
 	req->method = "POST";
 	snprintf(req->path, sizeof(req->path), "/hold");
@@ -197,24 +200,24 @@ static int build_hold(const struct ctl_args *a, struct ctl_request *req, char *e
 			errlen);
 }
 
-static int build_resume(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_resume(const struct cli_args *a, struct cli_request *req, char *err,
 			size_t errlen)
 {
 	int rc = no_positional(a, req, 0, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
 	req->method = "POST";
 	snprintf(req->path, sizeof(req->path), "/resume");
 	return set_body(req, json_pack("{s:s*}", "project", a->project), err, errlen);
 }
 
-static int build_journal(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_journal(const struct cli_args *a, struct cli_request *req, char *err,
 			 size_t errlen)
 {
 	int rc = no_positional(a, req, 0, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
-	long n = CTL_DEFAULT_JOURNAL;
+	long n = CLI_DEFAULT_JOURNAL;
 	if (a->lines) {
 		char *end;
 		errno = 0;
@@ -225,21 +228,21 @@ static int build_journal(const struct ctl_args *a, struct ctl_request *req, char
 	}
 	req->method = "GET";
 	snprintf(req->path, sizeof(req->path), "/journal?n=%ld", n);
-	return CTL_OK;
+	return CLI_OK;
 }
 
-static int build_reload(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_reload(const struct cli_args *a, struct cli_request *req, char *err,
 			size_t errlen)
 {
 	int rc = no_positional(a, req, 0, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
 	req->method = "POST";
 	snprintf(req->path, sizeof(req->path), "/reload");
 	return set_body(req, json_object(), err, errlen);
 }
 
-static int build_schedule(const struct ctl_args *a, struct ctl_request *req, char *err,
+static int build_schedule(const struct cli_args *a, struct cli_request *req, char *err,
 			  size_t errlen)
 {
 	if (a->n_pos == 0 || strcmp(a->pos[0], "cancel") != 0)
@@ -255,21 +258,21 @@ static int build_schedule(const struct ctl_args *a, struct ctl_request *req, cha
 	if (end == id || *end || errno || v <= 0 || !isdigit((unsigned char)id[0]))
 		return usage_error(err, errlen, "schedule cancel: the ID is a number, not '%s'", id);
 	int rc = no_positional(a, req, 2, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
 	req->method = "DELETE";
 	snprintf(req->path, sizeof(req->path), "/schedule/%ld", v);
-	return CTL_OK;
+	return CLI_OK;
 }
 
-static int print_status(const struct ctl_request *, int, const json_t *, FILE *, FILE *);
-static int print_change(const struct ctl_request *, int, const json_t *, FILE *, FILE *);
-static int print_resume(const struct ctl_request *, int, const json_t *, FILE *, FILE *);
-static int print_journal(const struct ctl_request *, int, const json_t *, FILE *, FILE *);
-static int print_reload(const struct ctl_request *, int, const json_t *, FILE *, FILE *);
-static int print_cancel(const struct ctl_request *, int, const json_t *, FILE *, FILE *);
+static int print_status(const struct cli_request *, int, const json_t *, FILE *, FILE *);
+static int print_change(const struct cli_request *, int, const json_t *, FILE *, FILE *);
+static int print_resume(const struct cli_request *, int, const json_t *, FILE *, FILE *);
+static int print_journal(const struct cli_request *, int, const json_t *, FILE *, FILE *);
+static int print_reload(const struct cli_request *, int, const json_t *, FILE *, FILE *);
+static int print_cancel(const struct cli_request *, int, const json_t *, FILE *, FILE *);
 
-static const struct ctl_command commands[] = {
+static const struct cli_command commands[] = {
 	{ "status", "", "Modes, upstreams, in-flight requests, spool, schedule, last journal entries",
 	  0, build_status, print_status },
 	{ "switch", "old|new [--project P] [--reason TEXT] [--force] [--at TIME]",
@@ -293,7 +296,7 @@ static const struct ctl_command commands[] = {
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static const struct ctl_command *command_find(const char *name)
+static const struct cli_command *command_find(const char *name)
 {
 	for (size_t i = 0; name && i < N_COMMANDS; i++)
 		if (strcmp(commands[i].name, name) == 0)
@@ -301,7 +304,7 @@ static const struct ctl_command *command_find(const char *name)
 	return NULL;
 }
 
-bool ctl_is_command(const char *cmd)
+bool cli_is_command(const char *cmd)
 {
 	return command_find(cmd) != NULL;
 }
@@ -312,17 +315,17 @@ static const char *env_nonempty(const char *name)
 	return v && *v ? v : NULL;
 }
 
-const char *ctl_admin_address(const char *option)
+const char *cli_admin_address(const char *option)
 {
 	if (option)
 		return option;
 	const char *env = env_nonempty("CUTOVER_ADMIN");
-	return env ? env : CTL_DEFAULT_ADMIN;
+	return env ? env : CLI_DEFAULT_ADMIN;
 }
 
-void ctl_print_usage(const char *command, FILE *out, bool long_form)
+void cli_print_usage(const char *command, FILE *out, bool long_form)
 {
-	const struct ctl_command *c = command_find(command);
+	const struct cli_command *c = command_find(command);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		if (c && &commands[i] != c)
 			continue;
@@ -337,7 +340,7 @@ void ctl_print_usage(const char *command, FILE *out, bool long_form)
 		fprintf(out, "TIME is RFC 3339 (2026-12-01T02:00:00Z) or an offset (+10m, +2h, +1d).\n");
 	fprintf(out, "\nglobal options:\n"
 		     "  --admin ADDR        the admin API: unix:/path or host:port (else $CUTOVER_ADMIN,\n"
-		     "                      else " CTL_DEFAULT_ADMIN ")\n"
+		     "                      else " CLI_DEFAULT_ADMIN ")\n"
 		     "  --token-file FILE   bearer token for a TCP admin address (else $CUTOVER_TOKEN_FILE)\n"
 		     "  --json              print the API's answer as is\n"
 		     "  --timeout SECONDS   give up after this long (default 60; switch and maintenance\n"
@@ -346,10 +349,10 @@ void ctl_print_usage(const char *command, FILE *out, bool long_form)
 		     "exit: 0 done, 1 refused or failed, 2 usage, 3 in force but requests still in flight\n");
 }
 
-static const struct ctl_option *option_find(const char *arg, size_t len)
+static const struct cli_option *option_find(const char *arg, size_t len)
 {
 	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-		const struct ctl_option *o = &options[i];
+		const struct cli_option *o = &options[i];
 		if ((strlen(o->name) == len && strncmp(o->name, arg, len) == 0) ||
 		    (o->alias && strlen(o->alias) == len && strncmp(o->alias, arg, len) == 0))
 			return o;
@@ -357,7 +360,7 @@ static const struct ctl_option *option_find(const char *arg, size_t len)
 	return NULL;
 }
 
-static const char **option_slot(struct ctl_args *a, enum ctl_opt bit)
+static const char **option_slot(struct cli_args *a, enum cli_opt bit)
 {
 	switch (bit) {
 	case OPT_PROJECT: return &a->project;
@@ -375,7 +378,7 @@ static const char **option_slot(struct ctl_args *a, enum ctl_opt bit)
 
 /* Reads options anywhere on the line ("--opt VALUE", "--opt=VALUE", "-nN");
  * "--" ends them. */
-static int parse_args(const struct ctl_command *c, int argc, char **argv, struct ctl_args *a,
+static int parse_args(const struct cli_command *c, int argc, char **argv, struct cli_args *a,
 		      char *err, size_t errlen)
 {
 	bool only_positional = false;
@@ -395,7 +398,7 @@ static int parse_args(const struct ctl_command *c, int argc, char **argv, struct
 		const char *eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
 		size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
 		const char *value = eq ? eq + 1 : NULL;
-		const struct ctl_option *o = option_find(arg, name_len);
+		const struct cli_option *o = option_find(arg, name_len);
 		if (!o && arg[1] != '-' && name_len > 2) {
 			/* "-n5" */
 			o = option_find(arg, 2);
@@ -414,7 +417,7 @@ static int parse_args(const struct ctl_command *c, int argc, char **argv, struct
 					   o->name, c->name);
 		if (o->bit == OPT_HELP) {
 			a->seen |= OPT_HELP;
-			return CTL_OK; /* nothing after it matters */
+			return CLI_OK; /* nothing after it matters */
 		}
 		if (!o->takes_value) {
 			if (value)
@@ -435,28 +438,28 @@ static int parse_args(const struct ctl_command *c, int argc, char **argv, struct
 		a->seen |= o->bit;
 		*option_slot(a, o->bit) = value;
 	}
-	return CTL_OK;
+	return CLI_OK;
 }
 
-int ctl_build_request(int argc, char **argv, struct ctl_request *out, char *err, size_t errlen)
+int cli_build_request(int argc, char **argv, struct cli_request *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	if (errlen)
 		err[0] = '\0';
-	const struct ctl_command *c = argc > 0 ? command_find(argv[0]) : NULL;
+	const struct cli_command *c = argc > 0 ? command_find(argv[0]) : NULL;
 	if (!c)
 		return usage_error(err, errlen, "unknown command '%s'", argc > 0 ? argv[0] : "");
 	out->command = c->name;
-	struct ctl_args a = { 0 };
+	struct cli_args a = { 0 };
 	int rc = parse_args(c, argc, argv, &a, err, errlen);
-	if (rc != CTL_OK)
+	if (rc != CLI_OK)
 		return rc;
 	if (a.seen & OPT_HELP) {
 		out->help = true;
-		return CTL_OK;
+		return CLI_OK;
 	}
 	out->json = a.seen & OPT_JSON;
-	out->timeout = CTL_DEFAULT_TIMEOUT;
+	out->timeout = CLI_DEFAULT_TIMEOUT;
 	if (a.timeout) {
 		char *end;
 		errno = 0;
@@ -466,7 +469,7 @@ int ctl_build_request(int argc, char **argv, struct ctl_request *out, char *err,
 					   c->name, a.timeout);
 		out->timeout = t;
 	}
-	out->admin = ctl_admin_address(a.admin);
+	out->admin = cli_admin_address(a.admin);
 	struct addr addr;
 	const char *why = NULL;
 	if (addr_parse(out->admin, &addr, &why) < 0)
@@ -477,7 +480,7 @@ int ctl_build_request(int argc, char **argv, struct ctl_request *out, char *err,
 	return c->build(&a, out, err, errlen);
 }
 
-void ctl_request_free(struct ctl_request *req)
+void cli_request_free(struct cli_request *req)
 {
 	free(req->body);
 	req->body = NULL;
@@ -510,51 +513,12 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-/* The token file's content without surrounding whitespace; NULL with ERR. */
-static char *read_token(const char *path, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		fail(err, errlen, "cannot read the token file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	char buf[CTL_MAX_TOKEN + 1];
-	size_t n = fread(buf, 1, sizeof(buf), f);
-	bool bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		fail(err, errlen, "cannot read the token file %s: read error", path);
-		return NULL;
-	}
-	if (n > CTL_MAX_TOKEN) {
-		fail(err, errlen, "token file %s: longer than %d bytes", path, CTL_MAX_TOKEN);
-		return NULL;
-	}
-	size_t start = 0;
-	while (start < n && isspace((unsigned char)buf[start]))
-		start++;
-	while (n > start && isspace((unsigned char)buf[n - 1]))
-		n--;
-	if (n == start) {
-		fail(err, errlen, "token file %s is empty", path);
-		return NULL;
-	}
-	for (size_t i = start; i < n; i++)
-		if (!isgraph((unsigned char)buf[i])) {
-			fail(err, errlen, "token file %s: the token has a space or control character",
-			     path);
-			return NULL;
-		}
-	return strndup(buf + start, n - start);
-}
-
 static int64_t ms_left(const struct timespec *deadline)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t ms = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000 +
-		     (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms > 0 ? ms : 0;
+	double ms = duration_ms_between(&now, deadline);
+	return ms > 0 ? (int64_t)ms : 0;
 }
 
 /* Blocking socket calls give up at the deadline. */
@@ -563,12 +527,12 @@ static void set_socket_timeouts(int fd, const struct timespec *deadline)
 	int64_t ms = ms_left(deadline);
 	if (ms == 0)
 		ms = 1;
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval tv = duration_tv((double)ms / 1e3);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static char *request_text(const struct ctl_request *req, const char *token, size_t *len)
+static char *request_text(const struct cli_request *req, const char *token, size_t *len)
 {
 	char *text = NULL;
 	size_t size = 0;
@@ -608,7 +572,7 @@ static int answer_parse(struct answer *ans, bool at_eof, char *err, size_t errle
 	struct http1_parser p;
 	struct http1_head h;
 	http1_parser_init(&p, HTTP1_RESPONSE);
-	switch (http1_parse_head(&p, ans->head_and_body, ans->len, CTL_MAX_HEAD, CTL_MAX_HEAD, &h)) {
+	switch (http1_parse_head(&p, ans->head_and_body, ans->len, CLI_MAX_HEAD, CLI_MAX_HEAD, &h)) {
 	case HTTP1_MORE:
 		if (!at_eof)
 			return 0;
@@ -674,7 +638,7 @@ static int answer_parse(struct answer *ans, bool at_eof, char *err, size_t errle
 
 /* Sends REQ to ADDR and reads the answer. Returns 0, or -1 with a one-line
  * reason in ERR. */
-static int exchange(const struct ctl_request *req, const struct addr *addr, const char *token,
+static int exchange(const struct cli_request *req, const struct addr *addr, const char *token,
 		    struct answer *ans, char *err, size_t errlen)
 {
 	struct timespec deadline;
@@ -733,14 +697,14 @@ static int exchange(const struct ctl_request *req, const struct addr *addr, cons
 	int done = 0;
 	while (!done) {
 		if (ans->len == cap) {
-			if (cap >= CTL_MAX_ANSWER + CTL_MAX_HEAD) {
+			if (cap >= CLI_MAX_ANSWER + CLI_MAX_HEAD) {
 				close(fd);
 				return fail(err, errlen, "the admin API's answer is larger than %u MiB",
-					    CTL_MAX_ANSWER >> 20);
+					    CLI_MAX_ANSWER >> 20);
 			}
 			size_t ncap = cap ? cap * 2 : 16384;
-			if (ncap > CTL_MAX_ANSWER + CTL_MAX_HEAD)
-				ncap = CTL_MAX_ANSWER + CTL_MAX_HEAD;
+			if (ncap > CLI_MAX_ANSWER + CLI_MAX_HEAD)
+				ncap = CLI_MAX_ANSWER + CLI_MAX_HEAD;
 			char *nb = realloc(ans->head_and_body, ncap + 1);
 			if (!nb) {
 				close(fd);
@@ -779,32 +743,32 @@ static int exchange(const struct ctl_request *req, const struct addr *addr, cons
 	return 0;
 }
 
-int ctl_main(int argc, char **argv)
+int cli_main(int argc, char **argv)
 {
-	struct ctl_request req;
+	struct cli_request req;
 	char err[512];
-	int rc = ctl_build_request(argc, argv, &req, err, sizeof(err));
-	if (rc != CTL_OK) {
+	int rc = cli_build_request(argc, argv, &req, err, sizeof(err));
+	if (rc != CLI_OK) {
 		fprintf(stderr, "cutover: %s\n", err);
-		ctl_print_usage(req.command, stderr, false);
-		ctl_request_free(&req);
+		cli_print_usage(req.command, stderr, false);
+		cli_request_free(&req);
 		return rc;
 	}
 	if (req.help) {
-		ctl_print_usage(req.command, stdout, true);
-		ctl_request_free(&req);
-		return CTL_OK;
+		cli_print_usage(req.command, stdout, true);
+		cli_request_free(&req);
+		return CLI_OK;
 	}
 	struct addr addr;
 	const char *why = NULL;
-	addr_parse(req.admin, &addr, &why); /* checked by ctl_build_request */
+	addr_parse(req.admin, &addr, &why); /* checked by cli_build_request */
 	char *token = NULL;
 	if (!addr_is_unix(&addr) && req.token_file) {
-		token = read_token(req.token_file, err, sizeof(err));
+		token = admin_token_read(req.token_file, err, sizeof(err));
 		if (!token) {
 			fprintf(stderr, "cutover: %s\n", err);
-			ctl_request_free(&req);
-			return CTL_FAILED;
+			cli_request_free(&req);
+			return CLI_FAILED;
 		}
 	}
 	struct answer ans = { 0 };
@@ -812,16 +776,16 @@ int ctl_main(int argc, char **argv)
 	free(token);
 	if (rc < 0) {
 		fprintf(stderr, "cutover: %s\n", err);
-		rc = CTL_FAILED;
+		rc = CLI_FAILED;
 	} else {
 		fflush(stdout);
-		rc = ctl_render(&req, ans.status, ans.body, stdout, stderr);
+		rc = cli_render(&req, ans.status, ans.body, stdout, stderr);
 	}
 	answer_free(&ans);
-	ctl_request_free(&req);
-	if (fflush(stdout) != 0 && rc == CTL_OK) {
+	cli_request_free(&req);
+	if (fflush(stdout) != 0 && rc == CLI_OK) {
 		fprintf(stderr, "cutover: cannot write the output: %s\n", strerror(errno));
-		rc = CTL_FAILED;
+		rc = CLI_FAILED;
 	}
 	return rc;
 }
@@ -860,17 +824,17 @@ static void first_line(const char *text, char *buf, size_t len)
 static int drain_outcome(const json_t *change, FILE *err)
 {
 	if (!json_is_false(json_object_get(change, "drained")))
-		return CTL_OK;
+		return CLI_OK;
 	char n[32];
 	fprintf(err,
 		"cutover: now %s for %s, but %s request(s) still in flight to %s after the drain "
 		"timeout\n",
 		str(change, "to") ?: "?", str(change, "scope") ?: "?",
 		num(change, "in_flight", n, sizeof(n)), str(change, "upstream") ?: "?");
-	return CTL_NOT_DRAINED;
+	return CLI_NOT_DRAINED;
 }
 
-static void print_change_line(const struct ctl_request *req, const json_t *c, FILE *out)
+static void print_change_line(const struct cli_request *req, const json_t *c, FILE *out)
 {
 	const char *scope = str(c, "scope") ?: "global";
 	const char *from = str(c, "from") ?: "?";
@@ -907,27 +871,27 @@ static void print_scheduled_line(const char *what, const json_t *s, FILE *out)
 		project ? project : "", json_is_true(json_object_get(s, "force")) ? " (forced)" : "");
 }
 
-static int print_change(const struct ctl_request *req, int status, const json_t *answer,
+static int print_change(const struct cli_request *req, int status, const json_t *answer,
 			FILE *out, FILE *err)
 {
 	const json_t *sched = json_object_get(answer, "scheduled");
 	if (status == 202 || json_is_object(sched)) {
 		print_scheduled_line("scheduled", sched, out);
-		return CTL_OK;
+		return CLI_OK;
 	}
 	int rc = drain_outcome(answer, err);
-	if (rc == CTL_OK)
+	if (rc == CLI_OK)
 		print_change_line(req, answer, out);
 	return rc;
 }
 
-static int print_resume(const struct ctl_request *req, int status, const json_t *answer,
+static int print_resume(const struct cli_request *req, int status, const json_t *answer,
 			FILE *out, FILE *err)
 {
 	const json_t *list = json_object_get(answer, "resumed");
 	if (!json_is_array(list))
 		return print_change(req, status, answer, out, err);
-	int rc = CTL_OK;
+	int rc = CLI_OK;
 	size_t i;
 	const json_t *c;
 	json_array_foreach(list, i, c) {
@@ -935,13 +899,13 @@ static int print_resume(const struct ctl_request *req, int status, const json_t 
 			continue;
 		if (json_is_false(json_object_get(c, "ok"))) {
 			fprintf(err, "cutover: resume refused: %s\n", str(c, "error") ?: "(no reason given)");
-			rc = CTL_FAILED;
+			rc = CLI_FAILED;
 			continue;
 		}
 		int one = drain_outcome(c, err);
-		if (one == CTL_OK)
+		if (one == CLI_OK)
 			print_change_line(req, c, out);
-		else if (rc == CTL_OK)
+		else if (rc == CLI_OK)
 			rc = one;
 	}
 	return rc;
@@ -991,7 +955,7 @@ static void print_journal_entry(const json_t *e, FILE *out, const char *indent)
 	fputc('\n', out);
 }
 
-static int print_journal(const struct ctl_request *req, int status, const json_t *answer,
+static int print_journal(const struct cli_request *req, int status, const json_t *answer,
 			 FILE *out, FILE *err)
 {
 	(void)req;
@@ -1000,16 +964,16 @@ static int print_journal(const struct ctl_request *req, int status, const json_t
 	const json_t *entries = json_object_get(answer, "entries");
 	if (!json_array_size(entries)) {
 		fputs("the journal is empty\n", out);
-		return CTL_OK;
+		return CLI_OK;
 	}
 	size_t i;
 	const json_t *e;
 	json_array_foreach(entries, i, e)
 		print_journal_entry(e, out, "");
-	return CTL_OK;
+	return CLI_OK;
 }
 
-static int print_reload(const struct ctl_request *req, int status, const json_t *answer,
+static int print_reload(const struct cli_request *req, int status, const json_t *answer,
 			FILE *out, FILE *err)
 {
 	(void)req;
@@ -1024,10 +988,10 @@ static int print_reload(const struct ctl_request *req, int status, const json_t 
 			num(answer, "generation", gen, sizeof(gen)));
 	else
 		fputs("reloaded\n", out);
-	return CTL_OK;
+	return CLI_OK;
 }
 
-static int print_cancel(const struct ctl_request *req, int status, const json_t *answer,
+static int print_cancel(const struct cli_request *req, int status, const json_t *answer,
 			FILE *out, FILE *err)
 {
 	(void)req;
@@ -1038,7 +1002,7 @@ static int print_cancel(const struct ctl_request *req, int status, const json_t 
 		print_scheduled_line("cancelled", gone, out);
 	else
 		fputs("cancelled\n", out);
-	return CTL_OK;
+	return CLI_OK;
 }
 
 /* ---- status table ---- */
@@ -1048,6 +1012,7 @@ static int print_cancel(const struct ctl_request *req, int status, const json_t 
 struct table {
 	size_t n_cols, n_rows, cap;
 	char **cells;            /* n_rows * n_cols, row-major */
+	bool incomplete;         /* a row or cell was lost (out of memory) */
 };
 
 static void table_row(struct table *t, const char *const *cells)
@@ -1055,13 +1020,18 @@ static void table_row(struct table *t, const char *const *cells)
 	if (t->n_rows == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 8;
 		char **nc = realloc(t->cells, ncap * t->n_cols * sizeof(*nc));
-		if (!nc)
+		if (!nc) {
+			t->incomplete = true;
 			return;
+		}
 		t->cells = nc;
 		t->cap = ncap;
 	}
-	for (size_t c = 0; c < t->n_cols; c++)
-		t->cells[t->n_rows * t->n_cols + c] = strdup(cells[c] ? cells[c] : "");
+	for (size_t c = 0; c < t->n_cols; c++) {
+		char *cell = strdup(cells[c] ? cells[c] : "");
+		t->incomplete |= !cell;      /* printed empty */
+		t->cells[t->n_rows * t->n_cols + c] = cell;
+	}
 	t->n_rows++;
 }
 
@@ -1090,6 +1060,8 @@ static void table_print(struct table *t, FILE *out, const char *indent)
 		}
 		fputc('\n', out);
 	}
+	if (t->incomplete)
+		fprintf(out, "%s(incomplete: out of memory)\n", indent);
 	for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
 		free(t->cells[i]);
 	free(t->cells);
@@ -1206,6 +1178,7 @@ static void status_projects(const json_t *projects, FILE *out)
 	table_row(&t, head);
 	size_t n;
 	const char **keys = sorted_keys(projects, &n);
+	t.incomplete |= !keys;
 	for (size_t i = 0; i < n; i++) {
 		const json_t *p = json_object_get(projects, keys[i]);
 		const json_t *fl = json_object_get(p, "in_flight");
@@ -1249,7 +1222,7 @@ static void status_scheduled(const json_t *list, FILE *out)
 	table_print(&t, out, "  ");
 }
 
-static int print_status(const struct ctl_request *req, int status, const json_t *st, FILE *out,
+static int print_status(const struct cli_request *req, int status, const json_t *st, FILE *out,
 			FILE *err)
 {
 	(void)req;
@@ -1281,15 +1254,15 @@ static int print_status(const struct ctl_request *req, int status, const json_t 
 	} else {
 		fputs("last journal entries: none\n", out);
 	}
-	return CTL_OK;
+	return CLI_OK;
 }
 
 /* ---- the answer as a whole ---- */
 
-int ctl_render(const struct ctl_request *req, int status, const char *answer_text, FILE *out,
+int cli_render(const struct cli_request *req, int status, const char *answer_text, FILE *out,
 	       FILE *err)
 {
-	const struct ctl_command *c = command_find(req->command);
+	const struct cli_command *c = command_find(req->command);
 	json_error_t jerr;
 	json_t *answer = answer_text && *answer_text
 				 ? json_loads(answer_text, JSON_DECODE_ANY, &jerr)
@@ -1324,17 +1297,17 @@ int ctl_render(const struct ctl_request *req, int status, const char *answer_tex
 				status == 401 && !req->token_file
 					? " (no token sent: give --token-file or set CUTOVER_TOKEN_FILE)"
 					: "");
-		rc = CTL_FAILED;
+		rc = CLI_FAILED;
 	} else if (!json_is_object(answer)) {
 		fprintf(err, "cutover: bad answer from the admin API at %s: %s\n", req->admin,
 			answer ? "not a JSON object" : "not JSON");
-		rc = CTL_FAILED;
+		rc = CLI_FAILED;
 	} else if (req->json) {
 		/* The raw answer is the output; the exit code still says how the drain went. */
 		rc = drain_outcome(answer, err);
 		json_array_foreach(json_object_get(answer, "resumed"), i, one)
-			if (json_is_object(one) && drain_outcome(one, err) != CTL_OK)
-				rc = CTL_NOT_DRAINED;
+			if (json_is_object(one) && drain_outcome(one, err) != CLI_OK)
+				rc = CLI_NOT_DRAINED;
 	} else {
 		rc = c->print(req, status, answer, out, err);
 	}

@@ -1,4 +1,4 @@
-/* tests for proxy/ctl.c: command lines into requests (method, path, JSON
+/* tests for proxy/cli.c: command lines into requests (method, path, JSON
  * body), admin address and token precedence, usage errors (exit 2), and
  * how answers become output lines and exit codes. No sockets, except one
  * connect to a unix path that does not exist. */
@@ -14,13 +14,13 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
+#include "cli.h"
 
 #define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *)))
 /* Parses the command line given as string literals. */
 #define BUILD(req, err, ...) \
-	ctl_build_request(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (req), (err), sizeof(err))
+	cli_build_request(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (req), (err), sizeof(err))
 
 static int setup_env(void **state)
 {
@@ -31,7 +31,7 @@ static int setup_env(void **state)
 }
 
 /* REQ's body equals the JSON text WANT (key order and spacing aside). */
-static void assert_body(const struct ctl_request *req, const char *want)
+static void assert_body(const struct cli_request *req, const char *want)
 {
 	if (!want) {
 		assert_null(req->body);
@@ -49,23 +49,23 @@ static void assert_body(const struct ctl_request *req, const char *want)
 	json_decref(exp);
 }
 
-static void assert_request(struct ctl_request *req, int rc, const char *err, const char *method,
+static void assert_request(struct cli_request *req, int rc, const char *err, const char *method,
 			   const char *path, const char *body)
 {
-	if (rc != CTL_OK)
-		fail_msg("ctl_build_request failed (%d): %s", rc, err);
+	if (rc != CLI_OK)
+		fail_msg("cli_build_request failed (%d): %s", rc, err);
 	assert_false(req->help);
 	assert_string_equal(req->method, method);
 	assert_string_equal(req->path, path);
 	assert_body(req, body);
-	ctl_request_free(req);
+	cli_request_free(req);
 }
 
 /* A usage error whose message contains WANT. */
-static void assert_usage(struct ctl_request *req, int rc, const char *err, const char *want)
+static void assert_usage(struct cli_request *req, int rc, const char *err, const char *want)
 {
-	ctl_request_free(req);
-	if (rc != CTL_USAGE)
+	cli_request_free(req);
+	if (rc != CLI_USAGE)
 		fail_msg("expected a usage error containing '%s', got %d", want, rc);
 	if (!strstr(err, want))
 		fail_msg("usage error '%s' does not contain '%s'", err, want);
@@ -77,18 +77,18 @@ static void test_commands(void **state)
 	const char *yes[] = { "status", "switch", "maintenance", "hold", "resume", "journal",
 			      "reload", "schedule" };
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-		assert_true(ctl_is_command(yes[i]));
-	assert_false(ctl_is_command("run"));
-	assert_false(ctl_is_command("check"));
-	assert_false(ctl_is_command("Status"));
-	assert_false(ctl_is_command(""));
-	assert_false(ctl_is_command(NULL));
+		assert_true(cli_is_command(yes[i]));
+	assert_false(cli_is_command("run"));
+	assert_false(cli_is_command("check"));
+	assert_false(cli_is_command("Status"));
+	assert_false(cli_is_command(""));
+	assert_false(cli_is_command(NULL));
 }
 
 static void test_status(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	int rc = BUILD(&r, err, "status");
 	assert_false(r.json);
@@ -101,7 +101,7 @@ static void test_status(void **state)
 static void test_switch(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	int rc = BUILD(&r, err, "switch", "new");
 	assert_request(&r, rc, err, "POST", "/switch", "{\"to\": \"new\"}");
@@ -125,7 +125,7 @@ static void test_switch(void **state)
 static void test_switch_usage(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	int rc = BUILD(&r, err, "switch");
 	assert_usage(&r, rc, err, "old or new");
@@ -148,7 +148,7 @@ static void test_switch_usage(void **state)
 static void test_maintenance(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	int rc = BUILD(&r, err, "maintenance");
 	assert_request(&r, rc, err, "POST", "/maintenance", "{\"on\": true}");
@@ -171,7 +171,7 @@ static void test_maintenance(void **state)
 static void test_hold_resume(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	int rc = BUILD(&r, err, "hold");
 	assert_request(&r, rc, err, "POST", "/hold", "{}");
@@ -197,7 +197,7 @@ static void test_hold_resume(void **state)
 static void test_journal_reload_schedule(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	int rc = BUILD(&r, err, "journal");
 	assert_request(&r, rc, err, "GET", "/journal?n=20", NULL);
@@ -236,7 +236,7 @@ static void test_journal_reload_schedule(void **state)
 static void test_usage_generic(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	int rc = BUILD(&r, err, "frobnicate");
 	assert_usage(&r, rc, err, "unknown command 'frobnicate'");
@@ -257,63 +257,63 @@ static void test_usage_generic(void **state)
 static void test_help(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
 	const char *cmds[] = { "status", "switch", "maintenance", "hold", "resume", "journal",
 			       "reload", "schedule" };
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char *argv[] = { (char *)cmds[i], "--help", NULL };
-		assert_int_equal(ctl_build_request(2, argv, &r, err, sizeof(err)), CTL_OK);
+		assert_int_equal(cli_build_request(2, argv, &r, err, sizeof(err)), CLI_OK);
 		assert_true(r.help);
-		ctl_request_free(&r);
+		cli_request_free(&r);
 	}
 	/* -h wins over what a complete command line would still need. */
 	int rc = BUILD(&r, err, "switch", "-h");
-	assert_int_equal(rc, CTL_OK);
+	assert_int_equal(rc, CLI_OK);
 	assert_true(r.help);
-	ctl_request_free(&r);
-	/* ctl_main: help exits 0 and sends nothing, a usage error exits 2. */
-	assert_int_equal(ctl_main(2, ARGV("journal", "--help")), CTL_OK);
-	assert_int_equal(ctl_main(1, ARGV("switch")), CTL_USAGE);
-	assert_int_equal(ctl_main(3, ARGV("hold", "--max", "x")), CTL_USAGE);
+	cli_request_free(&r);
+	/* cli_main: help exits 0 and sends nothing, a usage error exits 2. */
+	assert_int_equal(cli_main(2, ARGV("journal", "--help")), CLI_OK);
+	assert_int_equal(cli_main(1, ARGV("switch")), CLI_USAGE);
+	assert_int_equal(cli_main(3, ARGV("hold", "--max", "x")), CLI_USAGE);
 }
 
 static void test_admin_address_precedence(void **state)
 {
 	(void)state;
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
-	assert_string_equal(ctl_admin_address(NULL), CTL_DEFAULT_ADMIN);
+	assert_string_equal(cli_admin_address(NULL), CLI_DEFAULT_ADMIN);
 	int rc = BUILD(&r, err, "status");
-	assert_int_equal(rc, CTL_OK);
+	assert_int_equal(rc, CLI_OK);
 	assert_string_equal(r.admin, "unix:/run/cutover/admin.sock");
 	assert_null(r.token_file);
 	assert_true(r.timeout == 60.0);
-	ctl_request_free(&r);
+	cli_request_free(&r);
 
 	setenv("CUTOVER_ADMIN", "", 1); /* empty counts as unset */
-	assert_string_equal(ctl_admin_address(NULL), CTL_DEFAULT_ADMIN);
+	assert_string_equal(cli_admin_address(NULL), CLI_DEFAULT_ADMIN);
 
 	setenv("CUTOVER_ADMIN", "unix:/tmp/from-env.sock", 1);
 	setenv("CUTOVER_TOKEN_FILE", "/tmp/env-token", 1);
 	rc = BUILD(&r, err, "status");
-	assert_int_equal(rc, CTL_OK);
+	assert_int_equal(rc, CLI_OK);
 	assert_string_equal(r.admin, "unix:/tmp/from-env.sock");
 	assert_string_equal(r.token_file, "/tmp/env-token");
-	ctl_request_free(&r);
+	cli_request_free(&r);
 
 	/* The option beats the environment, wherever it stands. */
 	rc = BUILD(&r, err, "switch", "--admin", "127.0.0.1:18090", "new", "--token-file",
 		   "/tmp/opt-token", "--timeout", "2.5");
-	assert_int_equal(rc, CTL_OK);
+	assert_int_equal(rc, CLI_OK);
 	assert_string_equal(r.admin, "127.0.0.1:18090");
 	assert_string_equal(r.token_file, "/tmp/opt-token");
 	assert_true(r.timeout == 2.5);
-	ctl_request_free(&r);
+	cli_request_free(&r);
 	rc = BUILD(&r, err, "status", "--admin=[::1]:18090");
-	assert_int_equal(rc, CTL_OK);
+	assert_int_equal(rc, CLI_OK);
 	assert_string_equal(r.admin, "[::1]:18090");
-	ctl_request_free(&r);
+	cli_request_free(&r);
 
 	/* A bad CUTOVER_ADMIN is a usage error that names it. */
 	setenv("CUTOVER_ADMIN", "not-an-address", 1);
@@ -333,17 +333,17 @@ struct output {
 static int render(char **argv, int argc, int status, const char *answer,
 		  struct output *res)
 {
-	struct ctl_request r;
+	struct cli_request r;
 	char err[256];
-	if (ctl_build_request(argc, argv, &r, err, sizeof(err)) != CTL_OK)
+	if (cli_build_request(argc, argv, &r, err, sizeof(err)) != CLI_OK)
 		fail_msg("%s", err);
 	memset(res, 0, sizeof(*res));
 	res->o = open_memstream(&res->out, &res->out_len);
 	res->e = open_memstream(&res->err, &res->err_len);
-	int rc = ctl_render(&r, status, answer, res->o, res->e);
+	int rc = cli_render(&r, status, answer, res->o, res->e);
 	fclose(res->o);
 	fclose(res->e);
-	ctl_request_free(&r);
+	cli_request_free(&r);
 	return rc;
 }
 
@@ -365,7 +365,7 @@ static void test_render_switch(void **state)
 {
 	(void)state;
 	struct output o;
-	assert_int_equal(RENDER(&o, 200, CHANGE_OK, "switch", "new"), CTL_OK);
+	assert_int_equal(RENDER(&o, 200, CHANGE_OK, "switch", "new"), CLI_OK);
 	assert_string_equal(o.out, "global: old -> new (preflight ok, drained)\n");
 	assert_string_equal(o.err, "");
 	output_free(&o);
@@ -376,7 +376,7 @@ static void test_render_switch(void **state)
 				"\"skipped\": \"forced\"}, \"drained\": true, \"in_flight\": 0, "
 				"\"upstream\": \"new\"}",
 				"switch", "old", "--force", "--project", "alpha"),
-			 CTL_OK);
+			 CLI_OK);
 	assert_string_equal(o.out, "alpha: new -> old (forced, drained)\n");
 	output_free(&o);
 
@@ -384,7 +384,7 @@ static void test_render_switch(void **state)
 				"{\"ok\": true, \"scheduled\": {\"id\": 3, \"to\": \"new\", \"at\": "
 				"\"2026-12-01T02:00:00Z\", \"who\": \"ops\"}}",
 				"switch", "new", "--at", "2026-12-01T02:00:00Z"),
-			 CTL_OK);
+			 CLI_OK);
 	assert_string_equal(o.out, "scheduled #3: switch new at 2026-12-01T02:00:00Z\n");
 	output_free(&o);
 }
@@ -396,14 +396,14 @@ static void test_render_not_drained(void **state)
 			   "\"maintenance\", \"forced\": false, \"drained\": false, \"in_flight\": 2, "
 			   "\"upstream\": \"old\"}";
 	struct output o;
-	assert_int_equal(RENDER(&o, 200, late, "maintenance", "--project", "alpha"), CTL_NOT_DRAINED);
+	assert_int_equal(RENDER(&o, 200, late, "maintenance", "--project", "alpha"), CLI_NOT_DRAINED);
 	assert_string_equal(o.err, "cutover: now maintenance for alpha, but 2 request(s) still in "
 				   "flight to old after the drain timeout\n");
 	assert_string_equal(o.out, "");
 	output_free(&o);
 
 	/* --json: the raw answer on stdout, the exit code and the line still say it. */
-	assert_int_equal(RENDER(&o, 200, late, "maintenance", "--json"), CTL_NOT_DRAINED);
+	assert_int_equal(RENDER(&o, 200, late, "maintenance", "--json"), CLI_NOT_DRAINED);
 	assert_non_null(strstr(o.out, "\n  \"drained\": false"));
 	assert_non_null(strstr(o.err, "2 request(s) still in flight to old"));
 	output_free(&o);
@@ -411,7 +411,7 @@ static void test_render_not_drained(void **state)
 	/* resume of every held scope: one of them late. */
 	char list[1024];
 	snprintf(list, sizeof(list), "{\"ok\": true, \"resumed\": [%s, %s, null]}", CHANGE_OK, late);
-	assert_int_equal(RENDER(&o, 200, list, "resume"), CTL_NOT_DRAINED);
+	assert_int_equal(RENDER(&o, 200, list, "resume"), CLI_NOT_DRAINED);
 	assert_string_equal(o.out, "global: old -> new (preflight ok, drained)\n");
 	assert_non_null(strstr(o.err, "now maintenance for alpha"));
 	output_free(&o);
@@ -426,7 +426,7 @@ static void test_render_maintenance(void **state)
 				"\"maintenance\", \"until\": \"2026-12-01T02:00:00Z\", \"drained\": "
 				"true, \"in_flight\": 0, \"upstream\": \"old\"}",
 				"maintenance", "--project", "alpha", "--until", "+2h"),
-			 CTL_OK);
+			 CLI_OK);
 	assert_string_equal(o.out,
 			    "alpha: maintenance on until 2026-12-01T02:00:00Z (was old, drained)\n");
 	output_free(&o);
@@ -435,14 +435,14 @@ static void test_render_maintenance(void **state)
 				"{\"ok\": true, \"scope\": \"global\", \"from\": \"new\", \"to\": "
 				"\"maintenance\", \"drained\": true}",
 				"maintenance", "--until", "+2h"),
-			 CTL_OK);
+			 CLI_OK);
 	assert_string_equal(o.out, "global: maintenance on until +2h (was new, drained)\n");
 	output_free(&o);
 	assert_int_equal(RENDER(&o, 200,
 				"{\"ok\": true, \"scope\": \"global\", \"from\": \"maintenance\", "
 				"\"to\": \"new\", \"drained\": true}",
 				"maintenance", "off"),
-			 CTL_OK);
+			 CLI_OK);
 	assert_string_equal(o.out, "global: maintenance off, now new (drained)\n");
 	output_free(&o);
 }
@@ -455,7 +455,7 @@ static void test_render_errors(void **state)
 				"{\"ok\": false, \"error\": \"preflight of new failed: connect: "
 				"Connection refused; traffic stays on old\"}",
 				"switch", "new"),
-			 CTL_FAILED);
+			 CLI_FAILED);
 	assert_string_equal(o.err, "cutover: switch refused: preflight of new failed: connect: "
 				   "Connection refused; traffic stays on old\n");
 	assert_string_equal(o.out, "");
@@ -463,22 +463,22 @@ static void test_render_errors(void **state)
 
 	assert_int_equal(RENDER(&o, 401, "{\"ok\": false, \"error\": \"missing or wrong bearer token\"}",
 				"status", "--admin", "127.0.0.1:1", "--token-file", "/t"),
-			 CTL_FAILED);
+			 CLI_FAILED);
 	assert_string_equal(o.err, "cutover: admin API answered 401: missing or wrong bearer token\n");
 	output_free(&o);
 
-	assert_int_equal(RENDER(&o, 502, "Bad Gateway\nmore\n", "status"), CTL_FAILED);
+	assert_int_equal(RENDER(&o, 502, "Bad Gateway\nmore\n", "status"), CLI_FAILED);
 	assert_string_equal(o.err, "cutover: admin API answered 502: Bad Gateway\n");
 	output_free(&o);
 
-	assert_int_equal(RENDER(&o, 200, "<html>", "status"), CTL_FAILED);
+	assert_int_equal(RENDER(&o, 200, "<html>", "status"), CLI_FAILED);
 	assert_non_null(strstr(o.err, "bad answer"));
 	output_free(&o);
 
 	/* --json prints an error answer too, and still exits 1. */
 	assert_int_equal(RENDER(&o, 404, "{\"ok\":false,\"error\":\"no scheduled switch #9\"}",
 				"schedule", "cancel", "9", "--json"),
-			 CTL_FAILED);
+			 CLI_FAILED);
 	assert_string_equal(o.out, "{\n  \"ok\": false,\n  \"error\": \"no scheduled switch #9\"\n}\n");
 	assert_string_equal(o.err, "cutover: admin API answered 404: no scheduled switch #9\n");
 	output_free(&o);
@@ -505,7 +505,7 @@ static void test_render_status_and_journal(void **state)
 		"\"switch\", \"scope\": \"alpha\", \"from\": \"old\", \"to\": \"new\", \"reason\": "
 		"\"pilot\", \"forced\": true, \"outcome\": \"applied\"}]}";
 	struct output o;
-	assert_int_equal(RENDER(&o, 200, status, "status"), CTL_OK);
+	assert_int_equal(RENDER(&o, 200, status, "status"), CLI_OK);
 	const char *want[] = {
 		"global mode: maintenance until 2026-12-01T02:00:00Z, then old, reason: dump\n",
 		"10.0.0.1:80, 10.0.0.2:80", "2/200", "(not resolved)",
@@ -528,7 +528,7 @@ static void test_render_status_and_journal(void **state)
 				"\"action\": \"drain\", \"scope\": \"global\", \"upstream\": \"old\", "
 				"\"in_flight\": 3, \"outcome\": \"drain timeout\"}]}",
 				"journal"),
-			 CTL_OK);
+			 CLI_OK);
 	assert_string_equal(o.out, "t1  a  hold  global: old -> hold  -> applied\n"
 				   "t2  b  drain  global  3 in flight to old  -> drain timeout\n");
 	output_free(&o);
@@ -538,8 +538,8 @@ static void test_unreachable(void **state)
 {
 	(void)state;
 	/* The one-line reason itself is checked by the integration test. */
-	assert_int_equal(ctl_main(3, ARGV("status", "--admin", "unix:/nonexistent/cutover-test.sock")),
-			 CTL_FAILED);
+	assert_int_equal(cli_main(3, ARGV("status", "--admin", "unix:/nonexistent/cutover-test.sock")),
+			 CLI_FAILED);
 }
 
 int main(void)
