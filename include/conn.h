@@ -93,7 +93,6 @@ struct request {
 	struct conn *conn;
 	const struct config *cfg;        /* the config it runs on, start to end */
 	struct http1_parser parser;      /* the head's, then the chunked body's */
-	struct http1_head head;          /* slices into the input, or into head_copy */
 	char *head_copy;                 /* the head's bytes once they left the input */
 	bool head_consumed;              /* no longer in the client's input */
 	const struct route *route;
@@ -118,6 +117,10 @@ struct request {
 	uint64_t bytes_in, bytes_out;
 	struct timespec wall_start;
 	struct timespec start, upstream_start, upstream_end;
+
+	/* Last: its header array (3 KiB) is not zeroed when a request starts;
+	 * the parser fills what it uses (see request_new()). */
+	struct http1_head head;          /* slices into the input, or into head_copy */
 };
 
 /* Takes ownership of FD (accepted, non-blocking) from listener LC (its
@@ -132,7 +135,10 @@ void conn_free_all(struct conn_env *env);
 
 /* ---- for actions ---- */
 
+/* Sets the state and the client-side timeouts it allows (again, when S is
+ * the current state). */
 void conn_set_state(struct conn *c, enum conn_state s);
+enum conn_state conn_state(const struct conn *c);
 struct conn_env *conn_env(const struct conn *c);
 struct evbuffer *conn_input(const struct conn *c);
 struct evbuffer *conn_output(const struct conn *c);

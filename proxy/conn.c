@@ -6,6 +6,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,19 +97,16 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 	return status;
 }
 
-
 struct conn {
 	struct conn_env *env;
 	struct conn *prev, *next;        /* env->conns */
 	struct bufferevent *bev;
 	enum conn_state state;
 	struct sockaddr_storage peer;
-	socklen_t peer_len;
 	struct request *r;               /* the request being read or answered */
 	const struct config *cfg;        /* the config of its latest request */
 	bool close_after;                /* close once the current answer is out */
 	bool in_process;                 /* conn_process_input() is running */
-	bool stopping;
 	bool tls;                        /* came through a TLS listener */
 };
 
@@ -160,6 +158,11 @@ void conn_set_state(struct conn *c, enum conn_state s)
 	}
 }
 
+enum conn_state conn_state(const struct conn *c)
+{
+	return c->state;
+}
+
 struct conn_env *conn_env(const struct conn *c)
 {
 	return c->env;
@@ -209,7 +212,6 @@ struct conn *conn_new(struct conn_env *env, int fd, const struct sockaddr *peer,
 	c->env = env;
 	c->cfg = env->cfg;
 	memcpy(&c->peer, peer, len);
-	c->peer_len = len;
 	if (lc->tls) {
 		/* The handshake runs inside the bufferevent; header_timeout bounds it
 		 * like the head that follows. */
@@ -285,7 +287,6 @@ void conn_shutdown_all(struct conn_env *env)
 	struct conn *c = env->conns;
 	while (c) {
 		struct conn *next = c->next;
-		c->stopping = true;
 		c->close_after = true;
 		if (c->state == CONN_READ_HEAD && !c->r &&
 		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
@@ -429,12 +430,15 @@ static struct request *request_new(struct conn *c)
 		c->cfg = c->env->cfg;
 		bev_set_budget(c->bev, c->cfg->limits->buffer_bytes);
 	}
-	struct request *r = calloc(1, sizeof(*r));
+	/* Zeroed up to the head's header array: http1_parse_head() sets the
+	 * count and each entry it fills, and nothing reads past the count. */
+	struct request *r = malloc(sizeof(*r));
 	if (!r)
 		return NULL;
+	memset(r, 0, offsetof(struct request, head.headers));
 	r->conn = c;
 	r->cfg = c->cfg;
-	http1_parser_init(&r->parser, HTTP1_REQUEST);
+	r->parser.kind = HTTP1_REQUEST; /* http1_parse_head() sets up the rest */
 	clock_gettime(CLOCK_REALTIME, &r->wall_start);
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	bev_set_timeouts(c->bev, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);

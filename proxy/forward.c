@@ -250,14 +250,16 @@ static void client_failed(void *arg, int status, const char *why)
 	forward_failed(arg, status, why);
 }
 
-/* Where the connection stands, once the request side moved. */
+/* Where the connection stands, once either side moved; the timeouts are
+ * set again only when the phase changes. */
 static void forward_track_state(struct forward *f)
 {
 	struct conn *c = f->r->conn;
-	if (!httpclient_request_sent(f->hc))
-		conn_set_state(c, CONN_SEND_BODY);
-	else
-		conn_set_state(c, f->answering ? CONN_RELAY_RESPONSE : CONN_AWAIT_RESPONSE);
+	enum conn_state s = !httpclient_request_sent(f->hc) ? CONN_SEND_BODY
+			    : f->answering                  ? CONN_RELAY_RESPONSE
+							    : CONN_AWAIT_RESPONSE;
+	if (conn_state(c) != s)
+		conn_set_state(c, s);
 }
 
 /* The request body does not go on: the device gets STATUS if nothing

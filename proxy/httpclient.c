@@ -1,6 +1,7 @@
 /* httpclient: one request/response exchange with an upstream. */
 #include "httpclient.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +47,13 @@ struct httpclient {
 	bool released;
 
 	struct http1_parser parser;
-	struct http1_head resp;
 	uint64_t resp_remaining;
 	const char *error;
-	char peer[64];
+	char peer[64];                   /* set when the connection is let go */
 	char why[320];
+
+	/* Last: its header array is not zeroed (see httpclient_start()). */
+	struct http1_head resp;
 };
 
 static void on_ready(void *arg, struct upstream_conn *uc, const char *error);
@@ -63,7 +66,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 static void release(struct httpclient *hc, bool reusable)
 {
 	if (hc->uc) {
-		snprintf(hc->peer, sizeof(hc->peer), "%s", hc->uc->peer);
+		if (!reusable) /* for messages: a pooled connection's peer is not needed */
+			memcpy(hc->peer, hc->uc->peer, sizeof(hc->peer));
 		hc->tcp_up = hc->tcp_up || hc->uc->tcp_up;
 		upstream_conn_put(hc->uc, reusable);
 		hc->uc = NULL;
@@ -136,7 +140,6 @@ static void on_ready(void *arg, struct upstream_conn *uc, const char *error)
 {
 	struct httpclient *hc = arg;
 	hc->tcp_up = uc->tcp_up;
-	snprintf(hc->peer, sizeof(hc->peer), "%s", uc->peer);
 	if (error) {
 		fail(hc, 502, error);
 		return;
@@ -160,7 +163,11 @@ struct httpclient *httpclient_start(struct upstream_pool *pool,
 				    const struct httpclient_request *req,
 				    const struct httpclient_ops *ops, void *arg, const char **why)
 {
-	struct httpclient *hc = calloc(1, sizeof(*hc));
+	/* Zeroed up to the response head's header array, which
+	 * http1_parse_head() fills as far as its count says. */
+	struct httpclient *hc = malloc(sizeof(*hc));
+	if (hc)
+		memset(hc, 0, offsetof(struct httpclient, resp.headers));
 	if (!hc || (req->deadline > 0 && !(hc->deadline_ev = evtimer_new(upstream_pool_base(pool),
 									 on_deadline, hc)))) {
 		*why = "out of memory";
