@@ -20,7 +20,6 @@ int cli_main(int argc, char **argv);
 #define CLI_DEFAULT_ADMIN "unix:/run/cutover/admin.sock"
 #define CLI_DEFAULT_TIMEOUT 60.0
 #define CLI_DEFAULT_JOURNAL 20
-#define CLI_MAX_ANSWER (16u << 20)
 
 /* Exit codes. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2, CLI_NOT_DRAINED = 3 };

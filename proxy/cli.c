@@ -1,32 +1,21 @@
 /* cli: `cutover status|switch|maintenance|hold|resume|journal|reload|
- * schedule` as a client of the admin API. One blocking request per
- * connection, bounded in time (--timeout) and size (CLI_MAX_ANSWER); the
- * answer's head is parsed by http1, its body by jansson. A table maps each
- * command to the options it takes, how it builds its request and how it
- * prints the answer. */
+ * schedule` as a client of the admin API. A table maps each command to the
+ * options it takes, how it builds its request and how it prints the
+ * answer; the exchange itself is adminclient's. */
 #include "cli.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "addr.h"
 #include "admin.h"
-#include "duration.h"
-#include "http1.h"
-
-#define CLI_MAX_HEAD 65536
+#include "adminclient.h"
 
 /* ---- command line ---- */
 
@@ -486,263 +475,6 @@ void cli_request_free(struct cli_request *req)
 	req->body = NULL;
 }
 
-/* ---- talking to the API ---- */
-
-struct answer {
-	int status;
-	char *head_and_body;     /* the bytes read */
-	size_t len;
-	char *body;              /* decoded body, NUL-terminated */
-	size_t body_len;
-};
-
-static void answer_free(struct answer *ans)
-{
-	free(ans->head_and_body);
-	free(ans->body);
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int64_t ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	double ms = duration_ms_between(&now, deadline);
-	return ms > 0 ? (int64_t)ms : 0;
-}
-
-/* Blocking socket calls give up at the deadline. */
-static void set_socket_timeouts(int fd, const struct timespec *deadline)
-{
-	int64_t ms = ms_left(deadline);
-	if (ms == 0)
-		ms = 1;
-	struct timeval tv = duration_tv((double)ms / 1e3);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static char *request_text(const struct cli_request *req, const char *token, size_t *len)
-{
-	char *text = NULL;
-	size_t size = 0;
-	FILE *f = open_memstream(&text, &size);
-	if (!f)
-		return NULL;
-	fprintf(f, "%s %s HTTP/1.1\r\nHost: cutover\r\nUser-Agent: cutover-ctl/%s\r\n"
-		   "Accept: application/json\r\nConnection: close\r\n",
-		req->method, req->path, CUTOVER_VERSION);
-	if (token)
-		fprintf(f, "Authorization: Bearer %s\r\n", token);
-	if (req->body)
-		fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			strlen(req->body), req->body);
-	else
-		fputs("\r\n", f);
-	if (fclose(f) != 0) {
-		free(text);
-		return NULL;
-	}
-	*len = size;
-	return text;
-}
-
-static void chunk_append(void *arg, const char *at, size_t len)
-{
-	struct answer *ans = arg;
-	memcpy(ans->body + ans->body_len, at, len); /* decoded <= encoded: fits */
-	ans->body_len += len;
-}
-
-/* Parses the bytes read into status + body. Returns 1 when the answer is
- * complete, 0 when more bytes are needed, -1 on a malformed answer (ERR).
- * AT_EOF: the peer closed the connection. */
-static int answer_parse(struct answer *ans, bool at_eof, char *err, size_t errlen)
-{
-	struct http1_parser p;
-	struct http1_head h;
-	http1_parser_init(&p, HTTP1_RESPONSE);
-	switch (http1_parse_head(&p, ans->head_and_body, ans->len, CLI_MAX_HEAD, CLI_MAX_HEAD, &h)) {
-	case HTTP1_MORE:
-		if (!at_eof)
-			return 0;
-		return fail(err, errlen, ans->len ? "the answer ends inside its head"
-						  : "the connection closed without an answer");
-	case HTTP1_ERROR:
-		return fail(err, errlen, "malformed answer: %s", p.error_reason);
-	case HTTP1_DONE:
-		break;
-	}
-	const char *rest = ans->head_and_body + h.head_len;
-	size_t rest_len = ans->len - h.head_len;
-	size_t body_len;
-	switch (h.framing) {
-	case HTTP1_BODY_NONE:
-		body_len = 0;
-		break;
-	case HTTP1_BODY_LENGTH:
-		if (rest_len < h.content_length) {
-			if (!at_eof)
-				return 0;
-			return fail(err, errlen, "the answer ends %llu bytes short of its Content-Length",
-				    (unsigned long long)(h.content_length - rest_len));
-		}
-		body_len = (size_t)h.content_length;
-		break;
-	case HTTP1_BODY_EOF:
-		if (!at_eof)
-			return 0;
-		body_len = rest_len;
-		break;
-	case HTTP1_BODY_CHUNKED: {
-		if (!at_eof)
-			return 0; /* Connection: close: decode once everything is in */
-		free(ans->body);
-		ans->body = malloc(rest_len + 1);
-		ans->body_len = 0;
-		if (!ans->body)
-			return fail(err, errlen, "out of memory");
-		bool done = false;
-		long used = http1_chunked_feed(&p, rest, rest_len, &done, chunk_append, ans);
-		if (used < 0)
-			return fail(err, errlen, "malformed chunked answer: %s", p.error_reason);
-		if (!done)
-			return fail(err, errlen, "the chunked answer ends before its last chunk");
-		ans->body[ans->body_len] = '\0';
-		ans->status = h.status;
-		return 1;
-	}
-	default:
-		return fail(err, errlen, "malformed answer");
-	}
-	free(ans->body);
-	ans->body = malloc(body_len + 1);
-	if (!ans->body)
-		return fail(err, errlen, "out of memory");
-	memcpy(ans->body, rest, body_len);
-	ans->body[body_len] = '\0';
-	ans->body_len = body_len;
-	ans->status = h.status;
-	return 1;
-}
-
-/* Sends REQ to ADDR and reads the answer. Returns 0, or -1 with a one-line
- * reason in ERR. */
-static int exchange(const struct cli_request *req, const struct addr *addr, const char *token,
-		    struct answer *ans, char *err, size_t errlen)
-{
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)req->timeout;
-	deadline.tv_nsec += (long)((req->timeout - floor(req->timeout)) * 1e9);
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-
-	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return fail(err, errlen, "cannot reach the admin socket at %s: %s", req->admin,
-			    strerror(errno));
-	set_socket_timeouts(fd, &deadline);
-	int rc;
-	do
-		rc = connect(fd, sa, addr->len);
-	while (rc < 0 && errno == EINTR);
-	if (rc < 0) {
-		int e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
-		close(fd);
-		return fail(err, errlen, "cannot reach the admin socket at %s: %s", req->admin,
-			    strerror(e));
-	}
-
-	size_t req_len = 0;
-	char *text = request_text(req, token, &req_len);
-	if (!text) {
-		close(fd);
-		return fail(err, errlen, "out of memory");
-	}
-	int send_errno = 0;
-	for (size_t sent = 0; sent < req_len;) {
-		set_socket_timeouts(fd, &deadline);
-		ssize_t n = send(fd, text + sent, req_len - sent, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			/* The server may have answered early (413, 401): read what it said. */
-			send_errno = errno == EAGAIN ? ETIMEDOUT : errno;
-			break;
-		}
-		sent += (size_t)n;
-	}
-	free(text);
-	if (send_errno == ETIMEDOUT) {
-		close(fd);
-		return fail(err, errlen, "no answer from the admin API at %s within %g s", req->admin,
-			    req->timeout);
-	}
-
-	size_t cap = 0;
-	int done = 0;
-	while (!done) {
-		if (ans->len == cap) {
-			if (cap >= CLI_MAX_ANSWER + CLI_MAX_HEAD) {
-				close(fd);
-				return fail(err, errlen, "the admin API's answer is larger than %u MiB",
-					    CLI_MAX_ANSWER >> 20);
-			}
-			size_t ncap = cap ? cap * 2 : 16384;
-			if (ncap > CLI_MAX_ANSWER + CLI_MAX_HEAD)
-				ncap = CLI_MAX_ANSWER + CLI_MAX_HEAD;
-			char *nb = realloc(ans->head_and_body, ncap + 1);
-			if (!nb) {
-				close(fd);
-				return fail(err, errlen, "out of memory");
-			}
-			ans->head_and_body = nb;
-			cap = ncap;
-		}
-		set_socket_timeouts(fd, &deadline);
-		ssize_t n = recv(fd, ans->head_and_body + ans->len, cap - ans->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			close(fd);
-			return fail(err, errlen, "no answer from the admin API at %s within %g s",
-				    req->admin, req->timeout);
-		}
-		if (n < 0 && !(errno == ECONNRESET && ans->len)) {
-			int e = errno;
-			close(fd);
-			if (!ans->len && send_errno)
-				e = send_errno;
-			return fail(err, errlen, "the admin API at %s: %s", req->admin, strerror(e));
-		}
-		if (n > 0)
-			ans->len += (size_t)n;
-		char why[256];
-		done = answer_parse(ans, n <= 0, why, sizeof(why));
-		if (done < 0) {
-			close(fd);
-			return fail(err, errlen, "bad answer from the admin API at %s: %s", req->admin,
-				    why);
-		}
-	}
-	close(fd);
-	return 0;
-}
-
 int cli_main(int argc, char **argv)
 {
 	struct cli_request req;
@@ -771,8 +503,17 @@ int cli_main(int argc, char **argv)
 			return CLI_FAILED;
 		}
 	}
-	struct answer ans = { 0 };
-	rc = exchange(&req, &addr, token, &ans, err, sizeof(err));
+	const struct adminclient_request areq = {
+		.admin = req.admin,
+		.addr = &addr,
+		.method = req.method,
+		.path = req.path,
+		.body = req.body,
+		.token = token,
+		.timeout = req.timeout,
+	};
+	struct adminclient_answer ans;
+	rc = adminclient_exchange(&areq, &ans, err, sizeof(err));
 	free(token);
 	if (rc < 0) {
 		fprintf(stderr, "cutover: %s\n", err);
@@ -781,7 +522,7 @@ int cli_main(int argc, char **argv)
 		fflush(stdout);
 		rc = cli_render(&req, ans.status, ans.body, stdout, stderr);
 	}
-	answer_free(&ans);
+	adminclient_answer_free(&ans);
 	cli_request_free(&req);
 	if (fflush(stdout) != 0 && rc == CLI_OK) {
 		fprintf(stderr, "cutover: cannot write the output: %s\n", strerror(errno));
