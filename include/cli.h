@@ -20,9 +20,9 @@ int cli_main(int argc, char **argv);
 #define CLI_DEFAULT_ADMIN "unix:/run/cutover/admin.sock"
 #define CLI_DEFAULT_TIMEOUT 60.0
 #define CLI_DEFAULT_JOURNAL 20
-#define CLI_MAX_ANSWER (16u << 20)
 
-/* Exit codes. */
+/* Exit codes, the one place they are defined: render says what an answer
+ * means, cli turns that into one of these. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2, CLI_NOT_DRAINED = 3 };
 
 /* One parsed command line: what to send, where. Strings other than BODY
@@ -54,8 +54,9 @@ const char *cli_admin_address(const char *option);
 void cli_print_usage(const char *command, FILE *out, bool long_form);
 
 /* Prints the answer STATUS/ANSWER_TEXT of the API to REQ to OUT (results)
- * and ERR (the one-line reason) and returns the exit code. ANSWER_TEXT is
- * the body (NUL-terminated, may be empty or not JSON). */
+ * and ERR (the one-line reason) with REQ's command's render printer, and
+ * returns the exit code. ANSWER_TEXT is the body (NUL-terminated, may be
+ * empty or not JSON). */
 int cli_render(const struct cli_request *req, int status, const char *answer_text, FILE *out,
 	       FILE *err);
 

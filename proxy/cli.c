@@ -1,32 +1,23 @@
 /* cli: `cutover status|switch|maintenance|hold|resume|journal|reload|
- * schedule` as a client of the admin API. One blocking request per
- * connection, bounded in time (--timeout) and size (CLI_MAX_ANSWER); the
- * answer's head is parsed by http1, its body by jansson. A table maps each
- * command to the options it takes, how it builds its request and how it
- * prints the answer. */
+ * schedule` as a client of the admin API. A table maps each command to the
+ * options it takes, how it builds its request and which render printer
+ * shows the answer; the exchange itself is adminclient's. The exit codes
+ * are decided here, from what the command line and the answer say. */
 #include "cli.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "addr.h"
 #include "admin.h"
-#include "duration.h"
-#include "http1.h"
-
-#define CLI_MAX_HEAD 65536
+#include "adminclient.h"
+#include "render.h"
 
 /* ---- command line ---- */
 
@@ -84,9 +75,7 @@ struct cli_command {
 	const char *summary;
 	unsigned opts;           /* command options it accepts, besides OPT_GLOBAL */
 	int (*build)(const struct cli_args *a, struct cli_request *req, char *err, size_t errlen);
-	/* Prints a 2xx answer; returns the exit code. */
-	int (*print)(const struct cli_request *req, int status, const json_t *answer, FILE *out,
-		     FILE *err);
+	render_printer *print;   /* how a 2xx answer is printed */
 };
 
 static int usage_error(char *err, size_t errlen, const char *fmt, ...)
@@ -265,33 +254,26 @@ static int build_schedule(const struct cli_args *a, struct cli_request *req, cha
 	return CLI_OK;
 }
 
-static int print_status(const struct cli_request *, int, const json_t *, FILE *, FILE *);
-static int print_change(const struct cli_request *, int, const json_t *, FILE *, FILE *);
-static int print_resume(const struct cli_request *, int, const json_t *, FILE *, FILE *);
-static int print_journal(const struct cli_request *, int, const json_t *, FILE *, FILE *);
-static int print_reload(const struct cli_request *, int, const json_t *, FILE *, FILE *);
-static int print_cancel(const struct cli_request *, int, const json_t *, FILE *, FILE *);
-
 static const struct cli_command commands[] = {
 	{ "status", "", "Modes, upstreams, in-flight requests, spool, schedule, last journal entries",
-	  0, build_status, print_status },
+	  0, build_status, render_status },
 	{ "switch", "old|new [--project P] [--reason TEXT] [--force] [--at TIME]",
 	  "Send a scope's traffic to old or new (preflight first unless --force; --at schedules it)",
-	  OPT_PROJECT | OPT_REASON | OPT_FORCE | OPT_AT, build_switch, print_change },
+	  OPT_PROJECT | OPT_REASON | OPT_FORCE | OPT_AT, build_switch, render_change },
 	{ "maintenance", "[on|off] [--project P] [--until TIME] [--reason TEXT]",
 	  "Enter maintenance (default 'on') or leave it for the mode before it",
-	  OPT_PROJECT | OPT_UNTIL | OPT_REASON, build_maintenance, print_change },
+	  OPT_PROJECT | OPT_UNTIL | OPT_REASON, build_maintenance, render_change },
 	{ "hold", "[--project P] [--max SECONDS]",
 	  "Park new requests for up to --max seconds (default 30) during a short flip",
-	  OPT_PROJECT | OPT_MAX, build_hold, print_change },
+	  OPT_PROJECT | OPT_MAX, build_hold, render_change },
 	{ "resume", "[--project P]", "Release parked requests (every scope on hold by default)",
-	  OPT_PROJECT, build_resume, print_resume },
+	  OPT_PROJECT, build_resume, render_resume },
 	{ "journal", "[-n N]", "The last N operator actions (default 20)", OPT_LINES, build_journal,
-	  print_journal },
+	  render_journal },
 	{ "reload", "", "Re-read the config and certificates without dropping connections", 0,
-	  build_reload, print_reload },
+	  build_reload, render_reload },
 	{ "schedule", "cancel ID", "Cancel scheduled switch ID (ids are in cutover status)", 0,
-	  build_schedule, print_cancel },
+	  build_schedule, render_cancel },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -486,261 +468,33 @@ void cli_request_free(struct cli_request *req)
 	req->body = NULL;
 }
 
-/* ---- talking to the API ---- */
 
-struct answer {
-	int status;
-	char *head_and_body;     /* the bytes read */
-	size_t len;
-	char *body;              /* decoded body, NUL-terminated */
-	size_t body_len;
-};
+/* ---- the answer ---- */
 
-static void answer_free(struct answer *ans)
+/* The exit code of an answer's outcome. */
+static int exit_code(enum render_outcome outcome)
 {
-	free(ans->head_and_body);
-	free(ans->body);
+	switch (outcome) {
+	case RENDER_DONE: return CLI_OK;
+	case RENDER_NOT_DRAINED: return CLI_NOT_DRAINED;
+	case RENDER_FAILED: break;
+	}
+	return CLI_FAILED;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int cli_render(const struct cli_request *req, int status, const char *answer_text, FILE *out,
+	       FILE *err)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int64_t ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	double ms = duration_ms_between(&now, deadline);
-	return ms > 0 ? (int64_t)ms : 0;
-}
-
-/* Blocking socket calls give up at the deadline. */
-static void set_socket_timeouts(int fd, const struct timespec *deadline)
-{
-	int64_t ms = ms_left(deadline);
-	if (ms == 0)
-		ms = 1;
-	struct timeval tv = duration_tv((double)ms / 1e3);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static char *request_text(const struct cli_request *req, const char *token, size_t *len)
-{
-	char *text = NULL;
-	size_t size = 0;
-	FILE *f = open_memstream(&text, &size);
-	if (!f)
-		return NULL;
-	fprintf(f, "%s %s HTTP/1.1\r\nHost: cutover\r\nUser-Agent: cutover-ctl/%s\r\n"
-		   "Accept: application/json\r\nConnection: close\r\n",
-		req->method, req->path, CUTOVER_VERSION);
-	if (token)
-		fprintf(f, "Authorization: Bearer %s\r\n", token);
-	if (req->body)
-		fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-			strlen(req->body), req->body);
-	else
-		fputs("\r\n", f);
-	if (fclose(f) != 0) {
-		free(text);
-		return NULL;
-	}
-	*len = size;
-	return text;
-}
-
-static void chunk_append(void *arg, const char *at, size_t len)
-{
-	struct answer *ans = arg;
-	memcpy(ans->body + ans->body_len, at, len); /* decoded <= encoded: fits */
-	ans->body_len += len;
-}
-
-/* Parses the bytes read into status + body. Returns 1 when the answer is
- * complete, 0 when more bytes are needed, -1 on a malformed answer (ERR).
- * AT_EOF: the peer closed the connection. */
-static int answer_parse(struct answer *ans, bool at_eof, char *err, size_t errlen)
-{
-	struct http1_parser p;
-	struct http1_head h;
-	http1_parser_init(&p, HTTP1_RESPONSE);
-	switch (http1_parse_head(&p, ans->head_and_body, ans->len, CLI_MAX_HEAD, CLI_MAX_HEAD, &h)) {
-	case HTTP1_MORE:
-		if (!at_eof)
-			return 0;
-		return fail(err, errlen, ans->len ? "the answer ends inside its head"
-						  : "the connection closed without an answer");
-	case HTTP1_ERROR:
-		return fail(err, errlen, "malformed answer: %s", p.error_reason);
-	case HTTP1_DONE:
-		break;
-	}
-	const char *rest = ans->head_and_body + h.head_len;
-	size_t rest_len = ans->len - h.head_len;
-	size_t body_len;
-	switch (h.framing) {
-	case HTTP1_BODY_NONE:
-		body_len = 0;
-		break;
-	case HTTP1_BODY_LENGTH:
-		if (rest_len < h.content_length) {
-			if (!at_eof)
-				return 0;
-			return fail(err, errlen, "the answer ends %llu bytes short of its Content-Length",
-				    (unsigned long long)(h.content_length - rest_len));
-		}
-		body_len = (size_t)h.content_length;
-		break;
-	case HTTP1_BODY_EOF:
-		if (!at_eof)
-			return 0;
-		body_len = rest_len;
-		break;
-	case HTTP1_BODY_CHUNKED: {
-		if (!at_eof)
-			return 0; /* Connection: close: decode once everything is in */
-		free(ans->body);
-		ans->body = malloc(rest_len + 1);
-		ans->body_len = 0;
-		if (!ans->body)
-			return fail(err, errlen, "out of memory");
-		bool done = false;
-		long used = http1_chunked_feed(&p, rest, rest_len, &done, chunk_append, ans);
-		if (used < 0)
-			return fail(err, errlen, "malformed chunked answer: %s", p.error_reason);
-		if (!done)
-			return fail(err, errlen, "the chunked answer ends before its last chunk");
-		ans->body[ans->body_len] = '\0';
-		ans->status = h.status;
-		return 1;
-	}
-	default:
-		return fail(err, errlen, "malformed answer");
-	}
-	free(ans->body);
-	ans->body = malloc(body_len + 1);
-	if (!ans->body)
-		return fail(err, errlen, "out of memory");
-	memcpy(ans->body, rest, body_len);
-	ans->body[body_len] = '\0';
-	ans->body_len = body_len;
-	ans->status = h.status;
-	return 1;
-}
-
-/* Sends REQ to ADDR and reads the answer. Returns 0, or -1 with a one-line
- * reason in ERR. */
-static int exchange(const struct cli_request *req, const struct addr *addr, const char *token,
-		    struct answer *ans, char *err, size_t errlen)
-{
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)req->timeout;
-	deadline.tv_nsec += (long)((req->timeout - floor(req->timeout)) * 1e9);
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-
-	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return fail(err, errlen, "cannot reach the admin socket at %s: %s", req->admin,
-			    strerror(errno));
-	set_socket_timeouts(fd, &deadline);
-	int rc;
-	do
-		rc = connect(fd, sa, addr->len);
-	while (rc < 0 && errno == EINTR);
-	if (rc < 0) {
-		int e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
-		close(fd);
-		return fail(err, errlen, "cannot reach the admin socket at %s: %s", req->admin,
-			    strerror(e));
-	}
-
-	size_t req_len = 0;
-	char *text = request_text(req, token, &req_len);
-	if (!text) {
-		close(fd);
-		return fail(err, errlen, "out of memory");
-	}
-	int send_errno = 0;
-	for (size_t sent = 0; sent < req_len;) {
-		set_socket_timeouts(fd, &deadline);
-		ssize_t n = send(fd, text + sent, req_len - sent, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			/* The server may have answered early (413, 401): read what it said. */
-			send_errno = errno == EAGAIN ? ETIMEDOUT : errno;
-			break;
-		}
-		sent += (size_t)n;
-	}
-	free(text);
-	if (send_errno == ETIMEDOUT) {
-		close(fd);
-		return fail(err, errlen, "no answer from the admin API at %s within %g s", req->admin,
-			    req->timeout);
-	}
-
-	size_t cap = 0;
-	int done = 0;
-	while (!done) {
-		if (ans->len == cap) {
-			if (cap >= CLI_MAX_ANSWER + CLI_MAX_HEAD) {
-				close(fd);
-				return fail(err, errlen, "the admin API's answer is larger than %u MiB",
-					    CLI_MAX_ANSWER >> 20);
-			}
-			size_t ncap = cap ? cap * 2 : 16384;
-			if (ncap > CLI_MAX_ANSWER + CLI_MAX_HEAD)
-				ncap = CLI_MAX_ANSWER + CLI_MAX_HEAD;
-			char *nb = realloc(ans->head_and_body, ncap + 1);
-			if (!nb) {
-				close(fd);
-				return fail(err, errlen, "out of memory");
-			}
-			ans->head_and_body = nb;
-			cap = ncap;
-		}
-		set_socket_timeouts(fd, &deadline);
-		ssize_t n = recv(fd, ans->head_and_body + ans->len, cap - ans->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			close(fd);
-			return fail(err, errlen, "no answer from the admin API at %s within %g s",
-				    req->admin, req->timeout);
-		}
-		if (n < 0 && !(errno == ECONNRESET && ans->len)) {
-			int e = errno;
-			close(fd);
-			if (!ans->len && send_errno)
-				e = send_errno;
-			return fail(err, errlen, "the admin API at %s: %s", req->admin, strerror(e));
-		}
-		if (n > 0)
-			ans->len += (size_t)n;
-		char why[256];
-		done = answer_parse(ans, n <= 0, why, sizeof(why));
-		if (done < 0) {
-			close(fd);
-			return fail(err, errlen, "bad answer from the admin API at %s: %s", req->admin,
-				    why);
-		}
-	}
-	close(fd);
-	return 0;
+	const struct cli_command *c = command_find(req->command);
+	const struct render_request rq = {
+		.command = req->command,
+		.admin = req->admin,
+		.json = req->json,
+		.token_file = req->token_file != NULL,
+		.until = req->until,
+		.print = c ? c->print : NULL,
+	};
+	return exit_code(render_answer(&rq, status, answer_text, out, err));
 }
 
 int cli_main(int argc, char **argv)
@@ -771,8 +525,17 @@ int cli_main(int argc, char **argv)
 			return CLI_FAILED;
 		}
 	}
-	struct answer ans = { 0 };
-	rc = exchange(&req, &addr, token, &ans, err, sizeof(err));
+	const struct adminclient_request areq = {
+		.admin = req.admin,
+		.addr = &addr,
+		.method = req.method,
+		.path = req.path,
+		.body = req.body,
+		.token = token,
+		.timeout = req.timeout,
+	};
+	struct adminclient_answer ans;
+	rc = adminclient_exchange(&areq, &ans, err, sizeof(err));
 	free(token);
 	if (rc < 0) {
 		fprintf(stderr, "cutover: %s\n", err);
@@ -781,536 +544,11 @@ int cli_main(int argc, char **argv)
 		fflush(stdout);
 		rc = cli_render(&req, ans.status, ans.body, stdout, stderr);
 	}
-	answer_free(&ans);
+	adminclient_answer_free(&ans);
 	cli_request_free(&req);
 	if (fflush(stdout) != 0 && rc == CLI_OK) {
 		fprintf(stderr, "cutover: cannot write the output: %s\n", strerror(errno));
 		rc = CLI_FAILED;
 	}
-	return rc;
-}
-
-/* ---- printing answers ---- */
-
-static const char *str(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-/* A number as text ("-" when absent). */
-static const char *num(const json_t *o, const char *key, char *buf, size_t len)
-{
-	const json_t *v = json_object_get(o, key);
-	if (json_is_integer(v))
-		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
-	else if (json_is_real(v))
-		snprintf(buf, len, "%g", json_real_value(v));
-	else
-		snprintf(buf, len, "-");
-	return buf;
-}
-
-/* The first line of TEXT, bounded, for error messages. */
-static void first_line(const char *text, char *buf, size_t len)
-{
-	size_t n = strcspn(text, "\r\n");
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, text, n);
-	buf[n] = '\0';
-}
-
-/* Exit 3 and its line if a change answer says the drain timed out. */
-static int drain_outcome(const json_t *change, FILE *err)
-{
-	if (!json_is_false(json_object_get(change, "drained")))
-		return CLI_OK;
-	char n[32];
-	fprintf(err,
-		"cutover: now %s for %s, but %s request(s) still in flight to %s after the drain "
-		"timeout\n",
-		str(change, "to") ?: "?", str(change, "scope") ?: "?",
-		num(change, "in_flight", n, sizeof(n)), str(change, "upstream") ?: "?");
-	return CLI_NOT_DRAINED;
-}
-
-static void print_change_line(const struct cli_request *req, const json_t *c, FILE *out)
-{
-	const char *scope = str(c, "scope") ?: "global";
-	const char *from = str(c, "from") ?: "?";
-	const char *to = str(c, "to") ?: "?";
-	const char *until = str(c, "until");
-	if (!until && req && strcmp(req->command, "maintenance") == 0)
-		until = req->until;
-	if (strcmp(to, "maintenance") == 0) {
-		fprintf(out, "%s: maintenance on%s%s (was %s, drained)\n", scope,
-			until ? " until " : "", until ? until : "", from);
-	} else if (strcmp(from, "maintenance") == 0) {
-		fprintf(out, "%s: maintenance off, now %s (drained)\n", scope, to);
-	} else if (strcmp(to, "hold") == 0) {
-		fprintf(out, "%s: on hold, new requests are parked%s%s (was %s, drained)\n", scope,
-			until ? " until " : "", until ? until : "", from);
-	} else if (strcmp(from, "hold") == 0) {
-		fprintf(out, "%s: resumed, now %s (drained)\n", scope, to);
-	} else {
-		const json_t *pf = json_object_get(c, "preflight");
-		const char *check = json_is_true(json_object_get(c, "forced"))    ? "forced"
-				    : json_is_true(json_object_get(pf, "ok")) ? "preflight ok"
-				    : pf                                       ? "preflight skipped"
-										: "no preflight";
-		fprintf(out, "%s: %s -> %s (%s, drained)\n", scope, from, to, check);
-	}
-}
-
-static void print_scheduled_line(const char *what, const json_t *s, FILE *out)
-{
-	char id[32];
-	const char *project = str(s, "project");
-	fprintf(out, "%s #%s: switch %s at %s%s%s%s\n", what, num(s, "id", id, sizeof(id)),
-		str(s, "to") ?: "?", str(s, "at") ?: "?", project ? " for project " : "",
-		project ? project : "", json_is_true(json_object_get(s, "force")) ? " (forced)" : "");
-}
-
-static int print_change(const struct cli_request *req, int status, const json_t *answer,
-			FILE *out, FILE *err)
-{
-	const json_t *sched = json_object_get(answer, "scheduled");
-	if (status == 202 || json_is_object(sched)) {
-		print_scheduled_line("scheduled", sched, out);
-		return CLI_OK;
-	}
-	int rc = drain_outcome(answer, err);
-	if (rc == CLI_OK)
-		print_change_line(req, answer, out);
-	return rc;
-}
-
-static int print_resume(const struct cli_request *req, int status, const json_t *answer,
-			FILE *out, FILE *err)
-{
-	const json_t *list = json_object_get(answer, "resumed");
-	if (!json_is_array(list))
-		return print_change(req, status, answer, out, err);
-	int rc = CLI_OK;
-	size_t i;
-	const json_t *c;
-	json_array_foreach(list, i, c) {
-		if (!json_is_object(c))
-			continue;
-		if (json_is_false(json_object_get(c, "ok"))) {
-			fprintf(err, "cutover: resume refused: %s\n", str(c, "error") ?: "(no reason given)");
-			rc = CLI_FAILED;
-			continue;
-		}
-		int one = drain_outcome(c, err);
-		if (one == CLI_OK)
-			print_change_line(req, c, out);
-		else if (rc == CLI_OK)
-			rc = one;
-	}
-	return rc;
-}
-
-/* One journal entry on one line: time, who, action, scope: from -> to,
- * reason, forced, outcome. */
-static void print_journal_entry(const json_t *e, FILE *out, const char *indent)
-{
-	const char *action = str(e, "action");
-	fprintf(out, "%s%s  %s", indent, str(e, "time") ?: "-", str(e, "who") ?: "-");
-	if (action)
-		fprintf(out, "  %s", action);
-	const char *scope = str(e, "scope");
-	const char *from = str(e, "from"), *to = str(e, "to");
-	if (scope)
-		fprintf(out, "  %s", scope);
-	if (from || to)
-		fprintf(out, "%s%s -> %s", scope ? ": " : "  ", from ?: "?", to ?: "?");
-	const json_t *s = json_object_get(e, "scheduled");
-	if (json_is_object(s)) {
-		char id[32];
-		const char *p = str(s, "project");
-		fprintf(out, "  #%s switch %s%s%s at %s", num(s, "id", id, sizeof(id)),
-			p ? p : "", p ? " to " : "", str(s, "to") ?: "?", str(s, "at") ?: "?");
-		if (!str(e, "reason") && str(s, "reason"))
-			fprintf(out, "  \"%s\"", str(s, "reason"));
-	}
-	const char *up = str(e, "upstream");
-	if (up && !from) {
-		char n[32];
-		fprintf(out, "  %s in flight to %s", num(e, "in_flight", n, sizeof(n)), up);
-	}
-	if (str(e, "reason"))
-		fprintf(out, "  \"%s\"", str(e, "reason"));
-	if (json_is_true(json_object_get(e, "forced")))
-		fputs("  forced", out);
-	const char *outcome = str(e, "outcome");
-	if (!outcome && json_is_integer(json_object_get(e, "status"))) {
-		char n[32];
-		const json_t *ans = json_object_get(e, "answer");
-		fprintf(out, "  -> %s %s", num(e, "status", n, sizeof(n)),
-			str(ans, "error") ?: (json_is_true(json_object_get(ans, "ok")) ? "ok" : ""));
-	} else if (outcome) {
-		fprintf(out, "  -> %s", outcome);
-	}
-	fputc('\n', out);
-}
-
-static int print_journal(const struct cli_request *req, int status, const json_t *answer,
-			 FILE *out, FILE *err)
-{
-	(void)req;
-	(void)status;
-	(void)err;
-	const json_t *entries = json_object_get(answer, "entries");
-	if (!json_array_size(entries)) {
-		fputs("the journal is empty\n", out);
-		return CLI_OK;
-	}
-	size_t i;
-	const json_t *e;
-	json_array_foreach(entries, i, e)
-		print_journal_entry(e, out, "");
-	return CLI_OK;
-}
-
-static int print_reload(const struct cli_request *req, int status, const json_t *answer,
-			FILE *out, FILE *err)
-{
-	(void)req;
-	(void)status;
-	(void)err;
-	const char *msg = str(answer, "message");
-	char gen[32];
-	if (msg)
-		fprintf(out, "reloaded: %s\n", msg);
-	else if (json_object_get(answer, "generation"))
-		fprintf(out, "reloaded (config generation %s)\n",
-			num(answer, "generation", gen, sizeof(gen)));
-	else
-		fputs("reloaded\n", out);
-	return CLI_OK;
-}
-
-static int print_cancel(const struct cli_request *req, int status, const json_t *answer,
-			FILE *out, FILE *err)
-{
-	(void)req;
-	(void)status;
-	(void)err;
-	const json_t *gone = json_object_get(answer, "cancelled");
-	if (json_is_object(gone))
-		print_scheduled_line("cancelled", gone, out);
-	else
-		fputs("cancelled\n", out);
-	return CLI_OK;
-}
-
-/* ---- status table ---- */
-
-#define TABLE_MAX_COLS 8
-
-struct table {
-	size_t n_cols, n_rows, cap;
-	char **cells;            /* n_rows * n_cols, row-major */
-	bool incomplete;         /* a row or cell was lost (out of memory) */
-};
-
-static void table_row(struct table *t, const char *const *cells)
-{
-	if (t->n_rows == t->cap) {
-		size_t ncap = t->cap ? t->cap * 2 : 8;
-		char **nc = realloc(t->cells, ncap * t->n_cols * sizeof(*nc));
-		if (!nc) {
-			t->incomplete = true;
-			return;
-		}
-		t->cells = nc;
-		t->cap = ncap;
-	}
-	for (size_t c = 0; c < t->n_cols; c++) {
-		char *cell = strdup(cells[c] ? cells[c] : "");
-		t->incomplete |= !cell;      /* printed empty */
-		t->cells[t->n_rows * t->n_cols + c] = cell;
-	}
-	t->n_rows++;
-}
-
-/* Left-aligned columns, two spaces apart; the last one is not padded. */
-static void table_print(struct table *t, FILE *out, const char *indent)
-{
-	size_t width[TABLE_MAX_COLS] = { 0 };
-	for (size_t r = 0; r < t->n_rows; r++)
-		for (size_t c = 0; c < t->n_cols; c++) {
-			const char *cell = t->cells[r * t->n_cols + c];
-			size_t w = cell ? strlen(cell) : 0;
-			if (w > width[c])
-				width[c] = w;
-		}
-	for (size_t r = 0; r < t->n_rows; r++) {
-		fputs(indent, out);
-		size_t last = t->n_cols;
-		while (last > 1 && !*(t->cells[r * t->n_cols + last - 1] ?: ""))
-			last--;
-		for (size_t c = 0; c < last; c++) {
-			const char *cell = t->cells[r * t->n_cols + c] ?: "";
-			if (c + 1 < last)
-				fprintf(out, "%-*s  ", (int)width[c], cell);
-			else
-				fputs(cell, out);
-		}
-		fputc('\n', out);
-	}
-	if (t->incomplete)
-		fprintf(out, "%s(incomplete: out of memory)\n", indent);
-	for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	t->cells = NULL;
-	t->n_rows = t->cap = 0;
-}
-
-/* "maintenance until X, then old, reason: R" for a scope object. */
-static void scope_details(const json_t *s, char *buf, size_t len)
-{
-	const char *mode = str(s, "mode") ?: "?";
-	int n = snprintf(buf, len, "%s", mode);
-	const char *until = str(s, "until");
-	if (until && n >= 0 && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " until %s", until);
-	const char *then = str(s, "resume_to");
-	if (then && (strcmp(mode, "maintenance") == 0 || strcmp(mode, "hold") == 0) && n >= 0 &&
-	    (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, ", then %s", then);
-	const char *reason = str(s, "reason");
-	if (reason && n >= 0 && (size_t)n < len)
-		snprintf(buf + n, len - (size_t)n, ", reason: %s", reason);
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* The keys of object O, sorted; the caller frees the array. */
-static const char **sorted_keys(const json_t *o, size_t *n)
-{
-	*n = json_object_size(o);
-	const char **keys = calloc(*n ? *n : 1, sizeof(*keys));
-	if (!keys) {
-		*n = 0;
-		return NULL;
-	}
-	size_t i = 0;
-	const char *k;
-	const json_t *v;
-	json_object_foreach((json_t *)o, k, v) {
-		(void)v;
-		keys[i++] = k;
-	}
-	qsort(keys, *n, sizeof(*keys), key_cmp);
-	return keys;
-}
-
-static void status_upstreams(const json_t *ups, FILE *out)
-{
-	fputs("upstreams:\n", out);
-	if (!json_object_size(ups)) {
-		fputs("  (none)\n", out);
-		return;
-	}
-	struct table t = { .n_cols = 7 };
-	const char *head[] = { "NAME", "URL", "IN_FLIGHT", "ACTIVE", "QUEUED", "ADDRESSES",
-			       "RESOLVED" };
-	table_row(&t, head);
-	const char *name;
-	const json_t *u;
-	json_object_foreach((json_t *)ups, name, u) { /* the server's order: old, new */
-		char in_flight[32], active[64], queued[32], max[32], addrs[1024] = "";
-		num(u, "in_flight", in_flight, sizeof(in_flight));
-		num(u, "active", active, sizeof(active));
-		num(u, "max_active", max, sizeof(max));
-		if (json_integer_value(json_object_get(u, "max_active")) > 0) {
-			size_t l = strlen(active);
-			snprintf(active + l, sizeof(active) - l, "/%s", max);
-		}
-		num(u, "queued", queued, sizeof(queued));
-		size_t k;
-		const json_t *a;
-		json_array_foreach(json_object_get(u, "addresses"), k, a) {
-			size_t l = strlen(addrs);
-			snprintf(addrs + l, sizeof(addrs) - l, "%s%s", k ? ", " : "",
-				 json_string_value(a) ?: "?");
-		}
-		if (!addrs[0])
-			snprintf(addrs, sizeof(addrs), "(not resolved)");
-		char resolved[300] = "-";
-		const json_t *dns = json_object_get(u, "dns");
-		const json_t *age = json_object_get(dns, "age");
-		if (json_is_true(json_object_get(dns, "literal")))
-			snprintf(resolved, sizeof(resolved), "(IP address)");
-		else if (json_is_number(age))
-			snprintf(resolved, sizeof(resolved), "%.0fs ago (ttl %.0fs)",
-				 json_number_value(age),
-				 json_number_value(json_object_get(dns, "ttl")));
-		const char *dns_error = str(dns, "error");
-		if (dns_error && json_is_number(age)) {
-			size_t l = strlen(resolved);
-			snprintf(resolved + l, sizeof(resolved) - l, ", now failing: %s", dns_error);
-		} else if (dns_error) {
-			snprintf(resolved, sizeof(resolved), "failing: %s", dns_error);
-		}
-		const char *row[] = { name, str(u, "url") ?: "-", in_flight, active, queued, addrs,
-				      resolved };
-		table_row(&t, row);
-	}
-	table_print(&t, out, "  ");
-}
-
-static void status_projects(const json_t *projects, FILE *out)
-{
-	fputs("projects:\n", out);
-	if (!json_object_size(projects)) {
-		fputs("  (none seen yet; every project follows the global mode)\n", out);
-		return;
-	}
-	struct table t = { .n_cols = 6 };
-	const char *head[] = { "NAME", "MODE", "SCOPE", "IN_FLIGHT old/new", "UNSENT", "NOTE" };
-	table_row(&t, head);
-	size_t n;
-	const char **keys = sorted_keys(projects, &n);
-	t.incomplete |= !keys;
-	for (size_t i = 0; i < n; i++) {
-		const json_t *p = json_object_get(projects, keys[i]);
-		const json_t *fl = json_object_get(p, "in_flight");
-		char o[32], nw[32], flight[80], unsent[32], note[512] = "";
-		snprintf(flight, sizeof(flight), "%s/%s", num(fl, "old", o, sizeof(o)),
-			 num(fl, "new", nw, sizeof(nw)));
-		num(p, "unsent_forms", unsent, sizeof(unsent));
-		const char *until = str(p, "until"), *reason = str(p, "reason");
-		snprintf(note, sizeof(note), "%s%s%s%s%s", until ? "until " : "", until ? until : "",
-			 until && reason ? ", " : "", reason ? "reason: " : "", reason ? reason : "");
-		const char *row[] = { keys[i], str(p, "mode") ?: "?",
-				      json_is_true(json_object_get(p, "own_mode")) ? "own" : "following",
-				      flight, unsent, note };
-		table_row(&t, row);
-	}
-	free(keys);
-	table_print(&t, out, "  ");
-}
-
-static void status_scheduled(const json_t *list, FILE *out)
-{
-	if (!json_array_size(list)) {
-		fputs("scheduled: none\n", out);
-		return;
-	}
-	fputs("scheduled:\n", out);
-	struct table t = { .n_cols = 6 };
-	const char *head[] = { "ID", "AT", "SCOPE", "TO", "BY", "REASON" };
-	table_row(&t, head);
-	size_t i;
-	const json_t *s;
-	json_array_foreach(list, i, s) {
-		char id[80], to[64];
-		snprintf(id, sizeof(id), "#%s", num(s, "id", to, sizeof(to)));
-		snprintf(to, sizeof(to), "%s%s", str(s, "to") ?: "?",
-			 json_is_true(json_object_get(s, "force")) ? " (forced)" : "");
-		const char *row[] = { id, str(s, "at") ?: "?", str(s, "project") ?: "global", to,
-				      str(s, "who") ?: "", str(s, "reason") ?: "" };
-		table_row(&t, row);
-	}
-	table_print(&t, out, "  ");
-}
-
-static int print_status(const struct cli_request *req, int status, const json_t *st, FILE *out,
-			FILE *err)
-{
-	(void)req;
-	(void)status;
-	(void)err;
-	char buf[1024], a[32], b[32], c[32], d[32];
-	fprintf(out, "cutover %s, state generation %s\n", str(st, "version") ?: "?",
-		num(st, "generation", a, sizeof(a)));
-	scope_details(st, buf, sizeof(buf));
-	fprintf(out, "global mode: %s\n", buf);
-	status_upstreams(json_object_get(st, "upstreams"), out);
-	status_projects(json_object_get(st, "projects"), out);
-	const json_t *sp = json_object_get(st, "spool");
-	if (sp)
-		fprintf(out, "spool: %s records, %s bytes, %s dead letters, oldest %s s\n",
-			num(sp, "records", a, sizeof(a)), num(sp, "bytes", b, sizeof(b)),
-			num(sp, "dead_letters", c, sizeof(c)), num(sp, "oldest_age", d, sizeof(d)));
-	const json_t *hold = json_object_get(st, "hold");
-	if (hold)
-		fprintf(out, "hold: %s request(s) parked\n", num(hold, "parked", a, sizeof(a)));
-	status_scheduled(json_object_get(st, "scheduled"), out);
-	const json_t *journal = json_object_get(st, "journal");
-	if (json_array_size(journal)) {
-		fputs("last journal entries:\n", out);
-		size_t i;
-		const json_t *e;
-		json_array_foreach(journal, i, e)
-			print_journal_entry(e, out, "  ");
-	} else {
-		fputs("last journal entries: none\n", out);
-	}
-	return CLI_OK;
-}
-
-/* ---- the answer as a whole ---- */
-
-int cli_render(const struct cli_request *req, int status, const char *answer_text, FILE *out,
-	       FILE *err)
-{
-	const struct cli_command *c = command_find(req->command);
-	json_error_t jerr;
-	json_t *answer = answer_text && *answer_text
-				 ? json_loads(answer_text, JSON_DECODE_ANY, &jerr)
-				 : NULL;
-	if (req->json) {
-		if (answer) {
-			json_dumpf(answer, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-			fputc('\n', out);
-		} else if (answer_text) {
-			fputs(answer_text, out);
-		}
-	}
-	int rc;
-	const char *error = str(answer, "error");
-	size_t i;
-	const json_t *one;
-	json_array_foreach(json_object_get(answer, "resumed"), i, one)
-		if (!error && json_is_false(json_object_get(one, "ok")))
-			error = str(one, "error");
-	char line[300];
-	if (!error && answer_text && *answer_text && !json_is_object(answer)) {
-		first_line(answer_text, line, sizeof(line));
-		error = line;
-	}
-	if (status < 200 || status > 299) {
-		if (status == 400 || status == 409 || status == 422)
-			fprintf(err, "cutover: %s refused: %s\n", req->command,
-				error ? error : "(no reason given)");
-		else
-			fprintf(err, "cutover: admin API answered %d: %s%s\n", status,
-				error ? error : "(no reason given)",
-				status == 401 && !req->token_file
-					? " (no token sent: give --token-file or set CUTOVER_TOKEN_FILE)"
-					: "");
-		rc = CLI_FAILED;
-	} else if (!json_is_object(answer)) {
-		fprintf(err, "cutover: bad answer from the admin API at %s: %s\n", req->admin,
-			answer ? "not a JSON object" : "not JSON");
-		rc = CLI_FAILED;
-	} else if (req->json) {
-		/* The raw answer is the output; the exit code still says how the drain went. */
-		rc = drain_outcome(answer, err);
-		json_array_foreach(json_object_get(answer, "resumed"), i, one)
-			if (json_is_object(one) && drain_outcome(one, err) != CLI_OK)
-				rc = CLI_NOT_DRAINED;
-	} else {
-		rc = c->print(req, status, answer, out, err);
-	}
-	json_decref(answer);
 	return rc;
 }

@@ -1,6 +1,7 @@
 /* tests for proxy/cli.c: command lines into requests (method, path, JSON
  * body), admin address and token precedence, usage errors (exit 2), and
- * how answers become output lines and exit codes. No sockets, except one
+ * how answers become output lines and exit codes through each command's
+ * printer (the printers alone: test_render.c). No sockets, except one
  * connect to a unix path that does not exist. */
 #include <setjmp.h>
 #include <stdarg.h>
