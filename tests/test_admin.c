@@ -13,34 +13,18 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "tmpdir.h"
 
 #define TOKEN "k3Yq9v2LmX8pR4tZ7wN1cB6dF0gH5jQa"
 
-struct fx {
-	char dir[64];
-	char path[128];
-};
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof *f);
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-admin-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/token", f->dir);
-	*state = f;
-	return 0;
+	return tmpdir_setup(state, "admin", "token");
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-	return 0;
+	return tmpdir_teardown(state);
 }
 
 static void write_bytes(const char *path, const char *data, size_t len)
@@ -76,7 +60,7 @@ static void assert_refused(const char *path, const char *data, size_t len, const
 
 static void test_surrounding_whitespace_is_not_the_token(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	assert_reads(f->path, TOKEN, TOKEN);
 	assert_reads(f->path, TOKEN "\n", TOKEN);
 	assert_reads(f->path, TOKEN "\t", TOKEN);        /* the CLI used to keep it */
@@ -90,7 +74,7 @@ static void test_surrounding_whitespace_is_not_the_token(void **state)
 
 static void test_long_token(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char *text = malloc(ADMIN_TOKEN_FILE_MAX + 2);
 	assert_non_null(text);
 	/* exactly the limit, past the 511 bytes the server used to keep */
@@ -115,14 +99,14 @@ static void test_long_token(void **state)
 
 static void test_empty(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	assert_refused(f->path, "", 0, "empty");
 	assert_refused(f->path, " \t\r\n\n", 5, "empty");
 }
 
 static void test_control_character_inside(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	assert_refused(f->path, "abc\ndef\n", 8, "control character");
 	assert_refused(f->path, "abc\tdef", 7, "control character");
 	assert_refused(f->path, "abc\0def", 7, "control character");
@@ -131,7 +115,7 @@ static void test_control_character_inside(void **state)
 
 static void test_missing_file(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char why[512] = "";
 	assert_null(admin_token_read(f->path, why, sizeof why));
 	assert_non_null(strstr(why, f->path));

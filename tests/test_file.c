@@ -20,61 +20,16 @@
 #include <unistd.h>
 
 #include "file.h"
-
-struct fx {
-	char dir[64];
-	char path[128];
-};
+#include "tmpdir.h"
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof *f);
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-file-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/data", f->dir);
-	*state = f;
-	return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		char p[400];
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-			if (unlink(p) < 0)
-				remove_tree(p);   /* a directory */
-		}
-		closedir(d);
-	}
-	rmdir(dir);
+	return tmpdir_setup(state, "file", "data");
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	remove_tree(f->dir);
-	free(f);
-	return 0;
-}
-
-static int count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	closedir(d);
-	return n;
+	return tmpdir_teardown(state);
 }
 
 /* The whole file (malloc'd) and its length. */
@@ -171,7 +126,7 @@ static void test_write_full_through_interruptions(void **state)
 
 static void test_write_full_reports_errno(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	int fd = open(f->path, O_RDONLY | O_CREAT, 0600);
 	assert_true(fd >= 0);
 	errno = 0;
@@ -187,7 +142,7 @@ static void test_write_full_reports_errno(void **state)
 
 static void test_replace_creates_and_replaces(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char why[512] = "";
 	assert_int_equal(file_replace(f->path, "first\n", 6, 0600, why, sizeof why), 0);
 	size_t n;
@@ -207,14 +162,14 @@ static void test_replace_creates_and_replaces(void **state)
 	got = slurp(f->path, &n);
 	assert_int_equal(n, 0);
 	free(got);
-	assert_int_equal(count_entries(f->dir), 1);   /* no temp file left */
+	assert_int_equal(tmpdir_count(f->dir), 1);   /* no temp file left */
 	assert_string_equal(why, "");
 }
 
 /* Exactly MODE, whatever the umask, also over a file with another mode. */
 static void test_replace_mode(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	struct stat st;
 	mode_t old = umask(0);
 	assert_int_equal(file_replace(f->path, "a", 1, 0640, NULL, 0), 0);
@@ -232,7 +187,7 @@ static void test_replace_mode(void **state)
 
 static void test_replace_missing_directory(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char path[192], why[512] = "";
 	snprintf(path, sizeof path, "%s/nope/data", f->dir);
 	errno = 0;
@@ -241,14 +196,14 @@ static void test_replace_missing_directory(void **state)
 	char want[400];
 	snprintf(want, sizeof want, "%s: create temp file: %s", path, strerror(ENOENT));
 	assert_string_equal(why, want);
-	assert_int_equal(count_entries(f->dir), 0);
+	assert_int_equal(tmpdir_count(f->dir), 0);
 }
 
 /* A failure after the temp file exists (rename onto a non-empty directory)
  * removes the temp file and keeps what was there. */
 static void test_replace_failed_rename_cleans_up(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char why[512] = "", inner[192];
 	assert_int_equal(mkdir(f->path, 0700), 0);
 	snprintf(inner, sizeof inner, "%s/keep", f->path);
@@ -256,14 +211,14 @@ static void test_replace_failed_rename_cleans_up(void **state)
 	assert_int_equal(file_replace(f->path, "x", 1, 0600, why, sizeof why), -1);
 	assert_non_null(strstr(why, f->path));
 	assert_non_null(strstr(why, ": rename temp file: "));
-	assert_int_equal(count_entries(f->dir), 1);    /* the directory only */
-	assert_int_equal(count_entries(f->path), 1);   /* with what it held */
+	assert_int_equal(tmpdir_count(f->dir), 1);    /* the directory only */
+	assert_int_equal(tmpdir_count(f->path), 1);   /* with what it held */
 }
 
 /* A symlink planted where the temp file goes is not written through. */
 static void test_replace_does_not_follow_planted_link(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char tmp[192], victim[192], why[512] = "";
 	snprintf(victim, sizeof victim, "%s/victim", f->dir);
 	assert_int_equal(file_replace(victim, "precious", 8, 0600, NULL, 0), 0);
@@ -283,7 +238,7 @@ static void test_replace_does_not_follow_planted_link(void **state)
 /* A path without a directory part is replaced in the current directory. */
 static void test_replace_relative_path(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char cwd[512];
 	assert_non_null(getcwd(cwd, sizeof cwd));
 	assert_int_equal(chdir(f->dir), 0);

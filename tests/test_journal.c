@@ -17,32 +17,16 @@
 #include <unistd.h>
 
 #include "journal.h"
-
-struct fx {
-	char dir[64];
-	char path[128];
-};
+#include "tmpdir.h"
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof *f);
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-journal-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/journal.jsonl", f->dir);
-	*state = f;
-	return 0;
+	return tmpdir_setup(state, "journal", "journal.jsonl");
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-	return 0;
+	return tmpdir_teardown(state);
 }
 
 /* The whole file, NUL-terminated. */
@@ -90,7 +74,7 @@ static void assert_run(json_t *tail, int first, size_t count)
 
 static void test_append_one_line_per_entry_with_time(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char why[256] = "";
 	struct journal *j = journal_open(f->path, why, sizeof why);
 	assert_non_null(j);
@@ -138,7 +122,7 @@ static void test_append_one_line_per_entry_with_time(void **state)
 
 static void test_append_refuses_non_object(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	struct journal *j = journal_open(f->path, NULL, 0);
 	assert_non_null(j);
 	json_t *a = json_array();
@@ -151,7 +135,7 @@ static void test_append_refuses_non_object(void **state)
 
 static void test_open_missing_dir_names_path(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	char path[192], why[256] = "";
 	snprintf(path, sizeof path, "%s/nope/journal.jsonl", f->dir);
 	assert_null(journal_open(path, why, sizeof why));
@@ -160,7 +144,7 @@ static void test_open_missing_dir_names_path(void **state)
 
 static void test_tail_last_two_of_five(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	struct journal *j = journal_open(f->path, NULL, 0);
 	assert_non_null(j);
 	for (int i = 0; i < 5; i++)
@@ -182,7 +166,7 @@ static void test_tail_last_two_of_five(void **state)
 
 static void test_tail_empty_file(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	struct journal *j = journal_open(f->path, NULL, 0);
 	assert_non_null(j);
 	json_t *t = journal_tail(j, 10);
@@ -193,7 +177,7 @@ static void test_tail_empty_file(void **state)
 
 static void test_torn_last_line(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	write_file(f->path, "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n{\"i\":99,\"sco");
 	struct journal *j = journal_open(f->path, NULL, 0);
 	assert_non_null(j);
@@ -225,7 +209,7 @@ static void test_torn_last_line(void **state)
 
 static void test_tail_skips_invalid_lines(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	write_file(f->path, "{\"i\":0}\nnot json\n[1,2]\n\n{\"i\":1}\n{\"i\":\n{\"i\":2}\n");
 	struct journal *j = journal_open(f->path, NULL, 0);
 	assert_non_null(j);
@@ -241,7 +225,7 @@ static void test_tail_skips_invalid_lines(void **state)
 /* Well past one 64 KiB block, with one line longer than a block. */
 static void test_tail_across_blocks(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	FILE *fp = fopen(f->path, "wb");
 	assert_non_null(fp);
 	char pad[201];
@@ -279,7 +263,7 @@ static void test_tail_across_blocks(void **state)
 /* A line over JOURNAL_LINE_MAX is skipped, the lines around it are not. */
 static void test_tail_skips_overlong_line(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	FILE *fp = fopen(f->path, "wb");
 	assert_non_null(fp);
 	fputs("{\"i\":0}\n{\"i\":1}\n{\"i\":50,\"reason\":\"", fp);
@@ -302,7 +286,7 @@ static void test_tail_skips_overlong_line(void **state)
 
 static void test_append_after_reopen(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	struct journal *j = journal_open(f->path, NULL, 0);
 	assert_non_null(j);
 	append_i(j, 0);
@@ -330,7 +314,7 @@ static void test_append_after_reopen(void **state)
  * empty line. */
 static void test_failed_append(void **state)
 {
-	struct fx *f = *state;
+	struct tmpdir *f = *state;
 	struct journal *j = journal_open(f->path, NULL, 0);
 	assert_non_null(j);
 	append_i(j, 0);

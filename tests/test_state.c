@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #include "state.h"
+#include "tmpdir.h"
 #include "state_store.h"
 
 struct fx {
-	char dir[64];
-	char path[128];
+	struct tmpdir t;
 	char *errs_text;
 	size_t errs_len;
 	FILE *errs;
@@ -26,12 +26,8 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	if (!f)
+	if (!f || tmpdir_make(&f->t, "state", "state.json") < 0)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-state-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/state.json", f->dir);
 	f->errs = open_memstream(&f->errs_text, &f->errs_len);
 	if (!f->errs)
 		return -1;
@@ -45,9 +41,7 @@ static int teardown(void **state)
 	state_shutdown();
 	fclose(f->errs);
 	free(f->errs_text);
-	unlink(f->path);
-	rmdir(f->path); /* when a test made it a directory */
-	rmdir(f->dir);
+	tmpdir_remove(&f->t); /* a test may have made the state file a directory */
 	free(f);
 	return 0;
 }
@@ -74,10 +68,10 @@ static int init_with(struct fx *f, const char *path)
 /* Loads TEXT from the state file and expects failure naming the file. */
 static void expect_load_error(struct fx *f, const char *text, const char *cause)
 {
-	write_file(f->path, text);
-	assert_int_equal(init_with(f, f->path), -1);
+	write_file(f->t.path, text);
+	assert_int_equal(init_with(f, f->t.path), -1);
 	const char *e = errs_of(f);
-	if (!strstr(e, f->path))
+	if (!strstr(e, f->t.path))
 		fail_msg("error for %s does not name the file: '%s'", text, e);
 	if (!strstr(e, "cannot load the state"))
 		fail_msg("error for %s: '%s'", text, e);
@@ -90,7 +84,7 @@ static void expect_load_error(struct fx *f, const char *text, const char *cause)
 static void test_absent_file(void **state)
 {
 	struct fx *f = *state;
-	assert_int_equal(init_with(f, f->path), 0);
+	assert_int_equal(init_with(f, f->t.path), 0);
 	assert_non_null(state_current());
 	assert_int_equal(state_current()->global.mode, MODE_OLD);
 	assert_string_equal(errs_of(f), "");
@@ -99,8 +93,8 @@ static void test_absent_file(void **state)
 static void test_mode_new(void **state)
 {
 	struct fx *f = *state;
-	write_file(f->path, "{\"mode\":\"new\"}\n");
-	assert_int_equal(init_with(f, f->path), 0);
+	write_file(f->t.path, "{\"mode\":\"new\"}\n");
+	assert_int_equal(init_with(f, f->t.path), 0);
 	const struct state_snapshot *s = state_current();
 	assert_non_null(s);
 	assert_int_equal(s->global.mode, MODE_NEW);
@@ -123,8 +117,8 @@ static void test_every_mode_and_generation(void **state)
 		{ "{\"mode\":\"new\",\"generation\":9007199254740993}", MODE_NEW, 9007199254740993ULL },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		write_file(f->path, cases[i].text);
-		assert_int_equal(init_with(f, f->path), 0);
+		write_file(f->t.path, cases[i].text);
+		assert_int_equal(init_with(f, f->t.path), 0);
 		const struct state_snapshot *s = state_current();
 		assert_non_null(s);
 		assert_int_equal(s->global.mode, cases[i].mode);
@@ -146,7 +140,7 @@ static void test_corrupt_file_line(void **state)
 	expect_load_error(f, "{\n\"mode\":\n new\n}\n", NULL);
 	/* "FILE:LINE:" with the line of the fault */
 	char want[256];
-	snprintf(want, sizeof want, "%s:3: ", f->path);
+	snprintf(want, sizeof want, "%s:3: ", f->t.path);
 	if (strncmp(errs_of(f), want, strlen(want)) != 0)
 		fail_msg("want '%s...', got '%s'", want, errs_of(f));
 }
@@ -162,7 +156,7 @@ static void test_unknown_mode(void **state)
 	struct fx *f = *state;
 	expect_load_error(f, "{\"mode\":\"newer\"}", "unknown mode 'newer'");
 	char want[256];
-	snprintf(want, sizeof want, "%s:1: unknown mode 'newer'\n", f->path);
+	snprintf(want, sizeof want, "%s:1: unknown mode 'newer'\n", f->t.path);
 	assert_true(strncmp(errs_of(f), want, strlen(want)) == 0);
 }
 
@@ -184,9 +178,9 @@ static void test_mode_missing_or_not_a_string(void **state)
 static void test_path_is_a_directory(void **state)
 {
 	struct fx *f = *state;
-	assert_int_equal(mkdir(f->path, 0700), 0);
-	assert_int_equal(init_with(f, f->path), -1);
-	assert_non_null(strstr(errs_of(f), f->path));
+	assert_int_equal(mkdir(f->t.path, 0700), 0);
+	assert_int_equal(init_with(f, f->t.path), -1);
+	assert_non_null(strstr(errs_of(f), f->t.path));
 	assert_null(state_current());
 }
 
@@ -195,10 +189,10 @@ static void test_unreadable_file(void **state)
 	struct fx *f = *state;
 	if (geteuid() == 0)
 		skip(); /* root reads it anyway */
-	write_file(f->path, "{\"mode\":\"new\"}");
-	assert_int_equal(chmod(f->path, 0), 0);
-	assert_int_equal(init_with(f, f->path), -1);
-	assert_non_null(strstr(errs_of(f), f->path));
+	write_file(f->t.path, "{\"mode\":\"new\"}");
+	assert_int_equal(chmod(f->t.path, 0), 0);
+	assert_int_equal(init_with(f, f->t.path), -1);
+	assert_non_null(strstr(errs_of(f), f->t.path));
 	assert_null(state_current());
 }
 
@@ -206,11 +200,11 @@ static void test_unreadable_file(void **state)
 static void test_failed_init_keeps_current(void **state)
 {
 	struct fx *f = *state;
-	write_file(f->path, "{\"mode\":\"new\"}");
-	assert_int_equal(init_with(f, f->path), 0);
+	write_file(f->t.path, "{\"mode\":\"new\"}");
+	assert_int_equal(init_with(f, f->t.path), 0);
 	const struct state_snapshot *before = state_current();
-	write_file(f->path, "garbage");
-	assert_int_equal(init_with(f, f->path), -1);
+	write_file(f->t.path, "garbage");
+	assert_int_equal(init_with(f, f->t.path), -1);
 	assert_ptr_equal(state_current(), before);
 	assert_int_equal(state_current()->global.mode, MODE_NEW);
 }

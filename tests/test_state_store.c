@@ -15,23 +15,19 @@
 #include <unistd.h>
 
 #include "state_store.h"
+#include "tmpdir.h"
 
 struct fx {
-	char dir[64];
-	char path[128];
+	struct tmpdir t;
 	struct state_store *st;
 };
 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	if (!f)
+	if (!f || tmpdir_make(&f->t, "state-store", "state.json") < 0)
 		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/cutover-test-state-store-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/state.json", f->dir);
-	f->st = state_store_file_new(f->path);
+	f->st = state_store_file_new(f->t.path);
 	if (!f->st)
 		return -1;
 	*state = f;
@@ -42,19 +38,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	state_store_free(f->st);
-	DIR *d = opendir(f->dir);
-	if (d) {
-		struct dirent *e;
-		char p[400];
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-				unlink(p);
-			}
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	tmpdir_remove(&f->t);
 	free(f);
 	return 0;
 }
@@ -65,18 +49,6 @@ static void write_file(const char *path, const char *text)
 	assert_non_null(fp);
 	assert_int_equal(fputs(text, fp) >= 0, 1);
 	fclose(fp);
-}
-
-static int count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-	closedir(d);
-	return n;
 }
 
 static void test_round_trip(void **state)
@@ -100,7 +72,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(json_integer_value(json_object_get(back, "generation")), 8);
 	json_decref(back);
 	json_decref(doc);
-	assert_string_equal(state_store_name(f->st), f->path);
+	assert_string_equal(state_store_name(f->st), f->t.path);
 }
 
 static void test_load_absent(void **state)
@@ -118,12 +90,12 @@ static void test_load_corrupt(void **state)
 {
 	struct fx *f = *state;
 	char why[512] = "";
-	write_file(f->path, "{\n  \"global\": {\"mode\": \"new\"},\n  \"projects\": {\n");
+	write_file(f->t.path, "{\n  \"global\": {\"mode\": \"new\"},\n  \"projects\": {\n");
 	json_t *doc = NULL;
 	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_null(doc);
 	char prefix[160];
-	snprintf(prefix, sizeof prefix, "%s:", f->path);
+	snprintf(prefix, sizeof prefix, "%s:", f->t.path);
 	assert_memory_equal(why, prefix, strlen(prefix));   /* "<path>:<line>: ..." */
 	assert_true(why[strlen(prefix)] >= '1' && why[strlen(prefix)] <= '9');
 }
@@ -132,45 +104,45 @@ static void test_load_empty_file_is_corrupt(void **state)
 {
 	struct fx *f = *state;
 	char why[512] = "";
-	write_file(f->path, "");
+	write_file(f->t.path, "");
 	json_t *doc = NULL;
 	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
-	assert_non_null(strstr(why, f->path));
+	assert_non_null(strstr(why, f->t.path));
 }
 
 static void test_load_duplicate_key(void **state)
 {
 	struct fx *f = *state;
 	char why[512] = "";
-	write_file(f->path, "{\"global\": {\"mode\": \"new\", \"mode\": \"old\"}}\n");
+	write_file(f->t.path, "{\"global\": {\"mode\": \"new\", \"mode\": \"old\"}}\n");
 	json_t *doc = NULL;
 	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
-	assert_non_null(strstr(why, f->path));
+	assert_non_null(strstr(why, f->t.path));
 }
 
 static void test_load_not_object(void **state)
 {
 	struct fx *f = *state;
 	char why[512] = "";
-	write_file(f->path, "[\"new\"]\n");
+	write_file(f->t.path, "[\"new\"]\n");
 	json_t *doc = NULL;
 	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_null(doc);
-	assert_non_null(strstr(why, f->path));
+	assert_non_null(strstr(why, f->t.path));
 }
 
 static void test_load_too_big(void **state)
 {
 	struct fx *f = *state;
 	char why[512] = "";
-	int fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int fd = open(f->t.path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, STATE_STORE_FILE_MAX + 1), 0);   /* sparse */
 	close(fd);
 	json_t *doc = NULL;
 	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
 	assert_null(doc);
-	assert_non_null(strstr(why, f->path));
+	assert_non_null(strstr(why, f->t.path));
 	assert_non_null(strstr(why, "larger"));
 }
 
@@ -178,11 +150,11 @@ static void test_load_directory(void **state)
 {
 	struct fx *f = *state;
 	char why[512] = "";
-	assert_int_equal(mkdir(f->path, 0700), 0);
+	assert_int_equal(mkdir(f->t.path, 0700), 0);
 	json_t *doc = NULL;
 	assert_int_equal(state_store_load(f->st, &doc, why, sizeof why), -1);
-	assert_non_null(strstr(why, f->path));
-	rmdir(f->path);
+	assert_non_null(strstr(why, f->t.path));
+	rmdir(f->t.path);
 }
 
 static void test_save_leaves_no_temp_file(void **state)
@@ -193,16 +165,16 @@ static void test_save_leaves_no_temp_file(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(state_store_save(f->st, doc, why, sizeof why), 0);
 	json_decref(doc);
-	assert_int_equal(count_entries(f->dir), 1);
+	assert_int_equal(tmpdir_count(f->t.dir), 1);
 	struct stat st;
-	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(stat(f->t.path, &st), 0);
 }
 
 static void test_save_missing_directory(void **state)
 {
 	struct fx *f = *state;
 	char path[192], why[512] = "";
-	snprintf(path, sizeof path, "%s/nope/state.json", f->dir);
+	snprintf(path, sizeof path, "%s/nope/state.json", f->t.dir);
 	struct state_store *st = state_store_file_new(path);
 	assert_non_null(st);
 	json_t *doc = json_pack("{s:s}", "mode", "old");
@@ -211,7 +183,7 @@ static void test_save_missing_directory(void **state)
 	assert_non_null(strstr(why, "No such file"));
 	json_decref(doc);
 	state_store_free(st);
-	assert_int_equal(count_entries(f->dir), 0);
+	assert_int_equal(tmpdir_count(f->t.dir), 0);
 }
 
 /* A failure after the temp file exists (rename onto a non-empty directory)
@@ -220,17 +192,17 @@ static void test_save_failed_rename_cleans_up(void **state)
 {
 	struct fx *f = *state;
 	char why[512] = "", inner[192];
-	assert_int_equal(mkdir(f->path, 0700), 0);
-	snprintf(inner, sizeof inner, "%s/keep", f->path);
+	assert_int_equal(mkdir(f->t.path, 0700), 0);
+	snprintf(inner, sizeof inner, "%s/keep", f->t.path);
 	write_file(inner, "x");
 	json_t *doc = json_pack("{s:s}", "mode", "old");
 	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), -1);
 	json_decref(doc);
-	assert_non_null(strstr(why, f->path));
+	assert_non_null(strstr(why, f->t.path));
 	assert_non_null(strstr(why, "rename"));
-	assert_int_equal(count_entries(f->dir), 1);   /* the directory only */
+	assert_int_equal(tmpdir_count(f->t.dir), 1);   /* the directory only */
 	unlink(inner);
-	rmdir(f->path);
+	rmdir(f->t.path);
 }
 
 static void test_save_refuses_non_container(void **state)
@@ -240,8 +212,8 @@ static void test_save_refuses_non_container(void **state)
 	json_t *doc = json_integer(3);
 	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), -1);
 	json_decref(doc);
-	assert_non_null(strstr(why, f->path));
-	assert_int_equal(count_entries(f->dir), 0);
+	assert_non_null(strstr(why, f->t.path));
+	assert_int_equal(tmpdir_count(f->t.dir), 0);
 }
 
 /* The state file is operator data: 0600 whatever the umask. */
@@ -256,7 +228,7 @@ static void test_saved_file_mode(void **state)
 	json_decref(doc);
 	assert_int_equal(rc, 0);
 	struct stat st;
-	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(stat(f->t.path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_true(S_ISREG(st.st_mode));
 }
@@ -268,7 +240,7 @@ static void test_saved_file_is_indented_and_sorted(void **state)
 	json_t *doc = json_pack("{s:i, s:i}", "zeta", 1, "alpha", 2);
 	assert_int_equal(state_store_save(f->st, doc, why, sizeof why), 0);
 	json_decref(doc);
-	FILE *fp = fopen(f->path, "rb");
+	FILE *fp = fopen(f->t.path, "rb");
 	assert_non_null(fp);
 	char buf[128] = "";
 	size_t n = fread(buf, 1, sizeof buf - 1, fp);
