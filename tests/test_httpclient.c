@@ -271,6 +271,7 @@ struct caller {
 	struct evbuffer *push;       /* request body left to push (streamed bodies) */
 	size_t push_step;
 	bool hold_end;               /* never call httpclient_body_end() */
+	bool one_move;               /* one httpclient_body_move() per callback */
 	bool push_ended;
 	struct project *project;
 	/* What happened. */
@@ -329,7 +330,8 @@ static void caller_end(struct caller *c)
 }
 
 /* Moves what waits, STEP bytes a call, until the end or no progress (no
- * byte moved and the input unchanged: chunk framing alone is progress). */
+ * byte moved and the input unchanged: chunk framing alone is progress);
+ * with one_move, a single call. */
 static void pump(struct caller *c)
 {
 	if (!c->hc || c->finished)
@@ -352,7 +354,7 @@ static void pump(struct caller *c)
 		}
 		bev = httpclient_bufferevent(c->hc);
 		size_t in_after = bev ? evbuffer_get_length(bufferevent_get_input(bev)) : 0;
-		if (moved == 0 && in_after == in_before)
+		if ((moved == 0 && in_after == in_before) || c->one_move)
 			return;
 	}
 	fail_msg("httpclient_body_move() never stops");
@@ -1406,6 +1408,35 @@ static void test_BUG_no_retry_after_interim_answer(void **state)
 	assert_int_equal(c2->fail_status, 502);
 }
 
+/* BUG: a reader that moves all that waits, once per callback (its budget is
+ * ample), never gets the rest of a larger Content-Length body. After moving,
+ * httpclient_body_move() reads ahead from the socket with bev_read_more()
+ * (proxy/httpclient.c:366-367), which bev.h allows only when the move went
+ * to a bufferevent whose write callback comes back (forward.c's client
+ * side). Bytes read that way raise no read event, so no body() callback
+ * comes: the exchange sits until read_timeout and fails 504 with the whole
+ * body already in its input. Expected: DONE with all 20000 bytes. */
+static void test_BUG_read_ahead_bytes_get_a_body_callback(void **state)
+{
+	struct fx *f = *state;
+	static char answer[21000];
+	int n = snprintf(answer, sizeof answer, "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n");
+	memset(answer + n, 'x', 20000);
+	answer[n + 20000] = '\0';
+	SCRIPT(f, 0, GET_ONE, answer);
+	f->conf.read_timeout = 0.5;
+	struct caller *c = &f->c[0];
+	c->one_move = true;
+	c->step = 1 << 20;
+	start(c, f->pool, GET_ONE, (struct httpclient_request){ 0 });
+	run_exchange(f, c);
+	if (c->failed)
+		fail_msg("BUG: failed %d (%s) with %zu of 20000 body bytes moved", c->fail_status,
+			 c->why, evbuffer_get_length(c->body));
+	assert_int_equal(c->end, HTTPCLIENT_DONE);
+	assert_int_equal(evbuffer_get_length(c->body), 20000);
+}
+
 int main(void)
 {
 #define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1439,8 +1470,9 @@ int main(void)
 		TEST(test_not_counted_without_stats),
 		TEST(test_free_inside_callbacks),
 		TEST(test_answer_bypasses_pool),
-		/* Known bug, fails until fixed (see the test's comment). */
+		/* Known bugs, fail until fixed (see the tests' comments). */
 		TEST(test_BUG_no_retry_after_interim_answer),
+		TEST(test_BUG_read_ahead_bytes_get_a_body_callback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
