@@ -32,7 +32,7 @@ struct gate_waiter {               /* the gate's; zero it before first use */
 	gate_release_fn release;
 };
 
-/* Counts (parked, queued, active) live in STATS, the worker's. */
+/* Counts (parked, queued, active) live in STATS, the worker's (required). */
 struct gate *gate_new(struct event_base *base, struct stats *stats);
 void gate_free(struct gate *g);
 
@@ -48,7 +48,9 @@ void gate_set_limits(struct gate *g, enum upstream_id id, unsigned max_active, u
 bool gate_park(struct gate *g, struct gate_waiter *wt, double seconds, unsigned max_parked,
 	       gate_release_fn release);
 /* The modes changed: every parked waiter for which HELD says false is
- * released, in arrival order. */
+ * released, in arrival order. A release callback may park its own waiter
+ * again (it goes to the tail, not seen again in this call) but must not
+ * take another waiter off the list. */
 void gate_release_parked(struct gate *g, bool (*held)(struct gate_waiter *wt));
 
 /* ---- max_active admission ---- */

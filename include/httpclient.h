@@ -11,9 +11,9 @@
  * as it asks, within the budget it gives, so a slow reader slows the
  * upstream instead of filling memory.
  *
- * A reused pooled connection that turns out dead before any answer is
- * replaced once, when the request can be sent again (no body, or a body in
- * memory). Timeouts come from the upstream's config: connect, send (idle
+ * A reused pooled connection that turns out dead before any byte of an
+ * answer (an interim 1xx included) is replaced once, when the request can
+ * be sent again (no body, or a body in memory). Timeouts come from the upstream's config: connect, send (idle
  * while sending), read (from the end of the request to each byte of the
  * answer); an optional deadline bounds the whole exchange (probes).
  *
@@ -47,9 +47,13 @@ struct httpclient_request {
 	/* Both taken over by httpclient_start(), even when it fails. */
 	struct evbuffer *head;       /* the whole head, final CRLF included */
 	enum httpclient_body body;
-	struct evbuffer *body_bytes; /* HTTPCLIENT_BODY_MEMORY: the body */
-	uint64_t content_length;     /* HTTPCLIENT_BODY_LENGTH */
+	struct evbuffer *body_bytes; /* HTTPCLIENT_BODY_MEMORY: the body; else NULL */
 	bool head_method;            /* a HEAD request: the answer has no body */
+	/* The caller moves the body into a sink whose own write callback brings
+	 * it back to httpclient_body_move() (the forward action: the client's
+	 * bufferevent): the client may then read ahead of what the socket
+	 * signalled, in one syscall. Others get a body() callback per read. */
+	bool read_ahead;
 	size_t buffer_bytes;         /* per-direction buffering before backpressure */
 	double deadline;             /* seconds for the whole exchange; 0 = none */
 	/* A new connection to these addresses (copied) instead of the pool's
@@ -76,8 +80,8 @@ struct httpclient_ops {
 	 * call httpclient_body_move(). */
 	void (*body)(void *arg);
 	/* The exchange failed: STATUS is what a proxy would answer (502, 504),
-	 * WHY the cause, naming the peer. The connection is released; the
-	 * caller still frees the exchange. */
+	 * WHY the cause (a connect failure names the address). The connection
+	 * is released; the caller still frees the exchange. */
 	void (*failed)(void *arg, int status, const char *why);
 };
 
@@ -99,9 +103,10 @@ bool httpclient_ready(const struct httpclient *hc);
  * connection is being made). */
 size_t httpclient_body_room(const struct httpclient *hc);
 /* Moves N body bytes from SRC (zero-copy where it can), framed as the
- * request said. */
+ * request said; only as much as httpclient_body_room() allowed. */
 void httpclient_body_add(struct httpclient *hc, struct evbuffer *src, size_t n);
-/* The streamed body is complete. */
+/* The streamed body is complete (before the connection is up too: it ends
+ * once the head went out). */
 void httpclient_body_end(struct httpclient *hc);
 /* The whole request went out (or was queued): the read timeout runs. */
 bool httpclient_request_sent(const struct httpclient *hc);
@@ -120,7 +125,7 @@ const char *httpclient_error(const struct httpclient *hc);
 
 /* The response's framing, once the head arrived. */
 enum http1_framing httpclient_response_framing(const struct httpclient *hc);
-/* The address connected to, for messages ("" before the connection is up). */
+/* The address connected to, or being tried, for messages. */
 const char *httpclient_peer(const struct httpclient *hc);
 /* Only for the preflight's report: TCP came up (a failure after that is
  * the TLS handshake's), and the connection (its TLS session) once ready. */

@@ -428,8 +428,8 @@ static void forward_start(struct request *r, enum upstream_id id)
 		.body = r->head.framing == HTTP1_BODY_LENGTH    ? HTTPCLIENT_BODY_LENGTH
 			: r->head.framing == HTTP1_BODY_CHUNKED ? HTTPCLIENT_BODY_CHUNKED
 								: HTTPCLIENT_BODY_NONE,
-		.content_length = r->head.content_length,
 		.head_method = r->head_method,
+		.read_ahead = true,
 		.buffer_bytes = r->cfg->limits->buffer_bytes,
 		.project = r->project,
 		.stats = env->stats,

@@ -192,12 +192,11 @@ static void admit_cb(evutil_socket_t fd, short what, void *arg)
 	struct gate *g = arg;
 	for (int id = 0; id < UPSTREAM_COUNT; id++) {
 		struct gate_list *q = &g->lists[1 + id];
-		while (q->head && (uint64_t)g->stats->active[id] < g->max_active[id]) {
-			struct gate_waiter *wt = q->head;
-			release(g, wt, false, true);
-			if (q->head == wt)
-				break; /* defensive: no progress */
-		}
+		/* At most those waiting now: one released that queues again (its
+		 * scope's mode changed) must not make this loop go round forever. */
+		int64_t n = g->stats->queued[id];
+		while (n-- > 0 && q->head && (uint64_t)g->stats->active[id] < g->max_active[id])
+			release(g, q->head, false, true);
 	}
 }
 

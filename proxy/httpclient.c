@@ -42,7 +42,10 @@ struct httpclient {
 	bool sent;                       /* the whole request is queued */
 	bool retried;
 	bool tcp_up;
+	bool answered;                   /* the upstream sent something (a retry would repeat) */
 	bool head_done;                  /* final response head received */
+	bool end_pending;                /* httpclient_body_end() before the connection was up */
+	bool read_ahead;                 /* the caller comes back when its sink drains */
 	bool eof;                        /* the upstream closed after the head */
 	bool released;
 
@@ -66,8 +69,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 static void release(struct httpclient *hc, bool reusable)
 {
 	if (hc->uc) {
-		if (!reusable) /* for messages: a pooled connection's peer is not needed */
-			memcpy(hc->peer, hc->uc->peer, sizeof(hc->peer));
+		memcpy(hc->peer, hc->uc->peer, sizeof(hc->peer)); /* for messages after */
 		hc->tcp_up = hc->tcp_up || hc->uc->tcp_up;
 		upstream_conn_put(hc->uc, reusable);
 		hc->uc = NULL;
@@ -118,6 +120,8 @@ static void bind_connection(struct httpclient *hc)
 	hc->tcp_up = true;
 	if (hc->body != HTTPCLIENT_BODY_LENGTH && hc->body != HTTPCLIENT_BODY_CHUNKED)
 		request_sent(hc);
+	else if (hc->end_pending)
+		httpclient_body_end(hc); /* an empty streamed body */
 	bev_write_soon(bev);
 }
 
@@ -179,6 +183,8 @@ struct httpclient *httpclient_start(struct upstream_pool *pool,
 	}
 	hc->head = req->head;
 	hc->body_bytes = req->body == HTTPCLIENT_BODY_MEMORY ? req->body_bytes : NULL;
+	if (req->body_bytes && !hc->body_bytes)
+		evbuffer_free(req->body_bytes); /* taken over, not used */
 	hc->pool = pool;
 	hc->conf = upstream_pool_conf(pool);
 	hc->ops = ops;
@@ -186,6 +192,7 @@ struct httpclient *httpclient_start(struct upstream_pool *pool,
 	hc->body = req->body;
 	hc->buffer_bytes = req->buffer_bytes;
 	hc->deadline = req->deadline;
+	hc->read_ahead = req->read_ahead;
 	hc->project = req->project;
 	hc->stats = req->stats;
 	http1_parser_init(&hc->parser, HTTP1_RESPONSE);
@@ -223,11 +230,12 @@ void httpclient_free(struct httpclient *hc)
 	free(hc);
 }
 
-/* A reused pooled connection died before answering: send the request once
- * more on a fresh one, if nothing of it was consumed for good. */
+/* A reused pooled connection died before answering anything (not even an
+ * interim 1xx: the upstream may be working on the request): send the
+ * request once more on a fresh one, if nothing of it was consumed for good. */
 static bool retry(struct httpclient *hc)
 {
-	if (!hc->uc || !hc->uc->reused || hc->retried || hc->head_done ||
+	if (!hc->uc || !hc->uc->reused || hc->retried || hc->answered ||
 	    hc->body == HTTPCLIENT_BODY_LENGTH || hc->body == HTTPCLIENT_BODY_CHUNKED)
 		return false;
 	hc->retried = true;
@@ -268,6 +276,10 @@ void httpclient_body_add(struct httpclient *hc, struct evbuffer *src, size_t n)
 
 void httpclient_body_end(struct httpclient *hc)
 {
+	if (!hc->bound) {
+		hc->end_pending = true; /* bind_connection() ends it */
+		return;
+	}
 	if (!hc->uc || hc->sent)
 		return;
 	if (hc->body == HTTPCLIENT_BODY_CHUNKED) {
@@ -296,6 +308,7 @@ static void read_head(struct httpclient *hc)
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0)
 			return;
+		hc->answered = true;
 		/* Reading stops at buffer_bytes, so a larger head could never complete. */
 		size_t max = hc->buffer_bytes - 1;
 		if (max > MAX_RESPONSE_HEAD)
@@ -373,7 +386,7 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 		evbuffer_remove_buffer(in, dst, n);
 		hc->resp_remaining -= n;
 		*moved = n;
-		if (n && hc->resp_remaining > evbuffer_get_length(in) && !hc->eof)
+		if (n && hc->read_ahead && hc->resp_remaining > evbuffer_get_length(in) && !hc->eof)
 			bev_read_more(hc->uc->bev, hc->buffer_bytes); /* refill in one syscall */
 		if (hc->resp_remaining == 0)
 			return finish(hc, true);
