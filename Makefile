@@ -26,7 +26,7 @@ build-asan: deps
 	scripts/meson-build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
 
 build-release: deps
-	scripts/meson-build.sh build-release --buildtype=release
+	scripts/meson-build.sh build-release --buildtype=release -Db_lto=true
 
 run: build
 	scripts/run-demo.sh
