@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "gate.h"
+#include "evloop.h"
 #include "stats.h"
 
 #define OLD UPSTREAM_OLD
@@ -49,6 +50,7 @@ struct fx {
 	struct req r[8];
 	int log[32];                /* request numbers, in release order */
 	int n_log;
+	int want_log;                /* what run_until_released() waits for */
 };
 
 static void on_release(struct gate_waiter *wt, bool timed_out);
@@ -103,39 +105,23 @@ static bool is_held(struct gate_waiter *wt)
 	return ((struct req *)wt)->held;
 }
 
-static void on_expired(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
 /* Runs the loop for SECONDS (every due timer and pending activation runs). */
 static void run_for(struct fx *f, double seconds)
 {
-	bool expired = false;
-	struct event *t = evtimer_new(f->base, on_expired, &expired);
-	assert_non_null(t);
-	struct timeval tv = { .tv_sec = (time_t)seconds,
-			      .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6) };
-	evtimer_add(t, &tv);
-	while (!expired)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	event_free(t);
+	evloop_run(f->base, seconds, NULL, NULL);
+}
+
+static bool released_enough(const void *arg)
+{
+	const struct fx *f = arg;
+	return f->n_log >= f->want_log;
 }
 
 /* Runs the loop until the release log has N entries (at most 3 s). */
 static void run_until_released(struct fx *f, int n)
 {
-	bool expired = false;
-	struct event *t = evtimer_new(f->base, on_expired, &expired);
-	assert_non_null(t);
-	struct timeval tv = { .tv_sec = 3 };
-	evtimer_add(t, &tv);
-	while (!expired && f->n_log < n)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	event_free(t);
-	if (f->n_log < n)
+	f->want_log = n;
+	if (!evloop_run(f->base, 3, released_enough, f))
 		fail_msg("%d release(s) after 3 s, want %d", f->n_log, n);
 }
 

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "dns.h"
 #include "httpclient.h"
+#include "evloop.h"
 #include "project.h"
 #include "stats.h"
 #include "upstream.h"
@@ -467,25 +468,10 @@ static void start(struct caller *c, struct upstream_pool *pool, const char *head
 		push(c);
 }
 
-static void on_limit(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(bool *)arg = true;
-}
-
 /* Runs the loop until DONE(ARG), at most LOOP_LIMIT seconds. */
 static bool run_until(struct fx *f, bool (*done)(const void *), const void *arg)
 {
-	bool expired = false;
-	struct event *t = evtimer_new(f->base, on_limit, &expired);
-	assert_non_null(t);
-	struct timeval tv = { .tv_sec = (time_t)LOOP_LIMIT };
-	evtimer_add(t, &tv);
-	while (!expired && !done(arg))
-		event_base_loop(f->base, EVLOOP_ONCE);
-	event_free(t);
-	return done(arg);
+	return evloop_run(f->base, LOOP_LIMIT, done, arg);
 }
 
 static bool caller_over(const void *arg)
@@ -520,15 +506,7 @@ static void run_exchange(struct fx *f, struct caller *c)
 /* Runs the loop for SECONDS. */
 static void run_for(struct fx *f, double seconds)
 {
-	bool expired = false;
-	struct event *t = evtimer_new(f->base, on_limit, &expired);
-	assert_non_null(t);
-	struct timeval tv = { .tv_sec = (time_t)seconds,
-			      .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6) };
-	evtimer_add(t, &tv);
-	while (!expired)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	event_free(t);
+	evloop_run(f->base, seconds, NULL, NULL);
 }
 
 /* The connection the upstream accepted as number I is closed by the client. */
