@@ -232,17 +232,23 @@ static const struct conn_action forward_action = {
 	.free = action_free,
 };
 
-/* The exchange failed: before the answer began, the device gets STATUS;
- * after, all that can be done is to cut the connection. */
+/* The request ends early: before the answer began, the device gets
+ * STATUS (the exchange is freed first); after, all that can be done is to
+ * cut the connection. */
+static void request_refused(struct forward *f, int status, const char *why)
+{
+	if (f->answering)
+		conn_abort(f->r->conn);
+	else
+		conn_respond_error(f->r, status, why);
+}
+
+/* The exchange with the upstream failed. */
 static void forward_failed(struct forward *f, int status, const char *why)
 {
-	struct request *r = f->r;
-	clock_gettime(CLOCK_MONOTONIC, &r->upstream_end);
+	clock_gettime(CLOCK_MONOTONIC, &f->r->upstream_end);
 	log_warn("upstream %s: %s", conf_of(f)->name, why);
-	if (f->answering)
-		conn_abort(r->conn);
-	else
-		conn_respond_error(r, status, why);
+	request_refused(f, status, why);
 }
 
 static void client_failed(void *arg, int status, const char *why)
@@ -262,16 +268,6 @@ static void forward_track_state(struct forward *f)
 		conn_set_state(c, s);
 }
 
-/* The request body does not go on: the device gets STATUS if nothing
- * was answered yet. */
-static void request_refused(struct forward *f, int status, const char *why)
-{
-	struct request *r = f->r;
-	if (f->answering)
-		conn_abort(r->conn);
-	else
-		conn_respond_error(r, status, why); /* frees the exchange first */
-}
 
 /* Moves request body bytes from the client to the upstream, as much as the
  * upstream side has room for. */
