@@ -176,21 +176,97 @@ static void h_spool(struct admin_conn *ac, json_t *body, const char *query)
 	reply(ac, 200, json_pack("{s:[]}", "records"));
 }
 
+/* The keys a request body may hold and their JSON types: anything else is
+ * a 400 naming the key, so that a typo never widens an action's scope. */
+struct body_key {
+	const char *name;
+	json_type type;              /* JSON_TRUE: a boolean; JSON_REAL: any number */
+};
+
+static const struct body_key no_keys[] = { { NULL, JSON_NULL } };
+static const struct body_key switch_keys[] = {
+	{ "to", JSON_STRING }, { "project", JSON_STRING }, { "reason", JSON_STRING },
+	{ "force", JSON_TRUE }, { "at", JSON_STRING }, { NULL, JSON_NULL },
+};
+static const struct body_key maintenance_keys[] = {
+	{ "on", JSON_TRUE }, { "project", JSON_STRING }, { "until", JSON_STRING },
+	{ "reason", JSON_STRING }, { NULL, JSON_NULL },
+};
+static const struct body_key hold_keys[] = {
+	{ "project", JSON_STRING }, { "max", JSON_REAL }, { "reason", JSON_STRING },
+	{ NULL, JSON_NULL },
+};
+static const struct body_key resume_keys[] = {
+	{ "project", JSON_STRING }, { "reason", JSON_STRING }, { NULL, JSON_NULL },
+};
+
 static const struct route_entry {
 	const char *method;
 	const char *path;
-	bool prefix;
+	const struct body_key *keys;
 	void (*fn)(struct admin_conn *ac, json_t *body, const char *query);
 } routes[] = {
-	{ "GET", "/status", false, h_status },
-	{ "GET", "/journal", false, h_journal },
-	{ "GET", "/spool", false, h_spool },
-	{ "POST", "/switch", false, h_switch },
-	{ "POST", "/maintenance", false, h_maintenance },
-	{ "POST", "/hold", false, h_hold },
-	{ "POST", "/resume", false, h_resume },
-	{ "POST", "/reload", false, h_reload },
+	{ "GET", "/status", no_keys, h_status },
+	{ "GET", "/journal", no_keys, h_journal },
+	{ "GET", "/spool", no_keys, h_spool },
+	{ "POST", "/switch", switch_keys, h_switch },
+	{ "POST", "/maintenance", maintenance_keys, h_maintenance },
+	{ "POST", "/hold", hold_keys, h_hold },
+	{ "POST", "/resume", resume_keys, h_resume },
+	{ "POST", "/reload", no_keys, h_reload },
 };
+
+static const char *json_type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: case JSON_REAL: return "a number";
+	case JSON_TRUE: case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}
+
+static bool type_fits(json_type want, const json_t *v)
+{
+	switch (want) {
+	case JSON_TRUE: return json_is_boolean(v);
+	case JSON_REAL: return json_is_number(v);
+	default: return json_typeof(v) == want;
+	}
+}
+
+/* 0 if BODY (an object) holds only KEYS, each of its type; else -1 with a
+ * one-line reason naming the key in MSG. */
+static int body_check(const json_t *body, const struct body_key *keys, char *msg, size_t len)
+{
+	const char *name;
+	json_t *v;
+	json_object_foreach((json_t *)body, name, v) {
+		const struct body_key *k = keys;
+		while (k->name && strcmp(k->name, name) != 0)
+			k++;
+		if (!k->name) {
+			int n = snprintf(msg, len, "bad request: unknown key \"%s\" (%s)", name,
+					 keys->name ? "takes:" : "takes no keys");
+			for (k = keys; k->name && n > 0 && (size_t)n < len; k++)
+				n += snprintf(msg + n, len - (size_t)n, "%s %s", k == keys ? "" : ",",
+					      k->name);
+			if (keys->name && n > 0 && (size_t)n < len)
+				snprintf(msg + n, len - (size_t)n, ")");
+			return -1;
+		}
+		if (!type_fits(k->type, v)) {
+			snprintf(msg, len, "bad request: \"%s\" must be %s, not %s", name,
+				 k->type == JSON_TRUE ? "a boolean" : k->type == JSON_REAL ? "a number"
+				 : "a string", json_type_name(v));
+			return -1;
+		}
+	}
+	return 0;
+}
 
 static void h_cancel(struct admin_conn *ac, const char *id_text)
 {
@@ -241,7 +317,8 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 	json_t *body = NULL;
 	if (body_len) {
 		json_error_t err;
-		body = json_loadb(body_text, body_len, 0, &err);
+		/* A key given twice is refused: "the last wins" would hide a mistake. */
+		body = json_loadb(body_text, body_len, JSON_REJECT_DUPLICATES, &err);
 		if (!body) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "bad request: malformed JSON at line %d: %s",
@@ -254,11 +331,19 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 		return;
 	}
 
+	char msg[512];
+	if (!json_is_object(body)) {
+		reply_error(ac, 400, "bad request: the body must be a JSON object");
+		json_decref(body);
+		return;
+	}
 	if (strncmp(path, "/schedule/", 10) == 0) {
-		if (http1_token_eq(h->method, h->method_len, "DELETE"))
-			h_cancel(ac, path + 10);
-		else
+		if (!http1_token_eq(h->method, h->method_len, "DELETE"))
 			reply_error(ac, 405, "use DELETE /schedule/<id>");
+		else if (body_check(body, no_keys, msg, sizeof(msg)) < 0)
+			reply_error(ac, 400, msg);
+		else
+			h_cancel(ac, path + 10);
 		json_decref(body);
 		return;
 	}
@@ -269,7 +354,10 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 		path_known = true;
 		if (!http1_token_eq(h->method, h->method_len, routes[i].method))
 			continue;
-		routes[i].fn(ac, body, query);
+		if (body_check(body, routes[i].keys, msg, sizeof(msg)) < 0)
+			reply_error(ac, 400, msg);
+		else
+			routes[i].fn(ac, body, query);
 		json_decref(body);
 		return;
 	}
