@@ -22,6 +22,7 @@
 #include "control.h"
 #include "duration.h"
 #include "http1.h"
+#include "listener.h"
 #include "log.h"
 #include "response.h"
 
@@ -35,6 +36,7 @@ struct admin {
 	const struct config *cfg;
 	struct control *ctl;
 	struct evconnlistener *listener;
+	struct listener_guard *guard;    /* rests the listener after accept errors */
 	char *token;                 /* TCP only */
 	char *unix_path;
 	int n_conns;
@@ -478,6 +480,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(ac->bev, EV_READ | EV_WRITE);
 }
 
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	struct admin *adm = arg;
+	listener_guard_error(adm->guard);
+}
+
 static bool token_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -592,6 +601,11 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 	adm->listener = evconnlistener_new(base, on_accept, adm, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!adm->listener)
 		goto sys_fail;
+	evconnlistener_set_error_cb(adm->listener, on_accept_error);
+	if (!(adm->guard = listener_guard_new(base, adm->listener, "admin accept", false))) {
+		errno = ENOMEM;
+		goto sys_fail;
+	}
 	char where[128];
 	addr_format(sa, a->len, where, sizeof(where));
 	log_info("admin API on %s", where);
@@ -614,6 +628,7 @@ void admin_free(struct admin *adm)
 		return;
 	if (adm->listener)
 		evconnlistener_free(adm->listener);
+	listener_guard_free(adm->guard);
 	/* A connection still waiting for an action is left to it (it frees it). */
 	for (struct admin_conn *ac = adm->conns, *next; ac; ac = next) {
 		next = ac->next;

@@ -164,3 +164,85 @@ def test_cli_at_out_of_range(env):
     assert p.returncode == 1 and "past" in p.stderr, p
     st = admin.status()
     assert st["mode"] == "old" and st["scheduled"] == [], st
+
+
+# ---------------------------------------------------------------------------
+# fault 1: out of file descriptors
+
+
+NOFILE = 256
+FLOOD = 600
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process PID (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def low_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+def test_out_of_descriptors_pauses_accepting(harness):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < FLOOD + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    proxy = harness.proxy(old, new, preexec_fn=low_nofile)
+    keep = Client(proxy.port, timeout=10.0)
+    r = keep.request("GET", "/a/alpha/phone/restore/")
+    assert r.status == 200 and r.header("X-Upstream") == "old", r
+
+    flood = []
+    try:
+        for _ in range(FLOOD):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", proxy.port))
+            flood.append(s)
+        # cutover took what its descriptors allow (the rest waits in the backlog)
+        wait_for(lambda: open_fds(proxy.pid) >= NOFILE // 5, 10.0,
+                 what="cutover to accept a share of the flood")
+        log_before = proxy.stderr_path.stat().st_size
+        cpu_before = cpu_seconds(proxy.pid)
+        t0 = time.monotonic()
+        time.sleep(2.0)                     # the measurement window, not a wait for a state
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(proxy.pid) - cpu_before
+        logged = proxy.stderr_path.stat().st_size - log_before
+        assert cpu < 0.25 * wall, "cutover used %.2f s of CPU in %.2f s with its " \
+            "descriptors exhausted" % (cpu, wall)
+        assert logged < 4096, "%d bytes of log in %.2f s:\n%s" % (
+            logged, wall, proxy.stderr()[-2000:])
+        assert open_fds(proxy.pid) < NOFILE - 32, "no descriptors left for upstreams and admin"
+
+        # the operator still gets an answer, promptly
+        t0 = time.monotonic()
+        p = cli_on(proxy, "status", "--json", timeout=20.0)
+        took = time.monotonic() - t0
+        assert p.returncode == 0, p
+        assert json.loads(p.stdout)["mode"] == "old"
+        assert took < (5.0 if SANITIZED else 2.0), "status took %.2f s" % took
+        # an open keep-alive connection is still served, through to the upstream
+        r = keep.request("GET", "/a/alpha/phone/restore/?during=flood")
+        assert r.status == 200 and r.header("X-Upstream") == "old", r
+        # the condition is logged, with what it is about
+        assert re.search(r"accept.*(descriptors|open files)", proxy.stderr()), proxy.stderr()[-2000:]
+    finally:
+        for s in flood:
+            s.close()
+    keep.close()
+
+    def accepts():
+        try:
+            return get(proxy.port, "/a/alpha/phone/restore/?after=flood", timeout=1.0).status == 200
+        except (OSError, AssertionError):
+            return False
+    wait_for(accepts, 10.0, interval=0.1, what="new connections accepted after the flood")
