@@ -30,6 +30,14 @@
 #define ADMIN_MAX_BODY 65536
 #define ADMIN_TIMEOUT 10
 #define ADMIN_MAX_CONNS 64
+/* A connection must bring its whole request (head and body) within this,
+ * trickled bytes or not: until then its token is unchecked, and it holds a
+ * slot an operator may need. */
+#define ADMIN_REQUEST_DEADLINE 2
+/* Slots one TCP peer address may hold while its requests are incomplete. */
+#define ADMIN_MAX_PER_PEER 16
+/* Refused or dropped connections are logged once per this, with counts. */
+#define ADMIN_LOG_INTERVAL 10.0
 
 struct admin {
 	struct event_base *base;
@@ -40,7 +48,10 @@ struct admin {
 	char *token;                 /* TCP only */
 	char *unix_path;
 	int n_conns;
-	struct admin_conn *conns;
+	struct admin_conn *conns;     /* newest first */
+	/* Connections dropped before a whole request: the slot went to a newer
+	 * one, the deadline passed, or none was free (each logged rate-limited). */
+	struct log_every evicted, expired, refused;
 };
 
 struct admin_conn {
@@ -50,6 +61,9 @@ struct admin_conn {
 	struct http1_parser parser;
 	struct http1_head head;
 	char who[96];
+	char where[80];               /* the peer as the log names it */
+	struct sockaddr_storage peer; /* TCP: the address, port zeroed, for the per-peer limit */
+	struct event *deadline;       /* ADMIN_REQUEST_DEADLINE, until dispatched */
 	bool answered;
 	bool waiting;                /* a control action will answer later */
 	bool gone;                   /* the client left while we waited */
@@ -64,8 +78,36 @@ static void conn_close(struct admin_conn *ac)
 	if (ac->next)
 		ac->next->prev = ac->prev;
 	ac->adm->n_conns--;
+	if (ac->deadline)
+		event_free(ac->deadline);
 	bufferevent_free(ac->bev);
 	free(ac);
+}
+
+/* Still reading its request: nobody has checked its token yet. */
+static bool incomplete(const struct admin_conn *ac)
+{
+	return !ac->answered && !ac->waiting;
+}
+
+static void log_dropped(struct log_every *e, const char *what, const struct admin_conn *ac)
+{
+	unsigned long n;
+	if (log_every_due(e, ADMIN_LOG_INTERVAL, &n))
+		log_warn("admin: %s: %lu in the last %.0f s, the latest from %s", what, n,
+			 ADMIN_LOG_INTERVAL, ac ? ac->where : "a peer not accepted");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct admin_conn *ac = arg;
+	if (!incomplete(ac))
+		return;
+	log_dropped(&ac->adm->expired, "closed connections that sent no whole request within "
+		    "2 s (half requests)", ac);
+	conn_close(ac);
 }
 
 static void reply(struct admin_conn *ac, int status, json_t *body)
@@ -397,6 +439,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 	size_t body_len = h->framing == HTTP1_BODY_LENGTH ? (size_t)h->content_length : 0;
 	if (avail < h->head_len + body_len)
 		return; /* the head stays parsed again next time: small and bounded */
+	event_del(ac->deadline);
 	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(h->head_len + body_len));
 	dispatch(ac, buf + h->head_len, body_len);
 }
@@ -441,9 +484,56 @@ static void peer_name(struct admin_conn *ac, int fd, const struct sockaddr *sa, 
 		snprintf(ac->who, sizeof(ac->who), "unix socket");
 		return;
 	}
-	char where[80];
-	addr_format(sa, len, where, sizeof(where));
-	snprintf(ac->who, sizeof(ac->who), "token from %s", where);
+	addr_format(sa, len, ac->where, sizeof(ac->where));
+	snprintf(ac->who, sizeof(ac->who), "token from %s", ac->where);
+}
+
+/* The peer's address without its port (TCP); all zero for the unix socket,
+ * whose peers are the socket file's owner and root. */
+static void peer_key(struct sockaddr_storage *key, const struct sockaddr *sa, socklen_t len)
+{
+	memset(key, 0, sizeof(*key));
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		struct sockaddr_in *k = (struct sockaddr_in *)key;
+		k->sin_family = AF_INET;
+		k->sin_addr = ((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 *k = (struct sockaddr_in6 *)key;
+		k->sin6_family = AF_INET6;
+		k->sin6_addr = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+	}
+}
+
+/* A slot for a new connection from PEER: at the per-peer limit (TCP) or
+ * the total, the oldest incomplete request (of PEER, at its limit) makes
+ * room, so that half-sent requests cannot keep the operator out; false if
+ * every slot holds a request in progress. */
+static bool make_room(struct admin *adm, const struct sockaddr_storage *peer)
+{
+	int same = 0;
+	struct admin_conn *oldest = NULL, *oldest_same = NULL;
+	for (struct admin_conn *ac = adm->conns; ac; ac = ac->next) {
+		bool mine = memcmp(&ac->peer, peer, sizeof(*peer)) == 0;
+		same += mine;
+		if (incomplete(ac)) {
+			oldest = ac;
+			if (mine)
+				oldest_same = ac;
+		}
+	}
+	struct admin_conn *victim = NULL;
+	if (peer->ss_family != AF_UNSPEC && same >= ADMIN_MAX_PER_PEER)
+		victim = oldest_same ? oldest_same : NULL;
+	else if (adm->n_conns >= ADMIN_MAX_CONNS)
+		victim = oldest;
+	else
+		return true;
+	if (!victim)
+		return false;
+	log_dropped(&adm->evicted, "closed incomplete requests that made room for newer "
+		    "connections", victim);
+	conn_close(victim);
+	return true;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -451,7 +541,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	(void)l;
 	struct admin *adm = arg;
-	if (adm->n_conns >= ADMIN_MAX_CONNS) {
+	struct sockaddr_storage peer;
+	peer_key(&peer, sa, (socklen_t)len);
+	if (!make_room(adm, &peer)) {
+		log_dropped(&adm->refused, "refused connections, every slot busy with a request "
+			    "in progress", NULL);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -461,10 +555,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	ac->adm = adm;
+	ac->peer = peer;
 	ac->bev = bufferevent_socket_new(adm->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!ac->bev) {
+	ac->deadline = evtimer_new(adm->base, on_deadline, ac);
+	struct timeval dl = duration_tv(ADMIN_REQUEST_DEADLINE);
+	if (!ac->bev || !ac->deadline || evtimer_add(ac->deadline, &dl) < 0) {
+		if (ac->deadline)
+			event_free(ac->deadline);
+		if (ac->bev)
+			bufferevent_free(ac->bev);
+		else
+			evutil_closesocket(fd);
 		free(ac);
-		evutil_closesocket(fd);
 		return;
 	}
 	adm->n_conns++;
@@ -473,6 +575,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		adm->conns->prev = ac;
 	adm->conns = ac;
 	peer_name(ac, fd, sa, (socklen_t)len);
+	if (!ac->where[0])
+		snprintf(ac->where, sizeof(ac->where), "%.*s", (int)sizeof(ac->where) - 1, ac->who);
 	http1_parser_init(&ac->parser, HTTP1_REQUEST);
 	struct timeval tv = duration_tv(ADMIN_TIMEOUT);
 	bufferevent_set_timeouts(ac->bev, &tv, &tv);

@@ -246,3 +246,98 @@ def test_out_of_descriptors_pauses_accepting(harness):
         except (OSError, AssertionError):
             return False
     wait_for(accepts, 10.0, interval=0.1, what="new connections accepted after the flood")
+
+
+# ---------------------------------------------------------------------------
+# fault 5: admin lock-out by half-sent requests
+
+
+HALF = b"GET /status HTTP/1.1\r\nHost: cutover-admin\r\nX-Slow: "
+SLOTS = 64
+
+
+@pytest.fixture
+def tcp_env(harness):
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    tf = harness.path("token")
+    tf.write_text(TOKEN + "\n")
+    aport = free_port()
+    proxy = harness.proxy(old, new, admin='address = "127.0.0.1:%d"; token_file = "%s";'
+                          % (aport, tf))
+    return proxy, "127.0.0.1:%d" % aport, str(tf)
+
+
+def half_requests(aport, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", aport), timeout=5.0)
+        s.sendall(HALF)
+        socks.append(s)
+    return socks
+
+
+def test_half_requests_do_not_lock_the_operator_out(tcp_env):
+    proxy, address, token_file = tcp_env
+    aport = int(address.rsplit(":", 1)[1])
+    socks = half_requests(aport, SLOTS + 16)
+    try:
+        t0 = time.monotonic()
+        p = run_cli(["status", "--json", "--admin", address, "--token-file", token_file],
+                    timeout=20.0)
+        took = time.monotonic() - t0
+        assert p.returncode == 0, p
+        assert json.loads(p.stdout)["mode"] == "old"
+        assert took < (5.0 if SANITIZED else 2.5), "status took %.2f s" % took
+        # the refusals are logged, counted, without a line per connection
+        wait_for(lambda: re.search(r"admin: .*(half requests|made room).*: \d+ in the last",
+                                   proxy.stderr()), 5.0, what="the refusals in the log")
+        lines = [l for l in proxy.stderr().splitlines() if "admin: " in l]
+        assert 1 <= len(lines) <= 4, lines
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_half_request_is_closed_after_the_head_deadline(tcp_env):
+    proxy, address, token_file = tcp_env
+    aport = int(address.rsplit(":", 1)[1])
+    c = Client(aport, timeout=10.0)
+    c.send(HALF)
+    t0 = time.monotonic()
+    for _ in range(5):      # trickling bytes does not extend the deadline
+        time.sleep(0.3)
+        c.send(b"x")
+    assert c.closed_within(4.0), "a half request still open after %.1f s" % (time.monotonic() - t0)
+    took = time.monotonic() - t0
+    assert took < 4.0, took
+    c.close()
+    # and the operator's own request is served meanwhile and after
+    a = Admin(address, token=TOKEN).get("/status")
+    assert a.status == 200, a
+
+
+def test_one_peer_cannot_fill_the_admin(tcp_env):
+    """64+ half requests from one address, then the operator from another
+    loopback address: served at once, whatever the first one does."""
+    proxy, address, token_file = tcp_env
+    aport = int(address.rsplit(":", 1)[1])
+    socks = half_requests(aport, SLOTS + 8)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(5.0)
+        s.connect(("127.0.0.1", aport))
+        s.sendall(b"GET /status HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n\r\n"
+                  % TOKEN.encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    finally:
+        for s in socks:
+            s.close()
