@@ -365,8 +365,12 @@ static void status_upstreams(const json_t *ups, FILE *out)
 		char resolved[300] = "-";
 		const json_t *dns = json_object_get(u, "dns");
 		const json_t *age = json_object_get(dns, "age");
+		const char *host = str(dns, "host");
 		if (json_is_true(json_object_get(dns, "literal")))
-			snprintf(resolved, sizeof(resolved), "(IP address)");
+			/* localhost is answered without a lookup too (RFC 6761) */
+			snprintf(resolved, sizeof(resolved), "%s",
+				 host && strcasestr(host, "localhost") ? "(localhost: loopback)"
+								       : "(IP address)");
 		else if (json_is_number(age))
 			snprintf(resolved, sizeof(resolved), "%.0fs ago (ttl %.0fs)",
 				 json_number_value(age),
