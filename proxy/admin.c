@@ -117,7 +117,9 @@ static void reply(struct admin_conn *ac, int status, json_t *body)
 		conn_close(ac);
 		return;
 	}
-	char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	/* 15 digits: an age of 0.1 prints as 0.1, not 0.10000000000000001. */
+	char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+				       JSON_REAL_PRECISION(15)) : NULL;
 	json_decref(body);
 	/* BODY could not be built or printed: say so, never a 200 with nothing. */
 	const char *out = text ? text : "{\"ok\": false, \"error\": \"out of memory\"}";

@@ -341,3 +341,44 @@ def test_one_peer_cannot_fill_the_admin(tcp_env):
     finally:
         for s in socks:
             s.close()
+
+
+# ---------------------------------------------------------------------------
+# issue 13, 10a and 10b: what the CLI prints
+
+
+def test_cli_escapes_control_characters(env):
+    proxy, admin = env
+    evil = "dump\x1b[2J\x1b]0;pwned\x07 \r\nnext\x9b31m"
+    a = admin.post("/switch", {"to": "new", "project": "alpha", "force": True, "reason": evil})
+    assert a.status == 200, a
+    for args in (["journal"], ["status"]):
+        p = cli_on(proxy, *args)
+        assert p.returncode == 0, p
+        for bad in ("\x1b", "\x07", "\r", "\x9b"):
+            assert bad not in p.stdout, (args, bad, p.stdout)
+    p = cli_on(proxy, "journal")
+    assert "dump\\x1b[2J\\x1b]0;pwned\\x07 \\x0d\\x0anext\\u009b31m" in p.stdout, p.stdout
+    # the raw answer is JSON, escaped by JSON's rules
+    p = cli_on(proxy, "journal", "--json")
+    assert p.returncode == 0 and "\x1b" not in p.stdout and "\x9b" not in p.stdout, p.stdout
+    assert json.loads(p.stdout)["entries"][-1]["reason"] == evil
+
+
+def test_numbers_are_printed_short(harness):
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    # a name (not an IP literal) has an age in status, in tenths of seconds
+    proxy = harness.proxy(old.url.replace("127.0.0.1", "localhost"), new)
+    admin = proxy_admin(proxy)
+    long_number = re.compile(rb"\d\.\d{10,}")
+    ages = []
+    for _ in range(8):
+        a = admin.get("/status")
+        assert a.status == 200, a
+        assert not long_number.search(a.body), a.body.decode()
+        ages.append(a["upstreams"]["old"]["dns"]["age"])
+        p = cli_on(proxy, "status", "--json")
+        assert p.returncode == 0 and not long_number.search(p.stdout.encode()), p.stdout
+        time.sleep(0.13)          # let the age move on by a tenth or two
+    assert any(x != int(x) for x in ages), ages
