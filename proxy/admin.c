@@ -442,6 +442,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 	if (avail < h->head_len + body_len)
 		return; /* the head stays parsed again next time: small and bounded */
 	event_del(ac->deadline);
+	/* Whole: an action may take up to a drain timeout to answer, longer
+	 * than the idle timeout; reading goes on only to see the client leave. */
+	struct timeval wtv = duration_tv(ADMIN_TIMEOUT);
+	bufferevent_set_timeouts(bev, NULL, &wtv);
 	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(h->head_len + body_len));
 	dispatch(ac, buf + h->head_len, body_len);
 }

@@ -382,3 +382,29 @@ def test_numbers_are_printed_short(harness):
         assert p.returncode == 0 and not long_number.search(p.stdout.encode()), p.stdout
         time.sleep(0.13)          # let the age move on by a tenth or two
     assert any(x != int(x) for x in ages), ages
+
+
+# ---------------------------------------------------------------------------
+# found on the way: an answer that takes longer than the admin's 10 s idle
+# timeout (a drain) was lost
+
+
+@pytest.mark.slow
+def test_switch_answer_after_a_long_drain(harness):
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    proxy = harness.proxy(old, new, extra="limits = { drain_timeout = 20; };\n")
+    admin = proxy_admin(proxy)
+    admin.timeout = 30.0
+    slow = Client(proxy.port, timeout=30.0)
+    slow.send(b"GET /slow?delay=11 HTTP/1.1\r\nHost: x\r\n\r\n")
+    wait_for(lambda: admin.status()["upstreams"]["old"]["in_flight"] == 1, 5.0,
+             what="the slow request in flight to old")
+    t0 = time.monotonic()
+    a = admin.switch("new", force=True)
+    took = time.monotonic() - t0
+    assert a.status == 200 and a["drained"] is True, a
+    assert took > 9.0, took
+    r = slow.read_response()
+    assert r.status == 200 and r.header("X-Upstream") == "old", r
+    slow.close()
