@@ -60,15 +60,4 @@ const struct config *control_config(const struct control *ctl);
 /* The last N journal entries: 200, or 500 when the journal cannot be read. */
 int control_journal(struct control *ctl, size_t n, json_t **answer);
 
-/* How far ahead an operator may schedule: a year, leap day included. */
-#define CONTROL_TIME_MAX_AHEAD (366 * 86400)
-
-/* "2026-12-01T02:00:00Z", "2026-12-01T04:00:00+02:00" (years 1970..9999)
- * or "+10m" / "+90s" / "+2h" / "+1d" relative to NOW, at most
- * CONTROL_TIME_MAX_AHEAD. FUTURE (an operator's --at or --until): an RFC
- * 3339 time must also lie in [NOW, NOW + CONTROL_TIME_MAX_AHEAD]. Returns
- * 0, or -1 with *WHY (WHY may be NULL) the end of a sentence "'TEXT' is
- * WHY": "in the past", "more than 366 days ahead", "not a time (...)". */
-int control_parse_time(const char *text, time_t now, bool future, time_t *out, const char **why);
-
 #endif

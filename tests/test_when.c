@@ -1,5 +1,5 @@
-/* tests for proxy/control.c: control_parse_time, the times an operator
- * gives to --at and --until (RFC 3339 or +offset), at their edges. */
+/* tests for proxy/when.c: when_parse, the times an operator gives to
+ * --at and --until (RFC 3339 or +offset), at their edges. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "control.h"
+#include "when.h"
 
 /* 2026-12-04T12:00:00Z */
 #define NOW ((time_t)1796385600)
@@ -18,7 +18,7 @@
 static int parse(const char *text, time_t now, time_t *out)
 {
 	const char *why = NULL;
-	int rc = control_parse_time(text, now, true, out, &why);
+	int rc = when_parse(text, now, true, out, &why);
 	if (rc < 0)
 		fail_msg("'%s' refused: %s", text, why ? why : "(no reason)");
 	return rc;
@@ -55,7 +55,7 @@ static void test_offsets_out_of_range(void **state)
 		"+.", "+5.", "++5m", "-5m", "",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = control_parse_time(bad[i], NOW, true, &t, &why);
+		int rc = when_parse(bad[i], NOW, true, &t, &why);
 		if (rc == 0)
 			fail_msg("'%s' accepted as %lld", bad[i], (long long)t);
 		assert_non_null(why);
@@ -94,7 +94,7 @@ static void test_absolute_refused(void **state)
 		" 2026-12-05T02:00:00Z", "2026-12-5T02:00:00Z", "2026-12-05T2:00:00Z",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = control_parse_time(bad[i], NOW, true, &t, &why);
+		int rc = when_parse(bad[i], NOW, true, &t, &why);
 		if (rc == 0)
 			fail_msg("'%s' accepted as %lld", bad[i], (long long)t);
 		assert_non_null(why);
@@ -107,19 +107,19 @@ static void test_reasons_and_stored_times(void **state)
 	(void)state;
 	time_t t = 0;
 	const char *why = NULL;
-	assert_int_equal(control_parse_time("2026-12-04T11:00:00Z", NOW, true, &t, &why), -1);
+	assert_int_equal(when_parse("2026-12-04T11:00:00Z", NOW, true, &t, &why), -1);
 	assert_string_equal(why, "in the past");
-	assert_int_equal(control_parse_time("+9999999999h", NOW, true, &t, &why), -1);
+	assert_int_equal(when_parse("+9999999999h", NOW, true, &t, &why), -1);
 	assert_string_equal(why, "more than 366 days ahead");
-	assert_int_equal(control_parse_time("2030-01-01T00:00:00Z", NOW, true, &t, &why), -1);
+	assert_int_equal(when_parse("2030-01-01T00:00:00Z", NOW, true, &t, &why), -1);
 	assert_string_equal(why, "more than 366 days ahead");
-	assert_int_equal(control_parse_time("tomorrow", NOW, true, &t, &why), -1);
+	assert_int_equal(when_parse("tomorrow", NOW, true, &t, &why), -1);
 	assert_true(strncmp(why, "not a time", 10) == 0);
 	/* FUTURE false: a due schedule entry, written by state_time_json */
-	assert_int_equal(control_parse_time("2026-12-04T11:00:00Z", NOW, false, &t, NULL), 0);
+	assert_int_equal(when_parse("2026-12-04T11:00:00Z", NOW, false, &t, NULL), 0);
 	assert_int_equal(t, NOW - 3600);
-	assert_int_equal(control_parse_time("9999-12-31T23:59:59Z", NOW, false, &t, NULL), 0);
-	assert_int_equal(control_parse_time("1969-12-31T23:59:59Z", NOW, false, &t, NULL), -1);
+	assert_int_equal(when_parse("9999-12-31T23:59:59Z", NOW, false, &t, NULL), 0);
+	assert_int_equal(when_parse("1969-12-31T23:59:59Z", NOW, false, &t, NULL), -1);
 }
 
 int main(void)
