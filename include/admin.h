@@ -38,7 +38,15 @@
  *   {...}}. Errors answer 4xx/5xx {"ok": false, "error": "one line"}:
  *   400 bad request/JSON, 401 missing or wrong token, 404 unknown path,
  *   405 wrong method, 409 refused (preflight failed, nothing to resume),
- *   413 body too large.
+ *   413 body too large. A body may hold only the keys listed for its
+ *   endpoint, each once and of its type: anything else is a 400 naming the
+ *   key (endpoints listed without a body take none).
+ *
+ *   Connections: at most 64, 16 per TCP peer address while their requests
+ *   are incomplete; a request must arrive whole (head and body) within 2 s
+ *   of the connection. At either limit the oldest incomplete request makes
+ *   room for the new connection, so half-sent requests cannot keep the
+ *   operator out; each kind of drop is logged once per 10 s with a count.
  */
 #ifndef CUTOVER_ADMIN_H
 #define CUTOVER_ADMIN_H

@@ -60,8 +60,4 @@ const struct config *control_config(const struct control *ctl);
 /* The last N journal entries: 200, or 500 when the journal cannot be read. */
 int control_journal(struct control *ctl, size_t n, json_t **answer);
 
-/* "2026-12-01T02:00:00Z", "2026-12-01T04:00:00+02:00" or "+10m" / "+90s" /
- * "+2h" / "+1d" relative to NOW. Returns 0 or -1. */
-int control_parse_time(const char *text, time_t now, time_t *out);
-
 #endif

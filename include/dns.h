@@ -58,7 +58,8 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const struct dns_
 void dns_resolver_free(struct dns_resolver *r);
 
 /* Follows HOST:PORT from now on: resolved at once, then again when its TTL
- * runs out. An IP literal gets a fixed answer at once, without a query.
+ * runs out. An IP literal gets a fixed answer at once, without a query, and
+ * so do "localhost" and "*.localhost": 127.0.0.1 and ::1 (RFC 6761).
  * Following the same HOST:PORT twice returns the same name. Owned by R. */
 struct dns_name *dns_follow(struct dns_resolver *r, const char *host, uint16_t port);
 
@@ -73,8 +74,8 @@ const struct dns_answer *dns_current(const struct dns_name *n);
  * first requests find their addresses. */
 void dns_settle(struct dns_resolver *r, double timeout);
 
-/* For status: {"host": ..., "literal": true for an IP address (never
- * resolved), "addresses": ["10.0.0.1:443", ...],
+/* For status: {"host": ..., "literal": true for an IP address or
+ * localhost (never resolved), "addresses": ["10.0.0.1:443", ...],
  * "age": seconds since resolved (null before), "ttl": seconds,
  * "error": last failure or null, "resolved_at": RFC 3339 or null}. */
 json_t *dns_name_status(const struct dns_name *n);

@@ -6,6 +6,7 @@
 #include <libconfig.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -44,5 +45,30 @@ struct listener_set *listener_open_all(struct event_base *base, const struct lis
 void listener_close_all(struct listener_set *set);
 /* Stop/start accepting (max_connections reached). */
 void listener_pause_all(struct listener_set *set, bool pause);
+
+/* What keeps an accept loop from spinning when descriptors run out: after
+ * an accept error the listener rests briefly (a listening socket stays
+ * readable), and new client connections are refused while the descriptors
+ * open reach a ceiling below RLIMIT_NOFILE, which keeps the rest for their
+ * upstream connections and the admin. Trouble is logged once per interval
+ * with a count. The admin listener uses it too, without the ceiling. */
+struct evconnlistener;
+struct listener_guard;
+
+/* The ceiling for a descriptor limit NOFILE: 0 for none (unlimited). */
+int listener_fd_ceiling(rlim_t nofile);
+/* Guards EV on BASE; WHAT names it in the log ("accept"); CEILING: refuse
+ * connections at the descriptor ceiling. NULL when out of memory. */
+struct listener_guard *listener_guard_new(struct event_base *base, struct evconnlistener *ev,
+					  const char *what, bool ceiling);
+void listener_guard_free(struct listener_guard *g);
+/* For EV's error callback: logs (rate-limited) and rests. */
+void listener_guard_error(struct listener_guard *g);
+/* For EV's accept callback: true if FD may be served; else FD is closed,
+ * the refusal logged (rate-limited) and the listener rests. */
+bool listener_guard_admit(struct listener_guard *g, int fd);
+/* The owner's pause (max_connections): accepting resumes when neither
+ * the owner nor the back-off holds it. */
+void listener_guard_hold(struct listener_guard *g, bool hold);
 
 #endif

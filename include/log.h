@@ -43,6 +43,19 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_warn(...)  log_msg(LL_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LL_ERROR, __VA_ARGS__)
 
+/* Events that would flood the log with a line each (accept failures,
+ * refused peers): the first gets its line at once, later ones at most one
+ * line per interval, with how many there were. One per thread. */
+struct log_every {
+	struct timespec last;        /* CLOCK_MONOTONIC of the last line */
+	unsigned long count;         /* events since the last line */
+	bool started;
+};
+
+/* Counts one event on E: true if a line is due (the first, or INTERVAL
+ * seconds since the last), with *COUNT the events it stands for. */
+bool log_every_due(struct log_every *e, double interval, unsigned long *count);
+
 /* One request. Strings are slices (ptr, len) that need not be
  * NUL-terminated or valid UTF-8; NULL ptr = JSON null. */
 struct log_slice {

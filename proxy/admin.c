@@ -22,6 +22,7 @@
 #include "control.h"
 #include "duration.h"
 #include "http1.h"
+#include "listener.h"
 #include "log.h"
 #include "response.h"
 
@@ -29,16 +30,28 @@
 #define ADMIN_MAX_BODY 65536
 #define ADMIN_TIMEOUT 10
 #define ADMIN_MAX_CONNS 64
+/* A connection must bring its whole request (head and body) within this,
+ * trickled bytes or not: until then its token is unchecked, and it holds a
+ * slot an operator may need. */
+#define ADMIN_REQUEST_DEADLINE 2
+/* Slots one TCP peer address may hold while its requests are incomplete. */
+#define ADMIN_MAX_PER_PEER 16
+/* Refused or dropped connections are logged once per this, with counts. */
+#define ADMIN_LOG_INTERVAL 10.0
 
 struct admin {
 	struct event_base *base;
 	const struct config *cfg;
 	struct control *ctl;
 	struct evconnlistener *listener;
+	struct listener_guard *guard;    /* rests the listener after accept errors */
 	char *token;                 /* TCP only */
 	char *unix_path;
 	int n_conns;
-	struct admin_conn *conns;
+	struct admin_conn *conns;     /* newest first */
+	/* Connections dropped before a whole request: the slot went to a newer
+	 * one, the deadline passed, or none was free (each logged rate-limited). */
+	struct log_every evicted, expired, refused;
 };
 
 struct admin_conn {
@@ -48,6 +61,9 @@ struct admin_conn {
 	struct http1_parser parser;
 	struct http1_head head;
 	char who[96];
+	char where[80];               /* the peer as the log names it */
+	struct sockaddr_storage peer; /* TCP: the address, port zeroed, for the per-peer limit */
+	struct event *deadline;       /* ADMIN_REQUEST_DEADLINE, until dispatched */
 	bool answered;
 	bool waiting;                /* a control action will answer later */
 	bool gone;                   /* the client left while we waited */
@@ -62,8 +78,36 @@ static void conn_close(struct admin_conn *ac)
 	if (ac->next)
 		ac->next->prev = ac->prev;
 	ac->adm->n_conns--;
+	if (ac->deadline)
+		event_free(ac->deadline);
 	bufferevent_free(ac->bev);
 	free(ac);
+}
+
+/* Still reading its request: nobody has checked its token yet. */
+static bool incomplete(const struct admin_conn *ac)
+{
+	return !ac->answered && !ac->waiting;
+}
+
+static void log_dropped(struct log_every *e, const char *what, const struct admin_conn *ac)
+{
+	unsigned long n;
+	if (log_every_due(e, ADMIN_LOG_INTERVAL, &n))
+		log_warn("admin: %s: %lu in the last %.0f s, the latest from %s", what, n,
+			 ADMIN_LOG_INTERVAL, ac ? ac->where : "a peer not accepted");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct admin_conn *ac = arg;
+	if (!incomplete(ac))
+		return;
+	log_dropped(&ac->adm->expired, "closed connections that sent no whole request within "
+		    "2 s (half requests)", ac);
+	conn_close(ac);
 }
 
 static void reply(struct admin_conn *ac, int status, json_t *body)
@@ -73,7 +117,9 @@ static void reply(struct admin_conn *ac, int status, json_t *body)
 		conn_close(ac);
 		return;
 	}
-	char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	/* 15 digits: an age of 0.1 prints as 0.1, not 0.10000000000000001. */
+	char *text = body ? json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+				       JSON_REAL_PRECISION(15)) : NULL;
 	json_decref(body);
 	/* BODY could not be built or printed: say so, never a 200 with nothing. */
 	const char *out = text ? text : "{\"ok\": false, \"error\": \"out of memory\"}";
@@ -176,21 +222,97 @@ static void h_spool(struct admin_conn *ac, json_t *body, const char *query)
 	reply(ac, 200, json_pack("{s:[]}", "records"));
 }
 
+/* The keys a request body may hold and their JSON types: anything else is
+ * a 400 naming the key, so that a typo never widens an action's scope. */
+struct body_key {
+	const char *name;
+	json_type type;              /* JSON_TRUE: a boolean; JSON_REAL: any number */
+};
+
+static const struct body_key no_keys[] = { { NULL, JSON_NULL } };
+static const struct body_key switch_keys[] = {
+	{ "to", JSON_STRING }, { "project", JSON_STRING }, { "reason", JSON_STRING },
+	{ "force", JSON_TRUE }, { "at", JSON_STRING }, { NULL, JSON_NULL },
+};
+static const struct body_key maintenance_keys[] = {
+	{ "on", JSON_TRUE }, { "project", JSON_STRING }, { "until", JSON_STRING },
+	{ "reason", JSON_STRING }, { NULL, JSON_NULL },
+};
+static const struct body_key hold_keys[] = {
+	{ "project", JSON_STRING }, { "max", JSON_REAL }, { "reason", JSON_STRING },
+	{ NULL, JSON_NULL },
+};
+static const struct body_key resume_keys[] = {
+	{ "project", JSON_STRING }, { "reason", JSON_STRING }, { NULL, JSON_NULL },
+};
+
 static const struct route_entry {
 	const char *method;
 	const char *path;
-	bool prefix;
+	const struct body_key *keys;
 	void (*fn)(struct admin_conn *ac, json_t *body, const char *query);
 } routes[] = {
-	{ "GET", "/status", false, h_status },
-	{ "GET", "/journal", false, h_journal },
-	{ "GET", "/spool", false, h_spool },
-	{ "POST", "/switch", false, h_switch },
-	{ "POST", "/maintenance", false, h_maintenance },
-	{ "POST", "/hold", false, h_hold },
-	{ "POST", "/resume", false, h_resume },
-	{ "POST", "/reload", false, h_reload },
+	{ "GET", "/status", no_keys, h_status },
+	{ "GET", "/journal", no_keys, h_journal },
+	{ "GET", "/spool", no_keys, h_spool },
+	{ "POST", "/switch", switch_keys, h_switch },
+	{ "POST", "/maintenance", maintenance_keys, h_maintenance },
+	{ "POST", "/hold", hold_keys, h_hold },
+	{ "POST", "/resume", resume_keys, h_resume },
+	{ "POST", "/reload", no_keys, h_reload },
 };
+
+static const char *json_type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: case JSON_REAL: return "a number";
+	case JSON_TRUE: case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "?";
+}
+
+static bool type_fits(json_type want, const json_t *v)
+{
+	switch (want) {
+	case JSON_TRUE: return json_is_boolean(v);
+	case JSON_REAL: return json_is_number(v);
+	default: return json_typeof(v) == want;
+	}
+}
+
+/* 0 if BODY (an object) holds only KEYS, each of its type; else -1 with a
+ * one-line reason naming the key in MSG. */
+static int body_check(const json_t *body, const struct body_key *keys, char *msg, size_t len)
+{
+	const char *name;
+	json_t *v;
+	json_object_foreach((json_t *)body, name, v) {
+		const struct body_key *k = keys;
+		while (k->name && strcmp(k->name, name) != 0)
+			k++;
+		if (!k->name) {
+			int n = snprintf(msg, len, "bad request: unknown key \"%s\" (%s)", name,
+					 keys->name ? "takes:" : "takes no keys");
+			for (k = keys; k->name && n > 0 && (size_t)n < len; k++)
+				n += snprintf(msg + n, len - (size_t)n, "%s %s", k == keys ? "" : ",",
+					      k->name);
+			if (keys->name && n > 0 && (size_t)n < len)
+				snprintf(msg + n, len - (size_t)n, ")");
+			return -1;
+		}
+		if (!type_fits(k->type, v)) {
+			snprintf(msg, len, "bad request: \"%s\" must be %s, not %s", name,
+				 k->type == JSON_TRUE ? "a boolean" : k->type == JSON_REAL ? "a number"
+				 : "a string", json_type_name(v));
+			return -1;
+		}
+	}
+	return 0;
+}
 
 static void h_cancel(struct admin_conn *ac, const char *id_text)
 {
@@ -241,7 +363,8 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 	json_t *body = NULL;
 	if (body_len) {
 		json_error_t err;
-		body = json_loadb(body_text, body_len, 0, &err);
+		/* A key given twice is refused: "the last wins" would hide a mistake. */
+		body = json_loadb(body_text, body_len, JSON_REJECT_DUPLICATES, &err);
 		if (!body) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "bad request: malformed JSON at line %d: %s",
@@ -254,11 +377,19 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 		return;
 	}
 
+	char msg[512];
+	if (!json_is_object(body)) {
+		reply_error(ac, 400, "bad request: the body must be a JSON object");
+		json_decref(body);
+		return;
+	}
 	if (strncmp(path, "/schedule/", 10) == 0) {
-		if (http1_token_eq(h->method, h->method_len, "DELETE"))
-			h_cancel(ac, path + 10);
-		else
+		if (!http1_token_eq(h->method, h->method_len, "DELETE"))
 			reply_error(ac, 405, "use DELETE /schedule/<id>");
+		else if (body_check(body, no_keys, msg, sizeof(msg)) < 0)
+			reply_error(ac, 400, msg);
+		else
+			h_cancel(ac, path + 10);
 		json_decref(body);
 		return;
 	}
@@ -269,7 +400,10 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 		path_known = true;
 		if (!http1_token_eq(h->method, h->method_len, routes[i].method))
 			continue;
-		routes[i].fn(ac, body, query);
+		if (body_check(body, routes[i].keys, msg, sizeof(msg)) < 0)
+			reply_error(ac, 400, msg);
+		else
+			routes[i].fn(ac, body, query);
 		json_decref(body);
 		return;
 	}
@@ -307,6 +441,11 @@ static void on_read(struct bufferevent *bev, void *arg)
 	size_t body_len = h->framing == HTTP1_BODY_LENGTH ? (size_t)h->content_length : 0;
 	if (avail < h->head_len + body_len)
 		return; /* the head stays parsed again next time: small and bounded */
+	event_del(ac->deadline);
+	/* Whole: an action may take up to a drain timeout to answer, longer
+	 * than the idle timeout; reading goes on only to see the client leave. */
+	struct timeval wtv = duration_tv(ADMIN_TIMEOUT);
+	bufferevent_set_timeouts(bev, NULL, &wtv);
 	buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(h->head_len + body_len));
 	dispatch(ac, buf + h->head_len, body_len);
 }
@@ -351,9 +490,56 @@ static void peer_name(struct admin_conn *ac, int fd, const struct sockaddr *sa, 
 		snprintf(ac->who, sizeof(ac->who), "unix socket");
 		return;
 	}
-	char where[80];
-	addr_format(sa, len, where, sizeof(where));
-	snprintf(ac->who, sizeof(ac->who), "token from %s", where);
+	addr_format(sa, len, ac->where, sizeof(ac->where));
+	snprintf(ac->who, sizeof(ac->who), "token from %s", ac->where);
+}
+
+/* The peer's address without its port (TCP); all zero for the unix socket,
+ * whose peers are the socket file's owner and root. */
+static void peer_key(struct sockaddr_storage *key, const struct sockaddr *sa, socklen_t len)
+{
+	memset(key, 0, sizeof(*key));
+	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		struct sockaddr_in *k = (struct sockaddr_in *)key;
+		k->sin_family = AF_INET;
+		k->sin_addr = ((const struct sockaddr_in *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 *k = (struct sockaddr_in6 *)key;
+		k->sin6_family = AF_INET6;
+		k->sin6_addr = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+	}
+}
+
+/* A slot for a new connection from PEER: at the per-peer limit (TCP) or
+ * the total, the oldest incomplete request (of PEER, at its limit) makes
+ * room, so that half-sent requests cannot keep the operator out; false if
+ * every slot holds a request in progress. */
+static bool make_room(struct admin *adm, const struct sockaddr_storage *peer)
+{
+	int same = 0;
+	struct admin_conn *oldest = NULL, *oldest_same = NULL;
+	for (struct admin_conn *ac = adm->conns; ac; ac = ac->next) {
+		bool mine = memcmp(&ac->peer, peer, sizeof(*peer)) == 0;
+		same += mine;
+		if (incomplete(ac)) {
+			oldest = ac;
+			if (mine)
+				oldest_same = ac;
+		}
+	}
+	struct admin_conn *victim = NULL;
+	if (peer->ss_family != AF_UNSPEC && same >= ADMIN_MAX_PER_PEER)
+		victim = oldest_same ? oldest_same : NULL;
+	else if (adm->n_conns >= ADMIN_MAX_CONNS)
+		victim = oldest;
+	else
+		return true;
+	if (!victim)
+		return false;
+	log_dropped(&adm->evicted, "closed incomplete requests that made room for newer "
+		    "connections", victim);
+	conn_close(victim);
+	return true;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -361,7 +547,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	(void)l;
 	struct admin *adm = arg;
-	if (adm->n_conns >= ADMIN_MAX_CONNS) {
+	struct sockaddr_storage peer;
+	peer_key(&peer, sa, (socklen_t)len);
+	if (!make_room(adm, &peer)) {
+		log_dropped(&adm->refused, "refused connections, every slot busy with a request "
+			    "in progress", NULL);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -371,10 +561,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	ac->adm = adm;
+	ac->peer = peer;
 	ac->bev = bufferevent_socket_new(adm->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!ac->bev) {
+	ac->deadline = evtimer_new(adm->base, on_deadline, ac);
+	struct timeval dl = duration_tv(ADMIN_REQUEST_DEADLINE);
+	if (!ac->bev || !ac->deadline || evtimer_add(ac->deadline, &dl) < 0) {
+		if (ac->deadline)
+			event_free(ac->deadline);
+		if (ac->bev)
+			bufferevent_free(ac->bev);
+		else
+			evutil_closesocket(fd);
 		free(ac);
-		evutil_closesocket(fd);
 		return;
 	}
 	adm->n_conns++;
@@ -383,11 +581,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		adm->conns->prev = ac;
 	adm->conns = ac;
 	peer_name(ac, fd, sa, (socklen_t)len);
+	if (!ac->where[0])
+		snprintf(ac->where, sizeof(ac->where), "%.*s", (int)sizeof(ac->where) - 1, ac->who);
 	http1_parser_init(&ac->parser, HTTP1_REQUEST);
 	struct timeval tv = duration_tv(ADMIN_TIMEOUT);
 	bufferevent_set_timeouts(ac->bev, &tv, &tv);
 	bufferevent_setcb(ac->bev, on_read, on_write, on_event, ac);
 	bufferevent_enable(ac->bev, EV_READ | EV_WRITE);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	struct admin *adm = arg;
+	listener_guard_error(adm->guard);
 }
 
 static bool token_space(char c)
@@ -504,6 +711,11 @@ struct admin *admin_new(struct event_base *base, const struct config *cfg, struc
 	adm->listener = evconnlistener_new(base, on_accept, adm, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!adm->listener)
 		goto sys_fail;
+	evconnlistener_set_error_cb(adm->listener, on_accept_error);
+	if (!(adm->guard = listener_guard_new(base, adm->listener, "admin accept", false))) {
+		errno = ENOMEM;
+		goto sys_fail;
+	}
 	char where[128];
 	addr_format(sa, a->len, where, sizeof(where));
 	log_info("admin API on %s", where);
@@ -526,6 +738,7 @@ void admin_free(struct admin *adm)
 		return;
 	if (adm->listener)
 		evconnlistener_free(adm->listener);
+	listener_guard_free(adm->guard);
 	/* A connection still waiting for an action is left to it (it frees it). */
 	for (struct admin_conn *ac = adm->conns, *next; ac; ac = next) {
 		next = ac->next;

@@ -96,7 +96,7 @@ static int set_body(struct cli_request *req, json_t *body, char *err, size_t err
 	if (!body)
 		return usage_error(err, errlen, "%s: an option value is not valid UTF-8",
 				   req->command);
-	req->body = json_dumps(body, JSON_COMPACT);
+	req->body = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(body);
 	if (!req->body)
 		return usage_error(err, errlen, "%s: out of memory", req->command);

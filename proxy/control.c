@@ -1,7 +1,6 @@
 /* control: operator actions on the scopes, run on the control thread. */
 #include "control.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "state.h"
 #include "stats.h"
 #include "upstream.h"
+#include "when.h"
 #include "worker.h"
 
 #define DRAIN_POLL_SECONDS 0.020
@@ -58,56 +58,6 @@ struct action {
 	struct timespec drain_start;
 	double drain_ms;             /* how long the drain may take */
 };
-
-/* ---- time ---- */
-
-int control_parse_time(const char *text, time_t now, time_t *out)
-{
-	if (!text || !*text)
-		return -1;
-	if (text[0] == '+') {
-		char *end;
-		double n = strtod(text + 1, &end);
-		if (end == text + 1 || n < 0)
-			return -1;
-		double mult = 1;
-		switch (*end) {
-		case 's': case '\0': mult = 1; break;
-		case 'm': mult = 60; break;
-		case 'h': mult = 3600; break;
-		case 'd': mult = 86400; break;
-		default: return -1;
-		}
-		if (*end && end[1])
-			return -1;
-		*out = now + (time_t)(n * mult);
-		return 0;
-	}
-	struct tm tm = { 0 };
-	const char *rest = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!rest)
-		return -1;
-	if (*rest == '.') /* fractional seconds: ignored */
-		while (isdigit((unsigned char)*++rest))
-			;
-	time_t t = timegm(&tm);
-	if (*rest == 'Z' || *rest == 'z') {
-		rest++;
-	} else if (*rest == '+' || *rest == '-') {
-		int hh, mm;
-		if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
-			return -1;
-		long off = (hh * 60L + mm) * 60L;
-		t += *rest == '+' ? -off : off;
-		rest += 6;
-	} else {
-		return -1;
-	}
-	if (*rest)
-		return -1;
-	*out = t;
-	return 0;
-}
 
 /* ---- answers ---- */
 
@@ -407,9 +357,9 @@ static void act_switch(struct control *ctl, json_t *body, const char *who, contr
 	}
 	if (at) {
 		time_t when;
-		if (control_parse_time(at, time(NULL), &when) < 0) {
-			done(arg, 400, error_answer("bad request: \"at\": cannot read time '%s' "
-						    "(RFC 3339 or +10m)", at));
+		const char *why;
+		if (when_parse(at, time(NULL), true, &when, &why) < 0) {
+			done(arg, 400, error_answer("bad request: \"at\": '%s' is %s", at, why));
 			return;
 		}
 		json_t *entry = schedule_switch(ctl, body, who, when);
@@ -452,9 +402,9 @@ static void act_maintenance(struct control *ctl, json_t *body, const char *who,
 		return;
 	}
 	time_t end = 0;
-	if (until && control_parse_time(until, time(NULL), &end) < 0) {
-		done(arg, 400, error_answer("bad request: \"until\": cannot read time '%s' "
-					    "(RFC 3339 or +2h)", until));
+	const char *why;
+	if (until && when_parse(until, time(NULL), true, &end, &why) < 0) {
+		done(arg, 400, error_answer("bad request: \"until\": '%s' is %s", until, why));
 		return;
 	}
 	struct action *a = action_new(ctl, "maintenance", body, who, done, arg);
@@ -672,7 +622,8 @@ static void run_due_schedules(struct control *ctl, time_t now)
 	json_t *e;
 	json_array_foreach(list, i, e) {
 		time_t at = 0;
-		if (control_parse_time(json_string_value(json_object_get(e, "at")), now, &at) < 0 ||
+		if (when_parse(json_string_value(json_object_get(e, "at")), now, false, &at,
+				       NULL) < 0 ||
 		    at > now)
 			continue;
 		json_t *rest = json_deep_copy(list), *body = json_deep_copy(e);

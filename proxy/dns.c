@@ -258,6 +258,42 @@ static bool parse_literal(const char *host, uint16_t port, struct addr *out)
 	return true;
 }
 
+/* RFC 6761 6.3: "localhost" and every name under it are the loopback
+ * host, whatever DNS or /etc/hosts say (a container may have neither). */
+static bool is_localhost(const char *host)
+{
+	size_t len = strlen(host);
+	if (len && host[len - 1] == '.')
+		len--;
+	return (len == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+	       (len > 10 && strncasecmp(host + len - 10, ".localhost", 10) == 0);
+}
+
+/* The answer HOST has without a query: an IP literal, or localhost's two
+ * loopback addresses. NULL if it needs DNS (or out of memory: *OOM). */
+static struct dns_answer *fixed_answer(const char *host, uint16_t port, bool *oom)
+{
+	struct addr literal;
+	struct dns_answer *a = NULL;
+	*oom = false;
+	if (parse_literal(host, port, &literal)) {
+		if ((a = answer_new(1)) != NULL) {
+			a->addrs[0] = literal;
+			a->n = 1;
+		}
+	} else if (is_localhost(host)) {
+		if ((a = answer_new(2)) != NULL) {
+			parse_literal("127.0.0.1", port, &a->addrs[0]);
+			parse_literal("::1", port, &a->addrs[1]);
+			a->n = 2;
+		}
+	} else {
+		return NULL;
+	}
+	*oom = a == NULL;
+	return a;
+}
+
 static double clamp_ttl(const struct dns_resolver *r, double ttl)
 {
 	if (ttl < r->min_ttl)
@@ -443,16 +479,15 @@ struct dns_name *dns_follow(struct dns_resolver *r, const char *host, uint16_t p
 	n->port = port;
 	n->host = strdup(host);
 	n->refresh = evtimer_new(r->base, on_refresh, n);
-	struct addr literal;
-	bool is_literal = parse_literal(host, port, &literal);
+	bool oom;
+	n->current = fixed_answer(host, port, &oom);
+	bool is_literal = n->current != NULL || oom;
 	n->literal = is_literal;
-	if (is_literal && (n->current = answer_new(1)) != NULL) {
-		n->current->addrs[0] = literal;
-		n->current->n = 1;
+	if (n->current) {
 		n->resolved_mono = mono_now();
 		n->settled = true;
 	}
-	if (n->host == NULL || n->refresh == NULL || (is_literal && n->current == NULL)) {
+	if (n->host == NULL || n->refresh == NULL || oom) {
 		name_free(n);
 		return NULL;
 	}
@@ -617,13 +652,9 @@ int dns_lookup(struct dns_resolver *r, const char *host, uint16_t port, dns_look
 	}
 	l->next = r->lookups;
 	r->lookups = l;
-	struct addr literal;
-	if (parse_literal(host, port, &literal)) {
-		struct dns_answer *a = answer_new(1);
-		if (a != NULL) {
-			a->addrs[0] = literal;
-			a->n = 1;
-		}
+	bool oom;
+	struct dns_answer *a = fixed_answer(host, port, &oom);
+	if (a || oom) {
 		lookup_finish(l, a, ares_strerror(ARES_ENOMEM));
 	} else {
 		start_query(r, host, on_lookup_result, l);

@@ -2,9 +2,11 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,10 +15,33 @@
 #include <event2/util.h>
 
 #include "conf.h"
+#include "duration.h"
 #include "log.h"
+
+/* After an accept error, or a connection refused at the descriptor
+ * ceiling, a listener rests this long instead of retrying at once (a
+ * listening socket stays readable: retrying at once spins). */
+#define ACCEPT_BACKOFF_SECONDS 0.1
+/* Accept trouble is logged at most once per this many seconds. */
+#define ACCEPT_LOG_INTERVAL 10.0
+/* Descriptors kept apart from client and upstream connections: the admin
+ * API (64 connections), logs, state and journal files, DNS, event loops. */
+#define FD_RESERVE 128
+
+struct listener_guard {
+	struct evconnlistener *ev;
+	struct event *timer;
+	const char *what;             /* "accept", "admin accept" */
+	int ceiling;                  /* a client fd at or above it is refused; 0: none */
+	rlim_t nofile;                /* RLIMIT_NOFILE it was computed from */
+	bool held;                    /* paused by its owner (max_connections) */
+	bool resting;                 /* paused for the back-off */
+	struct log_every errors, shed;
+};
 
 struct listener {
 	struct evconnlistener *ev;
+	struct listener_guard *guard;
 	struct listener_set *set;
 	size_t index;                 /* in listen[]: a reload keeps the addresses */
 };
@@ -113,21 +138,123 @@ const char *listener_conf_restart_key(const struct listen_conf *a, size_t n_a,
 	return NULL;
 }
 
+/* ---- the guard: back-off and descriptor ceiling ---- */
+
+int listener_fd_ceiling(rlim_t nofile)
+{
+	if (nofile == RLIM_INFINITY || nofile > INT_MAX)
+		return 0;
+	/* Each client connection may need an upstream one: half of what is
+	 * left after the reserve (HAProxy's maxconn arithmetic). */
+	rlim_t reserve = nofile / 2 < FD_RESERVE ? nofile / 2 : FD_RESERVE;
+	int c = (int)((nofile - reserve) / 2);
+	return c > 0 ? c : 1;
+}
+
+static void guard_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct listener_guard *g = arg;
+	g->resting = false;
+	if (!g->held)
+		evconnlistener_enable(g->ev);
+}
+
+static void guard_rest(struct listener_guard *g)
+{
+	if (g->resting)
+		return;
+	g->resting = true;
+	evconnlistener_disable(g->ev);
+	struct timeval tv = duration_tv(ACCEPT_BACKOFF_SECONDS);
+	evtimer_add(g->timer, &tv);
+}
+
+struct listener_guard *listener_guard_new(struct event_base *base, struct evconnlistener *ev,
+					  const char *what, bool ceiling)
+{
+	struct listener_guard *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	g->ev = ev;
+	g->what = what;
+	if (!(g->timer = evtimer_new(base, guard_wake, g))) {
+		free(g);
+		return NULL;
+	}
+	struct rlimit rl;
+	if (ceiling && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		g->nofile = rl.rlim_cur;
+		g->ceiling = listener_fd_ceiling(rl.rlim_cur);
+	}
+	return g;
+}
+
+void listener_guard_free(struct listener_guard *g)
+{
+	if (!g)
+		return;
+	event_free(g->timer);
+	free(g);
+}
+
+void listener_guard_error(struct listener_guard *g)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	/* Out of descriptors (EMFILE, ENFILE) or memory: the connections we
+	 * have keep being served; new ones wait in the backlog meanwhile. */
+	guard_rest(g);
+	unsigned long n;
+	if (log_every_due(&g->errors, ACCEPT_LOG_INTERVAL, &n))
+		log_error("%s: %s: pausing accept for %.0f ms at a time (%lu time%s in the last "
+			  "%.0f s)", g->what, evutil_socket_error_to_string(err),
+			  ACCEPT_BACKOFF_SECONDS * 1000, n, n == 1 ? "" : "s", ACCEPT_LOG_INTERVAL);
+}
+
+bool listener_guard_admit(struct listener_guard *g, int fd)
+{
+	/* Descriptors are numbered lowest free first: FD at the ceiling means
+	 * that many are open, and the rest is for upstreams and the admin. */
+	if (!g->ceiling || fd < g->ceiling)
+		return true;
+	close(fd);
+	guard_rest(g);
+	unsigned long n;
+	if (log_every_due(&g->shed, ACCEPT_LOG_INTERVAL, &n))
+		log_warn("%s: %d descriptors open, the rest of RLIMIT_NOFILE (%llu) is kept for "
+			 "upstream connections and the admin: closing new connections (%lu in the "
+			 "last %.0f s)", g->what, g->ceiling, (unsigned long long)g->nofile, n,
+			 ACCEPT_LOG_INTERVAL);
+	return false;
+}
+
+void listener_guard_hold(struct listener_guard *g, bool hold)
+{
+	g->held = hold;
+	if (hold)
+		evconnlistener_disable(g->ev);
+	else if (!g->resting)
+		evconnlistener_enable(g->ev);
+}
+
+/* ---- the public listeners ---- */
+
 static void accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		      int len, void *arg)
 {
 	(void)ev;
 	struct listener *l = arg;
+	if (!listener_guard_admit(l->guard, fd))
+		return;
 	l->set->accept(l->set->arg, fd, sa, (socklen_t)len, l->index);
 }
 
 static void accept_error_cb(struct evconnlistener *ev, void *arg)
 {
 	(void)ev;
-	(void)arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	/* EMFILE and friends: keep serving the connections we have. */
-	log_error("accept: %s", evutil_socket_error_to_string(err));
+	struct listener *l = arg;
+	listener_guard_error(l->guard);
 }
 
 static int open_one(struct event_base *base, const struct listen_conf *lc, bool reuseport,
@@ -161,6 +288,12 @@ static int open_one(struct event_base *base, const struct listen_conf *lc, bool 
 		return -1;
 	}
 	evconnlistener_set_error_cb(l->ev, accept_error_cb);
+	if (!(l->guard = listener_guard_new(base, l->ev, "accept", true))) {
+		log_error("listen %s: out of memory", where);
+		evconnlistener_free(l->ev);
+		l->ev = NULL;
+		return -1;
+	}
 	if (say)
 		log_info("listening on %s", where);
 	return 0;
@@ -178,6 +311,18 @@ struct listener_set *listener_open_all(struct event_base *base, const struct lis
 	}
 	set->accept = accept;
 	set->arg = arg;
+	struct rlimit rl;
+	if (say && getrlimit(RLIMIT_NOFILE, &rl) == 0 && listener_fd_ceiling(rl.rlim_cur)) {
+		int c = listener_fd_ceiling(rl.rlim_cur);
+		/* A low limit caps the connections more than max_connections does. */
+		if (c < 1024)
+			log_warn("RLIMIT_NOFILE is %llu: client connections are accepted while fewer "
+				 "than %d descriptors are open (raise it with ulimit -n or "
+				 "LimitNOFILE=)", (unsigned long long)rl.rlim_cur, c);
+		else
+			log_info("RLIMIT_NOFILE is %llu: client connections are accepted while "
+				 "fewer than %d descriptors are open", (unsigned long long)rl.rlim_cur, c);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct listener *l = calloc(1, sizeof(*l));
 		if (l) {
@@ -200,6 +345,7 @@ void listener_close_all(struct listener_set *set)
 		return;
 	for (size_t i = 0; i < set->n; i++) {
 		evconnlistener_free(set->v[i]->ev);
+		listener_guard_free(set->v[i]->guard);
 		free(set->v[i]);
 	}
 	free(set->v);
@@ -208,10 +354,6 @@ void listener_close_all(struct listener_set *set)
 
 void listener_pause_all(struct listener_set *set, bool pause)
 {
-	for (size_t i = 0; set && i < set->n; i++) {
-		if (pause)
-			evconnlistener_disable(set->v[i]->ev);
-		else
-			evconnlistener_enable(set->v[i]->ev);
-	}
+	for (size_t i = 0; set && i < set->n; i++)
+		listener_guard_hold(set->v[i]->guard, pause);
 }

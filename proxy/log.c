@@ -152,6 +152,22 @@ void log_set_level(enum log_level level)
 	atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
 }
 
+bool log_every_due(struct log_every *e, double interval, unsigned long *count)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	e->count++;
+	double since = (double)(now.tv_sec - e->last.tv_sec) +
+		       (double)(now.tv_nsec - e->last.tv_nsec) / 1e9;
+	if (e->started && since < interval)
+		return false;
+	*count = e->count;
+	e->count = 0;
+	e->last = now;
+	e->started = true;
+	return true;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))

@@ -5,6 +5,8 @@
  * happened, the output should still say so. */
 #include "render.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,13 +31,80 @@ static const char *num(const json_t *o, const char *key, char *buf, size_t len)
 }
 
 /* The first line of TEXT, bounded, for error messages. */
+/* ---- control characters ---- */
+
+/* TEXT[LEN] for a terminal: C0 controls and DEL as \xNN, C1 (U+0080 to
+ * U+009F, which some terminals obey too) as \u00NN, and the backslash
+ * doubled so that an escape cannot be faked; LF and TAB kept if
+ * KEEP_LINES. A malloc'd string, NULL when out of memory. */
+static char *escape_controls(const char *text, size_t len, bool keep_lines)
+{
+	char *out = malloc(len * 6 + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (c == '\\') {
+			*o++ = '\\';
+			*o++ = '\\';
+		} else if ((c < 0x20 || c == 0x7f) && !(keep_lines && (c == '\n' || c == '\t'))) {
+			o += sprintf(o, "\\x%02x", c);
+		} else if (c == 0xc2 && i + 1 < len && (unsigned char)text[i + 1] >= 0x80 &&
+			   (unsigned char)text[i + 1] <= 0x9f) {
+			o += sprintf(o, "\\u%04x", (unsigned char)text[++i]);
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A copy of V whose strings and keys show their control characters
+ * escaped: every printer then prints only what is safe. NULL: no memory. */
+static json_t *escaped_tree(const json_t *v)
+{
+	if (json_is_string(v)) {
+		char *e = escape_controls(json_string_value(v), json_string_length(v), false);
+		json_t *r = e ? json_string(e) : NULL;
+		free(e);
+		return r;
+	}
+	if (json_is_array(v)) {
+		json_t *r = json_array();
+		size_t i;
+		const json_t *x;
+		json_array_foreach(v, i, x)
+			if (!r || json_array_append_new(r, escaped_tree(x)) < 0) {
+				json_decref(r);
+				return NULL;
+			}
+		return r;
+	}
+	if (json_is_object(v)) {
+		json_t *r = json_object();
+		const char *k;
+		json_t *x;
+		json_object_foreach((json_t *)v, k, x) {
+			char *ek = escape_controls(k, strlen(k), false);
+			if (!r || !ek || json_object_set_new(r, ek, escaped_tree(x)) < 0) {
+				free(ek);
+				json_decref(r);
+				return NULL;
+			}
+			free(ek);
+		}
+		return r;
+	}
+	return json_deep_copy(v);
+}
+
 static void first_line(const char *text, char *buf, size_t len)
 {
 	size_t n = strcspn(text, "\r\n");
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, text, n);
-	buf[n] = '\0';
+	char *e = escape_controls(text, n, false);
+	snprintf(buf, len, "%s", e ? e : "(out of memory)");
+	free(e);
 }
 
 /* RENDER_NOT_DRAINED and its line if a change answer says the drain timed
@@ -365,8 +434,12 @@ static void status_upstreams(const json_t *ups, FILE *out)
 		char resolved[300] = "-";
 		const json_t *dns = json_object_get(u, "dns");
 		const json_t *age = json_object_get(dns, "age");
+		const char *host = str(dns, "host");
 		if (json_is_true(json_object_get(dns, "literal")))
-			snprintf(resolved, sizeof(resolved), "(IP address)");
+			/* localhost is answered without a lookup too (RFC 6761) */
+			snprintf(resolved, sizeof(resolved), "%s",
+				 host && strcasestr(host, "localhost") ? "(localhost: loopback)"
+								       : "(IP address)");
 		else if (json_is_number(age))
 			snprintf(resolved, sizeof(resolved), "%.0fs ago (ttl %.0fs)",
 				 json_number_value(age),
@@ -487,10 +560,23 @@ enum render_outcome render_answer(const struct render_request *rq, int status,
 				 : NULL;
 	if (rq->json) {
 		if (answer) {
-			json_dumpf(answer, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+			/* ASCII only: no raw DEL or C1 on the terminal; 15 digits: 0.1, not
+			 * 0.10000000000000001. */
+			json_dumpf(answer, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+				   JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15));
 			fputc('\n', out);
 		} else if (answer_text) {
-			fputs(answer_text, out);
+			char *e = escape_controls(answer_text, strlen(answer_text), true);
+			fputs(e ? e : "(out of memory)", out);
+			free(e);
+		}
+	} else if (answer) {
+		json_t *safe = escaped_tree(answer);
+		json_decref(answer);
+		answer = safe;
+		if (!answer) {
+			fprintf(err, "cutover: out of memory\n");
+			return RENDER_FAILED;
 		}
 	}
 	enum render_outcome rc;

@@ -406,12 +406,42 @@ static void test_lookup_nxdomain_names_host(void **state)
 	assert_non_null(strstr(res.error, ares_strerror(ARES_ENOTFOUND)));
 }
 
+/* RFC 6761 6.3: localhost and *.localhost are loopback, answered here
+ * without asking DNS or /etc/hosts (a container may have neither). */
+static void test_localhost_is_loopback_without_query(void **state)
+{
+	struct fx *f = *state;
+	static const char *const hosts[] = { "localhost", "LocalHost.", "api.localhost",
+					     "a.b.localhost." };
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		struct dns_name *n = dns_follow(f->r, hosts[i], 8080);
+		assert_non_null(n);
+		const struct dns_answer *a = dns_current(n);
+		if (a == NULL)
+			fail_msg("%s: no answer at once", hosts[i]);
+		assert_int_equal(a->n, 2);
+		assert_true(answer_has(a, "127.0.0.1:8080"));
+		assert_true(answer_has(a, "[::1]:8080"));
+	}
+	struct lookup_result res = { 0 };
+	assert_int_equal(dns_lookup(f->r, "x.localhost", 81, on_lookup, &res), 0);
+	assert_true(run_until(f, called, &res, 3));
+	assert_true(res.had_answer);
+	/* not localhost: these go to DNS */
+	f->dns.rr[0] = (struct fake_rr){ "localhost.example", "10.0.0.9", 60 };
+	struct dns_name *other = dns_follow(f->r, "localhost.example", 80);
+	dns_settle(f->r, 3);
+	assert_true(answer_has(dns_current(other), "10.0.0.9:80"));
+	assert_true(dns_follow(f->r, "notlocalhost", 80) != NULL);
+	run_until(f, never, NULL, 0.05);
+	assert_int_equal(f->dns.total, 2 + 2);   /* A and AAAA for each of the last two */
+}
+
 static void test_lookup_never_calls_back_synchronously(void **state)
 {
 	struct fx *f = *state;
 	f->dns.rr[0] = (struct fake_rr){ "svc.test", "10.0.0.1", 60 };
-	/* c-ares answers localhost from inside ares_getaddrinfo; literals are
-	 * answered without it. */
+	/* localhost and literals are answered without c-ares, still later. */
 	struct lookup_result local = { 0 }, literal = { 0 }, remote = { 0 };
 	assert_int_equal(dns_lookup(f->r, "localhost", 80, on_lookup, &local), 0);
 	assert_int_equal(dns_lookup(f->r, "10.0.0.7", 81, on_lookup, &literal), 0);
@@ -538,6 +568,8 @@ static void test_server_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_localhost_is_loopback_without_query, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ip_literal_answers_at_once_without_query, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_all_a_and_aaaa_kept_with_port, setup, teardown),

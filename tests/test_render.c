@@ -221,6 +221,48 @@ static void test_status_table(void **state)
 	       "");
 }
 
+/* Strings from the journal and status reach a terminal: control
+ * characters (C0, DEL, C1) are shown escaped, never sent as they are. */
+static void test_control_characters_escaped(void **state)
+{
+	(void)state;
+	struct render_request rq = { .command = "journal", .admin = ADMIN, .print = render_journal };
+	expect(&rq, 200,
+	       "{\"entries\": [{\"time\": \"t\", \"who\": \"w\\u001b[31m\", \"action\": "
+	       "\"switch\", \"scope\": \"p\", \"from\": \"old\", \"to\": \"new\", \"reason\": "
+	       "\"a\\u001b[2J\\u001b]0;x\\u0007b\\r\\nc\\u007f\\u009b1m\\\\d\"}]}",
+	       RENDER_DONE,
+	       "t  w\\x1b[31m  switch  p: old -> new  \"a\\x1b[2J\\x1b]0;x\\x07b\\x0d\\x0ac\\x7f"
+	       "\\u009b1m\\\\d\"\n",
+	       "");
+	rq = (struct render_request){ .command = "switch", .admin = ADMIN, .print = render_change };
+	expect(&rq, 400, "{\"ok\": false, \"error\": \"bad project '\\u001b[2J'\"}", RENDER_FAILED,
+	       "", "cutover: switch refused: bad project '\\x1b[2J'\n");
+	expect(&rq, 502, "Bad\033[2J Gateway\r\nmore", RENDER_FAILED, "",
+	       "cutover: admin API answered 502: Bad\\x1b[2J Gateway\n");
+	rq = (struct render_request){ .command = "status", .admin = ADMIN, .print = render_status };
+	struct output o;
+	assert_int_equal(answer(&rq, 200,
+				"{\"mode\": \"old\\u001b\", \"projects\": {\"a\\u001bb\": "
+				"{\"mode\": \"new\", \"reason\": \"\\u0007\"}}}", &o),
+			 RENDER_DONE);
+	assert_null(strchr(o.out, 0x1b));
+	assert_null(strchr(o.out, 0x07));
+	assert_non_null(strstr(o.out, "global mode: old\\x1b"));
+	assert_non_null(strstr(o.out, "a\\x1bb"));
+	output_free(&o);
+}
+
+/* Numbers print as people write them: 0.1, not 0.10000000000000001. */
+static void test_numbers_printed_short(void **state)
+{
+	(void)state;
+	struct render_request rq = { .command = "status", .admin = ADMIN, .json = true,
+				     .print = render_status };
+	expect(&rq, 200, "{\"age\": 0.1, \"ttl\": 300.0, \"n\": 3}", RENDER_DONE,
+	       "{\n  \"age\": 0.1,\n  \"ttl\": 300.0,\n  \"n\": 3\n}\n", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +272,8 @@ int main(void)
 		cmocka_unit_test(test_answer_json),
 		cmocka_unit_test(test_journal_reload_cancel),
 		cmocka_unit_test(test_status_table),
+		cmocka_unit_test(test_control_characters_escaped),
+		cmocka_unit_test(test_numbers_printed_short),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -356,14 +356,15 @@ def get(port, path, **kw):
 
 
 class Proc:
-    def __init__(self, argv, cwd, name, env=None):
+    def __init__(self, argv, cwd, name, env=None, preexec_fn=None):
         self.name = name
         self.stdout_path = Path(cwd) / ("%s.stdout" % name)
         self.stderr_path = Path(cwd) / ("%s.stderr" % name)
         self.argv = argv
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=err, env=env, start_new_session=True)
+                                      stderr=err, env=env, start_new_session=True,
+                                      preexec_fn=preexec_fn)
         self.pid = self.p.pid
 
     def alive(self):
@@ -534,7 +535,8 @@ def render_config(workdir, port, old_url, new_url, old_extra="", new_extra="", e
 
 
 class Cutover(Proc):
-    def __init__(self, workdir, config_text, name="cutover", wait_ready=True, port=None):
+    def __init__(self, workdir, config_text, name="cutover", wait_ready=True, port=None,
+                 preexec_fn=None):
         self.workdir = Path(workdir)
         self.config_path = self.workdir / ("%s.conf" % name)
         self.config_path.write_text(config_text)
@@ -543,7 +545,8 @@ class Cutover(Proc):
         self.port = port
         if not os.access(CUTOVER_BIN, os.X_OK):
             raise AssertionError("no cutover binary at %s (set CUTOVER_BIN)" % CUTOVER_BIN)
-        super().__init__([CUTOVER_BIN, "run", "-c", str(self.config_path)], workdir, name)
+        super().__init__([CUTOVER_BIN, "run", "-c", str(self.config_path)], workdir, name,
+                         preexec_fn=preexec_fn)
         self.checked = False
         if wait_ready:
             self.wait_ready()
@@ -618,9 +621,11 @@ class Harness:
         new_url = new if isinstance(new, str) else (new.url if new else "http://%s:%d" % (HOST, free_port()))
         return port, render_config(self.dir, port, old_url, new_url, **kw)
 
-    def proxy(self, old=None, new=None, wait_ready=True, name="cutover", **kw):
+    def proxy(self, old=None, new=None, wait_ready=True, name="cutover", preexec_fn=None, **kw):
+        """PREEXEC_FN: run in the child before cutover starts (e.g. setrlimit)."""
         port, text = self.config(old, new, **kw)
-        c = Cutover(self.dir, text, name=name, wait_ready=False, port=port)
+        c = Cutover(self.dir, text, name=name, wait_ready=False, port=port,
+                    preexec_fn=preexec_fn)
         self.proxies.append(c)
         if wait_ready:
             c.wait_ready()
