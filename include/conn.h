@@ -45,10 +45,12 @@ struct limits_conf {
 	double drain_timeout;        /* graceful stop and switch drains */
 	unsigned max_parked;         /* requests parked by hold, per worker */
 	size_t buffer_bytes;         /* per-direction buffering before backpressure */
+	size_t body_buffer;          /* request body read before admission, 0 = off */
+	uint64_t min_body_rate;      /* bytes/s a request body must average, 0 = off */
+	double min_body_rate_grace;  /* seconds before min_body_rate applies */
 };
 
 /* Sets every field of L to its default. */
-void limits_conf_defaults(struct limits_conf *l);
 void limits_conf_defaults(struct limits_conf *l);
 int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 
@@ -71,6 +73,7 @@ enum conn_state {
 	CONN_READ_HEAD,        /* waiting for (the rest of) a request head, or idle */
 	CONN_PARKED,           /* held by a hold: routed, the body unread */
 	CONN_QUEUED,           /* waiting for a max_active slot: routed, the body unread */
+	CONN_BUFFER_BODY,      /* reading the body (up to body_buffer) before admission */
 	CONN_CONNECT,          /* forward: waiting for an upstream connection */
 	CONN_SEND_BODY,        /* forward: streaming the request body upstream */
 	CONN_AWAIT_RESPONSE,   /* forward: the request is sent, no answer yet */
@@ -101,7 +104,15 @@ struct request {
 	uint64_t max_body;               /* 0 = none */
 	bool http10;
 	bool head_method;
+	bool body_buffered;              /* body_buffer is read (or the whole body) */
+	bool continue_sent;              /* 100 Continue went out */
+	const char *head_at;             /* where the head's slices point while in the input */
+	double rate_since;               /* min_body_rate: since when, from how many bytes */
+	uint64_t rate_mark;
 	struct gate_waiter wait;         /* parked or queued */
+	gate_release_fn queue_over;      /* where it goes on once buffered or admitted */
+	struct http1_parser body_scan;   /* a chunked body checked while it is buffered */
+	size_t body_scanned;
 	const struct conn_action *action;
 	void *action_state;
 
@@ -153,6 +164,15 @@ void conn_consume_head(struct request *r);
  * waits (parked, queued) while more bytes may arrive behind it. Returns -1
  * when out of memory. */
 int conn_keep_head(struct request *r);
+/* The head's slices point at the head again after reads that may have
+ * moved the input's memory (a body read behind the head). */
+void conn_head_refresh(struct request *r);
+/* The client shut its sending side: no more input will come. */
+bool conn_input_eof(const struct conn *c);
+/* True once R's body fell below limits.min_body_rate, on average since its
+ * body began, after the grace. BACKPRESSURED: cutover is not reading (the
+ * upstream is slow), so the count starts again instead. */
+bool conn_body_too_slow(struct request *r, bool backpressured);
 /* Sends what the output holds now (a small TLS answer as one record). */
 void conn_flush(struct conn *c);
 /* Reads the client's body on directly up to the read budget (see bev.h). */

@@ -107,6 +107,13 @@ long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, boo
 long http1_chunked_move(struct http1_parser *p, struct evbuffer *in, size_t budget,
 			struct evbuffer *out, bool *done);
 
+/* DST parses on its own from where SRC stands (a chunked body checked
+ * ahead while SRC still has to move it). */
+void http1_parser_copy(struct http1_parser *dst, const struct http1_parser *src);
+/* http1_chunked_feed() over IN from byte FROM to its end, nothing decoded
+ * and nothing drained. Returns bytes consumed, -1 on malformed framing. */
+long http1_chunked_scan(struct http1_parser *p, struct evbuffer *in, size_t from, bool *done);
+
 /* The target without scheme and authority: "http://h/p?q" gives "/p?q",
  * "http://h?q" gives "?q", "http://h" gives "" (the caller adds the "/"). */
 void http1_origin_form(const struct http1_head *h, const char **rest, size_t *len);

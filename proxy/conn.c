@@ -42,6 +42,11 @@ void limits_conf_defaults(struct limits_conf *l)
 		.drain_timeout = 30,
 		.buffer_bytes = 65536,
 		.max_parked = 1000,
+		.body_buffer = 65536,
+		/* Far below a 2G link (several KB/s); the average since the body
+		 * began, so an early burst pays for a later stall. */
+		.min_body_rate = 128,
+		.min_body_rate_grace = 10,
 	};
 }
 
@@ -50,7 +55,8 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 	static const char *const keys[] = { "max_connections", "max_request_line",
 					    "max_header_bytes", "max_body", "header_timeout",
 					    "body_timeout", "keepalive_timeout", "send_timeout",
-					    "drain_timeout", "buffer_bytes", "max_parked", NULL };
+					    "drain_timeout", "buffer_bytes", "max_parked", "body_buffer",
+					    "min_body_rate", "min_body_rate_grace", NULL };
 	struct limits_conf *l = cfg->limits;
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	long long n;
@@ -76,7 +82,16 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 		status = -1;
 	else if (rc)
 		l->buffer_bytes = sz;
+	if ((rc = conf_get_size(r, s, "body_buffer", 0, 64 << 20, &sz)) < 0)
+		status = -1;
+	else if (rc)
+		l->body_buffer = sz;
+	if ((rc = conf_get_int(r, s, "min_body_rate", 0, 1LL << 40, &n)) < 0)
+		status = -1;
+	else if (rc)
+		l->min_body_rate = (uint64_t)n;
 	if (conf_get_size(r, s, "max_body", 0, UINT64_MAX, &l->max_body) < 0 ||
+	    conf_get_duration(r, s, "min_body_rate_grace", 0.001, 3600, &l->min_body_rate_grace) < 0 ||
 	    conf_get_duration(r, s, "header_timeout", 0.001, 3600, &l->header_timeout) < 0 ||
 	    conf_get_duration(r, s, "body_timeout", 0.001, 86400, &l->body_timeout) < 0 ||
 	    conf_get_duration(r, s, "keepalive_timeout", 0.001, 86400, &l->keepalive_timeout) < 0 ||
@@ -106,6 +121,7 @@ struct conn {
 	struct request *r;               /* the request being read or answered */
 	const struct config *cfg;        /* the config of its latest request */
 	bool close_after;                /* close once the current answer is out */
+	bool input_eof;                  /* the client shut its sending side */
 	bool in_process;                 /* conn_process_input() is running */
 	bool tls;                        /* came through a TLS listener */
 };
@@ -121,12 +137,32 @@ static void conn_process_input(struct conn *c);
  * discard for a short while before closing for good. */
 #define LINGER_SECONDS 2.0
 
+static bool reads_body(enum conn_state s)
+{
+	return s == CONN_BUFFER_BODY || s == CONN_CONNECT || s == CONN_SEND_BODY;
+}
+
+static double coarse_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* Every state change goes through here, and with it the client-side
  * timeouts each phase allows. */
 void conn_set_state(struct conn *c, enum conn_state s)
 {
 	const struct limits_conf *lim = c->cfg->limits;
+	enum conn_state was = c->state;
 	c->state = s;
+	if (was == CONN_BUFFER_BODY && s != CONN_BUFFER_BODY)
+		bufferevent_setwatermark(c->bev, EV_READ, 0, lim->buffer_bytes);
+	if (c->r && reads_body(s) && !reads_body(was)) {
+		/* min_body_rate counts from here: waiting in a gate is not the client's time. */
+		c->r->rate_since = coarse_now();
+		c->r->rate_mark = c->r->bytes_in + evbuffer_get_length(bufferevent_get_input(c->bev));
+	}
 	switch (s) {
 	case CONN_READ_HEAD:
 		bev_set_timeouts(c->bev, lim->keepalive_timeout, lim->send_timeout);
@@ -137,6 +173,15 @@ void conn_set_state(struct conn *c, enum conn_state s)
 	case CONN_RELAY_RESPONSE:
 		bev_set_timeouts(c->bev, 0, lim->send_timeout);
 		break;
+	case CONN_BUFFER_BODY: {
+		/* The body waits behind the head (when still in the input), bounded by body_buffer. */
+		size_t head = c->r && !c->r->head_consumed ? c->r->head.head_len : 0;
+		size_t high = head + lim->body_buffer;
+		bufferevent_setwatermark(c->bev, EV_READ, 0,
+					 high > lim->buffer_bytes ? high : lim->buffer_bytes);
+		bev_set_timeouts(c->bev, lim->body_timeout, lim->send_timeout);
+		break;
+	}
 	case CONN_CONNECT:
 	case CONN_SEND_BODY:
 		bev_set_timeouts(c->bev, lim->body_timeout, lim->send_timeout);
@@ -196,6 +241,29 @@ void conn_close_after(struct conn *c)
 bool conn_closing_after(const struct conn *c)
 {
 	return c->close_after;
+}
+
+bool conn_input_eof(const struct conn *c)
+{
+	return c->input_eof;
+}
+
+bool conn_body_too_slow(struct request *r, bool backpressured)
+{
+	const struct limits_conf *lim = r->cfg->limits;
+	if (!lim->min_body_rate)
+		return false;
+	double now = coarse_now(), elapsed = now - r->rate_since;
+	if (elapsed < lim->min_body_rate_grace)
+		return false;
+	uint64_t received = r->bytes_in + evbuffer_get_length(bufferevent_get_input(r->conn->bev));
+	if (backpressured) {
+		r->rate_since = now;
+		r->rate_mark = received;
+		return false;
+	}
+	uint64_t got = received > r->rate_mark ? received - r->rate_mark : 0;
+	return (double)got < (double)lim->min_body_rate * (elapsed - lim->min_body_rate_grace);
 }
 
 void conn_read_more(struct conn *c)
@@ -472,6 +540,10 @@ static void conn_read_head(struct conn *c)
 	switch (http1_parse_head(&r->parser, buf, want, lim->max_request_line, lim->max_header_bytes,
 				 &r->head)) {
 	case HTTP1_MORE: {
+		if (c->input_eof) {
+			conn_free(c); /* half-closed in the middle of a head: it never completes */
+			return;
+		}
 		/* header_timeout bounds the whole head, not the gap between bytes. */
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -490,6 +562,7 @@ static void conn_read_head(struct conn *c)
 		break;
 	}
 	STATS_ADD(c->env->stats, requests, 1);
+	r->head_at = buf;
 	/* The head may be read; further bytes are the body or the next request. */
 	bev_set_timeouts(c->bev, lim->body_timeout, lim->send_timeout);
 	c->env->dispatch(r);
@@ -528,6 +601,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	case CONN_PARKED:
 	case CONN_QUEUED:
 		break; /* the bytes wait (bounded by the read budget) */
+	case CONN_BUFFER_BODY:
 	case CONN_CONNECT:
 	case CONN_SEND_BODY:
 	case CONN_AWAIT_RESPONSE:
@@ -560,9 +634,49 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 		break;
 	case CONN_PARKED:
 	case CONN_QUEUED:
+	case CONN_BUFFER_BODY:
 	case CONN_LINGER:
 		break;
 	}
+}
+
+/* The client shut its sending side (shutdown(SHUT_WR)) after what it wants
+ * answered, as nginx allows: the request in hand goes on and is answered,
+ * then the connection closes. False: nothing is left to answer. The
+ * connection may be gone when this returns true. */
+static bool client_half_closed(struct conn *c)
+{
+	c->input_eof = true;
+	c->close_after = true;
+	bufferevent_disable(c->bev, EV_READ);
+	bool input = evbuffer_get_length(bufferevent_get_input(c->bev)) != 0;
+	bool output = evbuffer_get_length(bufferevent_get_output(c->bev)) != 0;
+	switch (c->state) {
+	case CONN_READ_HEAD:
+		if (c->r)
+			return false; /* a partial head never completes */
+		if (input)
+			return true;  /* pipelined, waiting for room in the output */
+		if (output) {
+			conn_set_state(c, CONN_CLOSING); /* the last answer is still going out */
+			return true;
+		}
+		return false;
+	case CONN_BUFFER_BODY:
+	case CONN_CONNECT:
+	case CONN_SEND_BODY:
+		c->r->action->readable(c->r); /* the action sees the end of the body */
+		return true;
+	case CONN_PARKED:
+	case CONN_QUEUED:
+	case CONN_AWAIT_RESPONSE:
+	case CONN_RELAY_RESPONSE:
+		return true;
+	case CONN_CLOSING:
+	case CONN_LINGER:
+		return false;
+	}
+	return false;
 }
 
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -582,8 +696,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 			conn_respond_error(r, 408, "timed out waiting for the request");
 			return;
 		}
-		if ((what & BEV_EVENT_READING) && r && r->status == 0 &&
-		    (c->state == CONN_CONNECT || c->state == CONN_SEND_BODY)) {
+		if ((what & BEV_EVENT_READING) && r && r->status == 0 && reads_body(c->state)) {
 			/* The action lets go of its upstream before the answer. */
 			if (r->action && r->action->free)
 				r->action->free(r);
@@ -594,13 +707,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    (c->state == CONN_AWAIT_RESPONSE || c->state == CONN_RELAY_RESPONSE)) {
-		/* The client half-closed after a whole request: answer, then close. */
-		c->close_after = true;
-		bufferevent_disable(c->bev, EV_READ);
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && client_half_closed(c))
 		return;
-	}
 	/* Gone, or broken: whatever was in flight upstream is abandoned. */
 	conn_free(c);
 }
@@ -609,15 +717,27 @@ int conn_keep_head(struct request *r)
 {
 	if (r->head_consumed)
 		return 0;
-	struct evbuffer *in = bufferevent_get_input(r->conn->bev);
 	char *copy = malloc(r->head.head_len);
 	if (!copy)
 		return -1;
-	/* The slices point into the pulled-up start of the input. */
-	const char *base = (const char *)evbuffer_pullup(in, (ev_ssize_t)r->head.head_len);
-	memcpy(copy, base, r->head.head_len);
-	http1_head_rebase(&r->head, base, copy);
+	conn_head_refresh(r);
+	memcpy(copy, r->head_at, r->head.head_len);
+	http1_head_rebase(&r->head, r->head_at, copy);
 	r->head_copy = copy;
 	conn_consume_head(r);
 	return 0;
+}
+
+void conn_head_refresh(struct request *r)
+{
+	if (r->head_consumed)
+		return;
+	/* The slices point into the pulled-up start of the input, which a read
+	 * behind it may have moved (libevent realigns a chain to make room). */
+	struct evbuffer *in = bufferevent_get_input(r->conn->bev);
+	const char *base = (const char *)evbuffer_pullup(in, (ev_ssize_t)r->head.head_len);
+	if (base != r->head_at) {
+		http1_head_rebase(&r->head, r->head_at, base);
+		r->head_at = base;
+	}
 }

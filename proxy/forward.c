@@ -10,8 +10,10 @@
 
 #include <event2/buffer.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "conn.h"
+#include "duration.h"
 #include "http1.h"
 #include "httpclient.h"
 #include "log.h"
@@ -190,6 +192,8 @@ struct forward {
 	struct evbuffer *chunk;      /* a decoded piece of a chunked body */
 	bool chunked_out;            /* the answer is re-encoded as chunked */
 	bool answering;              /* the answer's head went to the client */
+	size_t answer_at;            /* the client's output before the answer's head */
+	uint64_t answer_out;         /* r->bytes_out then */
 };
 
 static void pump_request(struct forward *f);
@@ -232,23 +236,88 @@ static const struct conn_action forward_action = {
 	.free = action_free,
 };
 
-/* The request ends early: before the answer began, the device gets
- * STATUS (the exchange is freed first); after, all that can be done is to
- * cut the connection. */
+/* Keeps the first KEEP bytes of OUT, a bufferevent's output; false when
+ * out of memory. libevent freezes the start of an output buffer against
+ * users: it is unfrozen for this, as libevent does around its writes. */
+static bool output_truncate(struct evbuffer *out, size_t keep)
+{
+	struct evbuffer *front = keep ? evbuffer_new() : NULL;
+	if (keep && !front)
+		return false;
+	evbuffer_unfreeze(out, 1);
+	if (front)
+		evbuffer_remove_buffer(out, front, keep);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	if (front) {
+		evbuffer_add_buffer(out, front);
+		evbuffer_free(front);
+	}
+	evbuffer_freeze(out, 1);
+	return true;
+}
+
+/* The answer's head (and maybe some body) is queued for the client but not
+ * one byte of it was written yet: it can still be taken back. Whatever was
+ * written only shortens the output, and all we added is in bytes_out. */
+static bool answer_unsent(const struct forward *f)
+{
+	const struct request *r = f->r;
+	return evbuffer_get_length(conn_output(r->conn)) ==
+	       f->answer_at + (size_t)(r->bytes_out - f->answer_out);
+}
+
+/* The request ends early: before the answer reached the client, the device
+ * gets STATUS (the exchange is freed first); after, all that can be done is
+ * to cut the connection. */
 static void request_refused(struct forward *f, int status, const char *why)
 {
+	struct request *r = f->r;
+	if (f->answering && answer_unsent(f) &&
+	    output_truncate(conn_output(r->conn), f->answer_at)) {
+		f->answering = false; /* e.g. a bad chunk in the same read as the head */
+		r->bytes_out = f->answer_out;
+	}
 	if (f->answering)
-		conn_abort(f->r->conn);
+		conn_abort(r->conn);
 	else
-		conn_respond_error(f->r, status, why);
+		conn_respond_error(r, status, why);
+}
+
+/* "127.0.0.1 POST /a/p/receiver/": which request a log line is about. */
+static void request_label(const struct request *r, char *buf, size_t size)
+{
+	char client[64];
+	addr_format_host(conn_peer(r->conn), client, sizeof(client));
+	snprintf(buf, size, "%s %s %.*s", client, r->method, (int)r->path_len, r->path);
 }
 
 /* The exchange with the upstream failed. */
 static void forward_failed(struct forward *f, int status, const char *why)
 {
+	char label[700];
 	clock_gettime(CLOCK_MONOTONIC, &f->r->upstream_end);
-	log_warn("upstream %s: %s", conf_of(f)->name, why);
+	request_label(f->r, label, sizeof(label));
+	log_warn("upstream %s: %s: %s", conf_of(f)->name, label, why);
 	request_refused(f, status, why);
+}
+
+static void body_too_slow(const struct request *r)
+{
+	char label[700];
+	request_label(r, label, sizeof(label));
+	log_info("client %s: request body slower than %llu B/s, 408", label,
+		 (unsigned long long)r->cfg->limits->min_body_rate);
+}
+
+/* The device may send its body now (once: buffering may have sent it). */
+static void send_continue(struct request *r)
+{
+	if (r->continue_sent || !r->head.expect_continue || r->head.framing == HTTP1_BODY_NONE ||
+	    r->http10)
+		return;
+	r->continue_sent = true;
+	evbuffer_add(conn_output(r->conn), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	conn_flush(r->conn);
 }
 
 static void client_failed(void *arg, int status, const char *why)
@@ -280,6 +349,7 @@ static void pump_request(struct forward *f)
 	if (!budget)
 		return; /* connecting, or the upstream is not reading */
 	struct evbuffer *in = conn_input(r->conn);
+	bool done = false;
 	if (r->head.framing == HTTP1_BODY_LENGTH) {
 		size_t n = evbuffer_get_length(in);
 		if (n > budget)
@@ -293,10 +363,10 @@ static void pump_request(struct forward *f)
 			if (f->req_remaining > evbuffer_get_length(in))
 				conn_read_more(r->conn); /* refill in one syscall */
 		}
-		if (f->req_remaining == 0)
+		done = f->req_remaining == 0;
+		if (done)
 			httpclient_body_end(f->hc);
 	} else if (r->head.framing == HTTP1_BODY_CHUNKED) {
-		bool done;
 		long used = http1_chunked_move(&r->parser, in, budget, f->chunk, &done);
 		if (used < 0) {
 			request_refused(f, 400, r->parser.error_reason);
@@ -312,6 +382,18 @@ static void pump_request(struct forward *f)
 		httpclient_body_add(f->hc, f->chunk, n);
 		if (done)
 			httpclient_body_end(f->hc);
+	}
+	if (!done) {
+		bool waiting = evbuffer_get_length(in) != 0; /* the upstream is behind, not the client */
+		if (!waiting && conn_input_eof(r->conn)) {
+			request_refused(f, 400, "the client closed before the end of the request body");
+			return;
+		}
+		if (conn_body_too_slow(r, waiting)) {
+			body_too_slow(r);
+			request_refused(f, 408, "request body slower than limits.min_body_rate");
+			return;
+		}
 	}
 	forward_track_state(f);
 }
@@ -336,6 +418,8 @@ static void client_head(void *arg, const struct http1_head *h)
 	bool sent = httpclient_request_sent(f->hc);
 	r->status = h->status;
 	f->answering = true;
+	f->answer_at = evbuffer_get_length(conn_output(c));
+	f->answer_out = r->bytes_out;
 	bool delimited = h->framing != HTTP1_BODY_EOF;
 	f->chunked_out = !r->http10 &&
 			 (h->framing == HTTP1_BODY_CHUNKED || h->framing == HTTP1_BODY_EOF);
@@ -434,13 +518,14 @@ static void forward_start(struct request *r, enum upstream_id id)
 	const char *why = NULL;
 	f->hc = httpclient_start(env->pools[id], &req, &forward_client_ops, f, &why);
 	if (!f->hc) {
-		log_warn("upstream %s: %s", u->name, why);
+		char label[700];
+		request_label(r, label, sizeof(label));
+		log_warn("upstream %s: %s: %s", u->name, label, why);
 		conn_respond_error(r, 502, why);
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &r->upstream_start);
-	if (r->head.expect_continue && r->head.framing != HTTP1_BODY_NONE && !r->http10)
-		evbuffer_add(conn_output(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	send_continue(r);
 	if (!httpclient_ready(f->hc)) {
 		conn_set_state(c, CONN_CONNECT); /* the body waits in the client's input */
 		return;
@@ -449,10 +534,36 @@ static void forward_start(struct request *r, enum upstream_id id)
 	pump_request(f);
 }
 
-/* 503 + Retry-After: the upstream's slots and queue are full. */
-void forward_busy(struct request *r)
+/* Refusals are logged at most once a second per worker, with how many there
+ * were since the last line: a flood of 503s must not flood the log too. */
+static _Thread_local struct {
+	struct timespec last;
+	unsigned long held;
+} refusals;
+
+static void log_refusal(const struct request *r, const char *why)
 {
 	const struct upstream_conf *u = &r->cfg->upstream[r->upstream_id];
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	refusals.held++;
+	if (refusals.last.tv_sec && duration_ms_between(&refusals.last, &now) < 1000)
+		return;
+	char label[700];
+	request_label(r, label, sizeof(label));
+	log_warn("upstream %s: admission refused %lu request%s with 503 since the last such line "
+		 "(max_active %u, queue %u, queue_timeout %.1fs); latest %s: %s",
+		 u->name, refusals.held, refusals.held == 1 ? "" : "s", u->max_active, u->queue,
+		 u->queue_timeout, label, why);
+	refusals.last = now;
+	refusals.held = 0;
+}
+
+/* 503 + Retry-After: the upstream's slots and queue are full. */
+static void busy(struct request *r, const char *why)
+{
+	const struct upstream_conf *u = &r->cfg->upstream[r->upstream_id];
+	log_refusal(r, why);
 	char extra[64];
 	snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", (int)u->queue_timeout + 1);
 	conn_consume_head(r);
@@ -466,9 +577,94 @@ void forward_busy(struct request *r)
 	conn_respond(r, &resp, r->head.framing != HTTP1_BODY_NONE);
 }
 
+void forward_busy(struct request *r)
+{
+	busy(r, "waited queue_timeout for a slot");
+}
+
+/* ---- the request body, read before admission ---- */
+
+/* 1 once the body is read as far as body_buffer asks: all of it, or
+ * body_buffer bytes (then it streams, as HAProxy's http-buffer-request);
+ * 0 while more is to come; -1 when its chunked framing is bad. */
+static int body_buffered(struct request *r)
+{
+	if (r->body_buffered || r->head.framing == HTTP1_BODY_NONE || !r->cfg->limits->body_buffer)
+		return 1;
+	struct evbuffer *in = conn_input(r->conn);
+	size_t have = evbuffer_get_length(in), want = r->cfg->limits->body_buffer;
+	size_t head = r->head_consumed ? 0 : r->head.head_len;
+	have = have > head ? have - head : 0;
+	if (r->head.framing == HTTP1_BODY_LENGTH)
+		return have >= (r->head.content_length < want ? r->head.content_length : want);
+	if (have >= want)
+		return 1;
+	/* Chunked: the framing is checked as it arrives (a copy of the parser,
+	 * which still has to move it), so the end is seen and bad framing
+	 * answered at once. */
+	if (!r->body_scan.ll.data)
+		http1_parser_copy(&r->body_scan, &r->parser);
+	bool done;
+	long used = http1_chunked_scan(&r->body_scan, in, head + r->body_scanned, &done);
+	if (used < 0)
+		return -1;
+	r->body_scanned += (size_t)used;
+	return done;
+}
+
+static void buffering_readable(struct request *r)
+{
+	int buffered = body_buffered(r);
+	if (buffered < 0) {
+		conn_respond_error(r, 400, r->body_scan.error_reason);
+		return;
+	}
+	if (!buffered && conn_input_eof(r->conn)) {
+		conn_respond_error(r, 400, "the client closed before the end of the request body");
+		return;
+	}
+	if (!buffered) {
+		if (conn_body_too_slow(r, false)) {
+			body_too_slow(r);
+			conn_respond_error(r, 408, "request body slower than limits.min_body_rate");
+		}
+		return;
+	}
+	/* Read as far as it will be: it asks for a slot, under the mode now. */
+	r->body_buffered = true;
+	r->action = NULL;
+	conn_head_refresh(r);
+	r->queue_over(&r->wait, false);
+}
+
+static void buffering_writable(struct request *r)
+{
+	(void)r;
+}
+
+static const struct conn_action buffering_action = {
+	.readable = buffering_readable,
+	.writable = buffering_writable,
+	.free = NULL,
+};
+
 void forward_request(struct request *r, enum upstream_id id, gate_release_fn queue_over)
 {
 	r->upstream_id = id;
+	r->queue_over = queue_over;
+	int buffered = body_buffered(r);
+	if (buffered < 0) {
+		conn_respond_error(r, 400, r->body_scan.error_reason);
+		return;
+	}
+	if (!buffered) {
+		/* A slow device dribbles its body into our buffer, not into a slot. */
+		r->action = &buffering_action;
+		conn_set_state(r->conn, CONN_BUFFER_BODY);
+		send_continue(r);
+		return;
+	}
+	r->body_buffered = true;
 	switch (gate_admit(conn_env(r->conn)->gate, id, &r->wait, queue_over)) {
 	case GATE_ADMITTED:
 		forward_start(r, id);
@@ -483,7 +679,7 @@ void forward_request(struct request *r, enum upstream_id id, gate_release_fn que
 		conn_set_state(r->conn, CONN_QUEUED);
 		return;
 	case GATE_FULL:
-		forward_busy(r);
+		busy(r, "the queue is full");
 		return;
 	}
 }

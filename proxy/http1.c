@@ -382,6 +382,40 @@ long http1_chunked_feed(struct http1_parser *p, const char *buf, size_t len, boo
 	return -1;
 }
 
+void http1_parser_copy(struct http1_parser *dst, const struct http1_parser *src)
+{
+	*dst = *src;
+	dst->ll.data = dst;
+	dst->on_data = NULL;
+	dst->arg = NULL;
+}
+
+long http1_chunked_scan(struct http1_parser *p, struct evbuffer *in, size_t from, bool *done)
+{
+	size_t len = evbuffer_get_length(in), total = 0;
+	*done = false;
+	while (from + total < len) {
+		struct evbuffer_ptr at;
+		struct evbuffer_iovec vec[8];
+		if (evbuffer_ptr_set(in, &at, from + total, EVBUFFER_PTR_SET) < 0)
+			break;
+		int n = evbuffer_peek(in, (ev_ssize_t)(len - from - total), &at, vec, 8);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n && i < 8; i++) {
+			size_t want = len - from - total;
+			size_t chunk = vec[i].iov_len < want ? vec[i].iov_len : want;
+			long used = http1_chunked_feed(p, vec[i].iov_base, chunk, done, NULL, NULL);
+			if (used < 0)
+				return -1;
+			total += (size_t)used;
+			if (*done || total >= len - from)
+				return (long)total;
+		}
+	}
+	return (long)total;
+}
+
 static void emit_to_evbuffer(void *arg, const char *at, size_t len)
 {
 	evbuffer_add(arg, at, len);

@@ -1,6 +1,7 @@
 /* httpclient: one request/response exchange with an upstream. */
 #include "httpclient.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "bev.h"
 #include "duration.h"
@@ -51,6 +53,7 @@ struct httpclient {
 
 	struct http1_parser parser;
 	uint64_t resp_remaining;
+	uint64_t body_in;                /* answer body bytes taken from the upstream, for messages */
 	const char *error;
 	char peer[64];                   /* set when the connection is let go */
 	char why[320];
@@ -355,9 +358,32 @@ static enum httpclient_move finish(struct httpclient *hc, bool reusable)
 	return HTTPCLIENT_DONE;
 }
 
+/* Answer body bytes received so far: taken, and waiting in the input. */
+static uint64_t body_received(const struct httpclient *hc)
+{
+	size_t in = hc->uc ? evbuffer_get_length(bufferevent_get_input(hc->uc->bev)) : 0;
+	size_t head = hc->resp.head_len; /* 0 once dropped */
+	return hc->body_in + (in > head ? in - head : 0);
+}
+
+/* "after 10 bytes of a 100000-byte body": how far the answer came. */
+static void describe_progress(const struct httpclient *hc, char *buf, size_t size)
+{
+	unsigned long long got = (unsigned long long)body_received(hc);
+	if (hc->resp.framing == HTTP1_BODY_LENGTH)
+		snprintf(buf, size, "after %llu bytes of a %llu-byte body", got,
+			 (unsigned long long)hc->resp.content_length);
+	else if (hc->resp.framing == HTTP1_BODY_CHUNKED)
+		snprintf(buf, size, "after %llu bytes of a chunked body", got);
+	else
+		snprintf(buf, size, "after %llu bytes of the body", got);
+}
+
 static enum httpclient_move cut(struct httpclient *hc, const char *why)
 {
-	snprintf(hc->why, sizeof(hc->why), "%s", why);
+	char progress[96];
+	describe_progress(hc, progress, sizeof(progress));
+	snprintf(hc->why, sizeof(hc->why), "%s %s", why, progress);
 	hc->error = hc->why;
 	release(hc, false);
 	return HTTPCLIENT_ERROR;
@@ -385,13 +411,14 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 			n = (size_t)hc->resp_remaining;
 		evbuffer_remove_buffer(in, dst, n);
 		hc->resp_remaining -= n;
+		hc->body_in += n;
 		*moved = n;
 		if (n && hc->read_ahead && hc->resp_remaining > evbuffer_get_length(in) && !hc->eof)
 			bev_read_more(hc->uc->bev, hc->buffer_bytes); /* refill in one syscall */
 		if (hc->resp_remaining == 0)
 			return finish(hc, true);
 		if (hc->eof && evbuffer_get_length(in) == 0)
-			return cut(hc, "upstream closed in the middle of the body");
+			return cut(hc, "upstream closed the connection mid-response");
 		return HTTPCLIENT_MORE;
 	}
 	case HTTP1_BODY_CHUNKED: {
@@ -411,15 +438,20 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 		} else {
 			used = http1_chunked_move(&hc->parser, in, max, dst, &done);
 		}
-		if (used < 0)
-			return cut(hc, hc->parser.error_reason);
+		if (used < 0) {
+			char why[160];
+			snprintf(why, sizeof(why), "bad chunk in the upstream's answer (%s)",
+				 hc->parser.error_reason);
+			return cut(hc, why);
+		}
+		hc->body_in += (uint64_t)used;
 		if (done && chunked)
 			evbuffer_add(dst, "0\r\n\r\n", 5);
 		*moved = evbuffer_get_length(dst) - before;
 		if (done)
 			return finish(hc, true);
 		if (hc->eof && evbuffer_get_length(in) == 0)
-			return cut(hc, "upstream closed in the middle of a chunked body");
+			return cut(hc, "upstream closed the connection mid-response");
 		return HTTPCLIENT_MORE;
 	}
 	case HTTP1_BODY_EOF: {
@@ -432,6 +464,7 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 			evbuffer_remove_buffer(in, dst, n);
 			if (chunked)
 				evbuffer_add(dst, "\r\n", 2);
+			hc->body_in += n;
 		}
 		if (hc->eof && evbuffer_get_length(in) == 0) {
 			if (chunked)
@@ -504,8 +537,23 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		hc->ops->body(hc->arg);
 		return;
 	}
+	int err = EVUTIL_SOCKET_ERROR();
 	if (retry(hc))
 		return;
-	fail(hc, 502, (what & BEV_EVENT_EOF) ? "upstream closed the connection before answering"
-					     : "upstream connection failed");
+	/* Say what happened, and how far the answer had come. */
+	char progress[96] = "before answering";
+	if (hc->head_done)
+		describe_progress(hc, progress, sizeof(progress));
+	else if (hc->answered)
+		snprintf(progress, sizeof(progress), "in the middle of the answer's head");
+	char why[200];
+	if (what & BEV_EVENT_EOF)
+		snprintf(why, sizeof(why), "upstream closed the connection %s", progress);
+	else if (err == ECONNRESET)
+		snprintf(why, sizeof(why), "upstream reset the connection %s%s", progress,
+			 hc->head_done ? " (mid-response)" : "");
+	else
+		snprintf(why, sizeof(why), "upstream connection failed %s: %s", progress,
+			 err ? evutil_socket_error_to_string(err) : "unknown error");
+	fail(hc, 502, why);
 }

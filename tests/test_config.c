@@ -167,6 +167,9 @@ static void test_contract_minimal_config(void **state)
 	assert_true(cfg->limits->send_timeout == 60.0);
 	assert_true(cfg->limits->drain_timeout == 30.0);
 	assert_int_equal(cfg->limits->buffer_bytes, 65536);
+	assert_int_equal(cfg->limits->body_buffer, 65536);
+	assert_int_equal(cfg->limits->min_body_rate, 128);
+	assert_true(cfg->limits->min_body_rate_grace == 10.0);
 	assert_int_equal(cfg->log->level, LL_INFO);
 	assert_null(cfg->log->access);
 	assert_int_equal(cfg->workers, 1);
@@ -312,6 +315,29 @@ static void test_group_expected(void **state)
 	struct config *cfg = load(ADMIN_UNIX "spool = \"/var/spool\";\n", &errs);
 	expect_errors(cfg, errs, 1);
 	expect_msg(errs, PRELUDE_LINES + 2, "spool: expected a group { ... }, not a string");
+	free(errs);
+}
+
+/* limits.body_buffer, min_body_rate, min_body_rate_grace: set, bounded. */
+static void test_limits_body_keys(void **state)
+{
+	(void)state;
+	char *errs;
+	struct config *cfg = load(ADMIN_UNIX "limits = { body_buffer = \"1M\"; min_body_rate = 0;\n"
+				  "  min_body_rate_grace = 2.5; };\n", &errs);
+	expect_clean(cfg, errs);
+	assert_int_equal(cfg->limits->body_buffer, 1 << 20);
+	assert_int_equal(cfg->limits->min_body_rate, 0);
+	assert_true(cfg->limits->min_body_rate_grace == 2.5);
+	config_free(cfg);
+	free(errs);
+
+	cfg = load(ADMIN_UNIX "limits = { body_buffer = \"1G\";\n  min_body_rate = -1;\n"
+		   "  min_body_rate_grace = 0; };\n", &errs);
+	expect_errors(cfg, errs, 3);
+	expect_msg(errs, PRELUDE_LINES + 2, "limits.body_buffer: 1G is above the maximum of 64M");
+	expect_msg(errs, PRELUDE_LINES + 3, "limits.min_body_rate: -1 is out of range");
+	expect_msg(errs, PRELUDE_LINES + 4, "limits.min_body_rate_grace: 0 seconds is out of range");
 	free(errs);
 }
 
@@ -693,6 +719,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key_in_admin_and_dns),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_group_expected),
+		cmocka_unit_test(test_limits_body_keys),
 		cmocka_unit_test(test_bad_sizes),
 		cmocka_unit_test(test_sizes_parse),
 		cmocka_unit_test(test_record_larger_than_spool),

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "http1.h"
 
 #define MAX_LINE 8192
@@ -735,6 +737,46 @@ static void test_chunked_trailers(void **state)
 	free(ps);
 }
 
+/* A copy scans ahead over an evbuffer, in pieces, without draining it; the
+ * original then moves the same bytes as if nothing had happened. */
+static void test_chunked_scan_ahead(void **state)
+{
+	(void)state;
+	const char *body = "3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\n\r\n";
+	struct parse *ps = chunked_request();
+	struct http1_parser scan;
+	http1_parser_copy(&scan, &ps->p);
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	evbuffer_add(in, "HEAD", 4); /* bytes before the body (a head still in the input) */
+	size_t scanned = 0, len = strlen(body);
+	bool done = false;
+	for (size_t i = 0; i < len; i += 5) {
+		evbuffer_add(in, body + i, len - i < 5 ? len - i : 5);
+		long used = http1_chunked_scan(&scan, in, 4 + scanned, &done);
+		assert_true(used >= 0);
+		scanned += (size_t)used;
+		assert_int_equal(done, i + 5 >= len);
+	}
+	assert_int_equal(scanned, len);
+	assert_int_equal(evbuffer_get_length(in), 4 + len);
+	evbuffer_drain(in, 4);
+	long moved = http1_chunked_move(&ps->p, in, 1 << 20, out, &done);
+	assert_int_equal(moved, (long)len);
+	assert_true(done);
+	assert_int_equal(evbuffer_get_length(out), 7);
+	assert_memory_equal(evbuffer_pullup(out, -1), "abcdefg", 7);
+
+	struct parse *bad = chunked_request();
+	http1_parser_copy(&scan, &bad->p);
+	evbuffer_add(in, "zz\r\n", 4);
+	assert_int_equal(http1_chunked_scan(&scan, in, 0, &done), -1);
+	assert_non_null(scan.error_reason);
+	evbuffer_free(in);
+	evbuffer_free(out);
+	free(bad);
+	free(ps);
+}
+
 static void test_chunked_bad_size(void **state)
 {
 	(void)state;
@@ -886,6 +928,7 @@ int main(void)
 		cmocka_unit_test(test_response_100_continue),
 		cmocka_unit_test(test_response_errors_are_502),
 		cmocka_unit_test(test_chunked_one_call),
+		cmocka_unit_test(test_chunked_scan_ahead),
 		cmocka_unit_test(test_chunked_byte_by_byte),
 		cmocka_unit_test(test_chunked_several_chunks_split),
 		cmocka_unit_test(test_chunked_extension),

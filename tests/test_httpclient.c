@@ -1218,7 +1218,7 @@ static void test_closed_mid_length_body(void **state)
 	start(c, f->pool, GET_ONE, (struct httpclient_request){ 0 });
 	run_exchange(f, c);
 	assert_int_equal(c->end, HTTPCLIENT_ERROR);
-	assert_non_null(strstr(c->error, "closed in the middle"));
+	assert_non_null(strstr(c->error, "closed the connection mid-response after"));
 	assert_string_equal(body_string(c), "abcdefg");
 	assert_int_equal(f->stats.pool_idle[OLD], 0);
 }
@@ -1233,7 +1233,7 @@ static void test_closed_mid_chunked_body(void **state)
 	start(c, f->pool, GET_ONE, (struct httpclient_request){ 0 });
 	run_exchange(f, c);
 	assert_int_equal(c->end, HTTPCLIENT_ERROR);
-	assert_non_null(strstr(c->error, "closed in the middle"));
+	assert_non_null(strstr(c->error, "closed the connection mid-response after"));
 	assert_string_equal(body_string(c), "abc");
 }
 

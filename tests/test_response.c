@@ -231,6 +231,52 @@ static void test_reasons(void **state)
 	assert_string_equal(response_reason(999), "Unknown");
 }
 
+/* Every status cutover sends itself (proxy, admin API, maintenance) has
+ * its standard reason phrase (RFC 9110 section 15), never "Unknown". */
+static void test_reasons_of_every_status_sent(void **state)
+{
+	(void)state;
+	static const struct {
+		int status;
+		const char *reason;
+	} table[] = {
+		{ 100, "Continue" },
+		{ 200, "OK" },
+		{ 201, "Created" },
+		{ 202, "Accepted" },
+		{ 204, "No Content" },
+		{ 400, "Bad Request" },
+		{ 401, "Unauthorized" },
+		{ 403, "Forbidden" },
+		{ 404, "Not Found" },
+		{ 405, "Method Not Allowed" },
+		{ 408, "Request Timeout" },
+		{ 409, "Conflict" },
+		{ 411, "Length Required" },
+		{ 412, "Precondition Failed" },
+		{ 413, "Content Too Large" },
+		{ 414, "URI Too Long" },
+		{ 415, "Unsupported Media Type" },
+		{ 417, "Expectation Failed" },
+		{ 421, "Misdirected Request" },
+		{ 423, "Locked" },
+		{ 425, "Too Early" },
+		{ 429, "Too Many Requests" },
+		{ 431, "Request Header Fields Too Large" },
+		{ 500, "Internal Server Error" },
+		{ 501, "Not Implemented" },
+		{ 502, "Bad Gateway" },
+		{ 503, "Service Unavailable" },
+		{ 504, "Gateway Timeout" },
+		{ 505, "HTTP Version Not Supported" },
+		{ 507, "Insufficient Storage" },
+	};
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strcmp(response_reason(table[i].status), table[i].reason) != 0)
+			fail_msg("%d: reason '%s', want '%s'", table[i].status,
+				 response_reason(table[i].status), table[i].reason);
+}
+
 static void test_date(void **state)
 {
 	(void)state;
@@ -307,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_extra_headers),
 		cmocka_unit_test(test_no_mode),
 		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_reasons_of_every_status_sent),
 		cmocka_unit_test(test_date),
 		cmocka_unit_test(test_extra_headers_first_and_no_content),
 	};

@@ -312,7 +312,9 @@ def test_switch_waits_for_the_drain(env):
 
 def test_switch_project_drains_only_its_own_requests(env):
     old, new, proxy, admin = env
-    ctype, body = multipart_submission()
+    # larger than limits.body_buffer, so that it streams (a smaller body is
+    # buffered before admission and is not in flight yet)
+    ctype, body = multipart_submission(extra=b" " * (200 * 1024))
     # an upload still streaming to old for alpha: half of its body sent
     up = Client(proxy.port, timeout=20)
     head = build_request("POST", "/a/alpha/receiver/", [("Content-Type", ctype)], body)
@@ -365,7 +367,9 @@ def test_drain_timeout_reports_what_is_still_in_flight(harness):
 
 def test_in_flight_per_project_while_a_request_runs(env):
     old, new, proxy, admin = env
-    ctype, body = multipart_submission()
+    # larger than limits.body_buffer, so that it streams (a smaller body is
+    # buffered before admission and is not in flight yet)
+    ctype, body = multipart_submission(extra=b" " * (200 * 1024))
     c = Client(proxy.port, timeout=20)
     head = build_request("POST", "/a/alpha/receiver/", [("Content-Type", ctype)], body)
     c.send(head[:len(head) - 10])

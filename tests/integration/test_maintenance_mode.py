@@ -127,7 +127,9 @@ def test_maintenance_answers_on_a_keep_alive_connection(env):
 
 def test_maintenance_on_waits_for_the_scope_to_drain(env):
     old, new, proxy, admin = env
-    ctype, form = multipart_submission("uuid:drain-1")
+    # larger than limits.body_buffer, so that it streams (a smaller body is
+    # buffered before admission and is not in flight yet)
+    ctype, form = multipart_submission("uuid:drain-1", extra=b" " * (200 * 1024))
     head = build_request("POST", "/a/alpha/receiver/?drain=1", [("Content-Type", ctype)], form)
     up = Client(proxy.port, timeout=20)
     up.send(head[:-20])                                # an upload still streaming to old
