@@ -69,6 +69,7 @@ struct http1_parser {
 	llhttp_t ll;
 	enum http1_kind kind;
 	struct http1_head *head;     /* being filled */
+	const char *end;             /* end of the bytes given to parse_head */
 	bool head_only_response;     /* response to HEAD: no body */
 	bool in_value;
 	bool url_done;

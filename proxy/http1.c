@@ -153,12 +153,14 @@ static bool value_has_fold(const struct http1_header *f)
 /* llhttp tolerates several spaces between the parts of the request line
  * and a bare LF at its end; the contract does not: exactly
  * "METHOD SP target SP HTTP/x.y CRLF". */
-static bool request_line_ok(const struct http1_head *h)
+static bool request_line_ok(const struct http1_parser *p, const struct http1_head *h)
 {
 	if (!h->method || !h->target || h->target != h->method + h->method_len + 1)
 		return false;
+	/* "GET /\n\n" (HTTP/0.9 style) ends the head with no version at all:
+	 * check the bytes exist before reading them. */
 	const char *v = h->target + h->target_len;
-	return memcmp(v, " HTTP/", 6) == 0 && v[9] == '\r' && v[10] == '\n';
+	return p->end - v >= 11 && memcmp(v, " HTTP/", 6) == 0 && v[9] == '\r' && v[10] == '\n';
 }
 
 /* True if every Transfer-Encoding token is "chunked": a coding before it
@@ -179,7 +181,7 @@ static int on_headers_complete(llhttp_t *ll)
 	struct http1_head *h = p->head;
 	int bad = p->kind == HTTP1_REQUEST ? 400 : 502;
 
-	if (p->kind == HTTP1_REQUEST && !request_line_ok(h))
+	if (p->kind == HTTP1_REQUEST && !request_line_ok(p, h))
 		return fail(p, 400, "malformed request line");
 	for (size_t i = 0; i < h->n_headers; i++) {
 		struct http1_header *f = &h->headers[i];
@@ -218,6 +220,10 @@ static int on_headers_complete(llhttp_t *ll)
 			return fail(p, 400, "missing Host");
 	} else {
 		h->status = llhttp_get_status_code(ll);
+		/* llhttp takes "HTTP/1.1 \r\n" or "HTTP/1.1 1 OK": a status is
+		 * three digits (RFC 9112 4). */
+		if (h->status < 100 || h->status > 999)
+			return fail(p, 502, "status code not three digits");
 	}
 
 	if (p->kind == HTTP1_RESPONSE &&
@@ -304,6 +310,7 @@ enum http1_result http1_parse_head(struct http1_parser *p, const char *buf, size
 	h->expect_continue = false;
 	h->head_len = 0;
 	p->head = h;
+	p->end = buf + len;
 
 	int bad = kind == HTTP1_REQUEST ? 400 : 502;
 	if (kind == HTTP1_REQUEST) {

@@ -477,6 +477,27 @@ static void test_bare_lf_ends_head(void **state)
 		fail_msg("%d head(s) ending in a bare LF accepted", failures);
 }
 
+/* "GET /\n\n" ends the head without a version: found by fuzz_http1_request
+ * as a read past the bytes received (the buffer here is exactly that long,
+ * so ASan sees any overread). */
+static void test_request_line_without_version(void **state)
+{
+	(void)state;
+	static const char *const cases[] = { "GET /\n\n", "GET /\r\n\r\n", "GET / HTTP/1.1\n\n" };
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		size_t len = strlen(cases[i]);
+		char *exact = malloc(len);
+		assert_non_null(exact);
+		memcpy(exact, cases[i], len);
+		struct parse *ps = parse_req_n(exact, len, MAX_LINE, MAX_HEAD);
+		if (ps->r != HTTP1_ERROR || ps->p.error_status != 400)
+			fail_msg("case %zu: got %d status %d, want HTTP1_ERROR 400", i, ps->r,
+				 ps->p.error_status);
+		free(ps);
+		free(exact);
+	}
+}
+
 static void test_absolute_form_target(void **state)
 {
 	(void)state;
@@ -602,6 +623,10 @@ static void test_response_errors_are_502(void **state)
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
 		"HTTP/1.1 abc OK\r\n\r\n",
+		/* llhttp takes a status of 0 to 2 digits (found by fuzz_http1_response) */
+		"HTTP/1.1 \r\n\r\n",
+		"HTTP/1.1 1 OK\r\n\r\n",
+		"HTTP/1.1 99 OK\r\n\r\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		struct parse *ps = parse_resp(bad[i], false);
@@ -915,6 +940,7 @@ int main(void)
 		cmocka_unit_test(test_request_line_limit_depends_on_segmentation),
 		cmocka_unit_test(test_smuggling_corpus),
 		cmocka_unit_test(test_htab_in_value),
+		cmocka_unit_test(test_request_line_without_version),
 		cmocka_unit_test(test_value_leading_ows_and_obs_text),
 		cmocka_unit_test(test_trailing_ows_in_value),
 		cmocka_unit_test(test_bare_lf_ends_head),
