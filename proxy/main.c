@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 
@@ -138,6 +139,24 @@ static const struct control_config_ops config_ops = {
 	.restart_needed = config_restart_needed,
 };
 
+/* Every loop here is epoll-based, so descriptors past 1024 are fine: take
+ * the hard limit the way Go and systemd's advice do, so a default soft
+ * limit of 1024 does not cap client connections (listener.c keeps a
+ * reserve of it for upstreams and the admin). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (1u << 20) ? (1u << 20)
+										 : rl.rlim_max;
+	if (want > rl.rlim_cur) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise RLIMIT_NOFILE to %llu: %m", (unsigned long long)want);
+	}
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = config_arg(argc, argv);
@@ -153,6 +172,7 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 
 	struct runtime rt = { .n_workers = cfg->workers };
 	rt.base = event_base_new();

@@ -248,6 +248,21 @@ def test_out_of_descriptors_pauses_accepting(harness):
     wait_for(accepts, 10.0, interval=0.1, what="new connections accepted after the flood")
 
 
+def test_soft_descriptor_limit_raised_to_hard(harness):
+    """A default soft limit of 1024 must not cap client connections at ~450."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("hard RLIMIT_NOFILE %d: nothing to raise to" % hard)
+    want = min(hard, 1 << 20) if hard != resource.RLIM_INFINITY else 1 << 20
+
+    def soft_1024():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    proxy = harness.proxy(harness.upstream("old"), harness.upstream("new"), preexec_fn=soft_1024)
+    with open("/proc/%d/limits" % proxy.pid) as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    assert int(line.split()[3]) == want, line
+
+
 # ---------------------------------------------------------------------------
 # fault 5: admin lock-out by half-sent requests
 
