@@ -1,0 +1,62 @@
+"""Many projects: per-project switches must cost the same with 10,000 scopes
+as with 10, and memory must not grow with the number of switches (issue 13,
+fault 8: every switch rewrote the whole state and kept a full copy of it)."""
+
+import json
+import os
+import statistics
+import time
+
+import pytest
+
+from cutover_testlib import SANITIZED, Deadline, proxy_admin, restart_proxy
+
+# The ASan build is ~5x slower per switch: fewer switches there, same shape.
+SWITCHES = 3000 if SANITIZED else 10000
+WINDOW = 300 if SANITIZED else 500
+BUDGET_SECONDS = float(os.environ.get("CUTOVER_SCALE_BUDGET", "45"))
+# Generous: scheduling noise on a shared 2-core machine, not growth with n.
+SLOWDOWN_MAX = 3.0
+RSS_PEAK_MAX = 64 << 20
+
+
+def vm_hwm(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM for pid %d" % pid)
+
+
+def test_many_project_switches_stay_flat(harness):
+    proxy = harness.proxy()
+    admin = proxy_admin(proxy)
+    took = []
+    deadline = Deadline(BUDGET_SECONDS)
+    for i in range(SWITCHES):
+        t0 = time.monotonic()
+        a = admin.switch("new", project="p%d" % i, force=True)
+        took.append(time.monotonic() - t0)
+        assert a.status == 200 and a["ok"], (i, a)
+        assert not deadline.expired(), (
+            "only %d of %d switches in %.0f s (p50 of the last %d: %.1f ms, first %d: %.1f ms)"
+            % (i + 1, SWITCHES, BUDGET_SECONDS, WINDOW,
+               statistics.median(took[-WINDOW:]) * 1e3, WINDOW,
+               statistics.median(took[:WINDOW]) * 1e3))
+    first = statistics.median(took[:WINDOW])
+    last = statistics.median(took[-WINDOW:])
+    peak = vm_hwm(proxy.pid)
+    print("switches=%d p50 first %d: %.2f ms, last %d: %.2f ms, VmHWM %.1f MiB"
+          % (SWITCHES, WINDOW, first * 1e3, WINDOW, last * 1e3, peak / 2**20))
+    assert last <= SLOWDOWN_MAX * first + 0.002, (
+        "p50 of the last %d switches %.2f ms vs %.2f ms for the first %d"
+        % (WINDOW, last * 1e3, first * 1e3, WINDOW))
+    if not SANITIZED:  # ASan's quarantine keeps freed memory resident on purpose
+        assert peak < RSS_PEAK_MAX, "VmHWM %.1f MiB after %d switches" % (peak / 2**20, SWITCHES)
+
+    # Every switch is still there after a restart, and status tells the truth.
+    proxy = restart_proxy(harness, proxy)
+    st = proxy_admin(proxy).status()
+    own = [p for p, v in st["projects"].items() if v.get("own_mode")]
+    assert len(own) == SWITCHES
+    assert all(st["projects"]["p%d" % i]["mode"] == "new" for i in range(SWITCHES))
