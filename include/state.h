@@ -91,16 +91,17 @@ const struct project_mode *state_project_at(const struct state_snapshot *s, size
 
 /* Sets PROJECT's scope (NULL = global) to S (copied), persists, publishes.
  * Returns 0, or -1 with WHY (nothing changed): out of memory, the store
- * failed, or more than ~20,000 changes within the grace period. */
+ * failed, or so many changes within the grace period (some 80,000) that
+ * what they replaced reached its memory bound. */
 int state_change(const char *project, const struct scope_state *s, char *why, size_t why_len);
 /* Scheduled changes are persisted with the modes: an array of objects the
  * control plane owns. state_set_scheduled takes a reference. */
 const json_t *state_scheduled(void);
 int state_set_scheduled(json_t *list, char *why, size_t why_len);
 
-/* Replaced records and headers waiting out the grace period (for tests:
- * bounded, whatever the switch rate). */
-size_t state_retired(void);
+/* Bytes of replaced state waiting out the grace period: bounded (16 MiB),
+ * whatever the switch rate. */
+size_t state_retired_bytes(void);
 
 json_t *state_scope_json(const struct scope_state *s);
 /* T as an RFC 3339 UTC string ("2026-12-01T02:00:00Z"), or null for 0. */

@@ -72,11 +72,12 @@ void state_conf_free(struct state_conf *c)
 /* A replaced header, record or table may still be read by a worker in the
  * middle of a callback; it is freed once it has been retired this long. */
 #define GRACE_SECONDS 10
-/* Bounds what waits out the grace period (~200 bytes per change): past it,
- * changes are refused until the oldest are freed. An operator never comes
- * near it (one change is two fsyncs); a runaway script meets a clear error
- * instead of growing the daemon. */
-#define RETIRED_MAX 65536
+/* Bounds what waits out the grace period (~200 bytes per change, so some
+ * 80,000 changes in GRACE_SECONDS): past it, changes are refused until the
+ * oldest are freed. An operator never comes near it (a change is two
+ * fsyncs); a runaway script meets a clear error instead of a growing
+ * daemon. */
+#define RETIRED_BYTES_MAX (16 * 1024 * 1024)
 #define TABLE_MIN 16
 
 struct project_table {
@@ -90,13 +91,14 @@ struct project_table {
 struct retired {
 	void *p;
 	void (*free_fn)(void *);
+	size_t bytes;
 	time_t at;
 	struct retired *next;
 };
 
 static struct state_snapshot *current;
 static struct retired *retired_head, *retired_tail;   /* oldest first */
-static size_t n_retired;
+static size_t retired_bytes;
 static struct state_store *store;
 static json_t *scheduled;
 static bool have_doc;        /* the store holds a document the changes apply to */
@@ -203,18 +205,33 @@ static struct state_snapshot *header_new(uint64_t gen, const struct scope_state 
 	return s;
 }
 
-static void retire(void *p, void (*free_fn)(void *), time_t now)
+static size_t table_bytes(const struct project_table *t)
+{
+	return sizeof(*t) + t->cap * sizeof(*t->entries) + (t->mask + 1) * sizeof(*t->slots);
+}
+
+static size_t record_bytes(const struct project_mode *p)
+{
+	return sizeof(*p) + p->len + 1 + (p->s.reason ? strlen(p->s.reason) + 1 : 0);
+}
+
+static size_t header_bytes(const struct state_snapshot *s)
+{
+	return sizeof(*s) + (s->global.reason ? strlen(s->global.reason) + 1 : 0);
+}
+
+static void retire(void *p, void (*free_fn)(void *), size_t bytes, time_t now)
 {
 	struct retired *r = malloc(sizeof(*r));
 	if (!r)
 		return; /* leak it: freeing it could crash a reader */
-	*r = (struct retired){ p, free_fn, now, NULL };
+	*r = (struct retired){ p, free_fn, bytes + sizeof(*r), now, NULL };
 	if (retired_tail)
 		retired_tail->next = r;
 	else
 		retired_head = r;
 	retired_tail = r;
-	n_retired++;
+	retired_bytes += r->bytes;
 }
 
 /* Frees what has waited out the grace period (all of it when ALL). */
@@ -225,7 +242,7 @@ static void reclaim(time_t now, bool all)
 		retired_head = r->next;
 		if (!retired_head)
 			retired_tail = NULL;
-		n_retired--;
+		retired_bytes -= r->bytes;
 		r->free_fn(r->p);
 		free(r);
 	}
@@ -243,16 +260,16 @@ static void drop_since(struct retired *mark)
 	retired_tail = mark;
 	while (r) {
 		struct retired *next = r->next;
+		retired_bytes -= r->bytes;
 		r->free_fn(r->p);
 		free(r);
-		n_retired--;
 		r = next;
 	}
 }
 
-size_t state_retired(void)
+size_t state_retired_bytes(void)
 {
-	return n_retired;
+	return retired_bytes;
 }
 
 const struct project_mode *state_project(const struct state_snapshot *s, const char *project,
@@ -345,14 +362,14 @@ static void commit(struct pending *p)
 	if (p->rec && p->entry >= 0) {
 		struct project_mode *was = __atomic_exchange_n(&t->entries[p->entry], p->rec,
 							       __ATOMIC_ACQ_REL);
-		retire(was, free, now);
+		retire(was, free, record_bytes(was), now);
 	} else if (p->rec) {
 		table_insert(t, p->rec);
 	}
 	__atomic_store_n(&current, p->header, __ATOMIC_RELEASE);
-	retire(old, free, now);
-	if (p->grown && old->projects)
-		retire(old->projects, free, now);   /* its records live on in the new one */
+	retire(old, free, header_bytes(old), now);
+	if (p->grown && old->projects)   /* its records live on in the new one */
+		retire(old->projects, free, table_bytes(old->projects), now);
 	*p = (struct pending){ .entry = -1 };
 }
 
@@ -362,8 +379,9 @@ static void publish_whole(struct state_snapshot *s)
 	struct state_snapshot *old = __atomic_exchange_n(&current, s, __ATOMIC_ACQ_REL);
 	if (old) {
 		time_t now = time(NULL);
-		retire(old->projects, table_free_deep, now);
-		retire(old, free, now);
+		if (old->projects)
+			retire(old->projects, table_free_deep, table_bytes(old->projects), now);
+		retire(old, free, header_bytes(old), now);
 	}
 }
 
@@ -731,10 +749,10 @@ out:
 static int retire_room(char *why, size_t why_len)
 {
 	reclaim(time(NULL), false);
-	if (n_retired + 3 <= RETIRED_MAX)
+	if (retired_bytes < RETIRED_BYTES_MAX)
 		return 0;
-	snprintf(why, why_len, "too many changes in the last %d s (%d); try again in a few seconds",
-		 GRACE_SECONDS, RETIRED_MAX / 3);
+	snprintf(why, why_len, "too many changes in the last %d s (their %zu KiB wait to be "
+		 "freed); try again in a few seconds", GRACE_SECONDS, retired_bytes / 1024);
 	return -1;
 }
 

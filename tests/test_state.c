@@ -1,5 +1,5 @@
-/* tests for proxy/state.c: loading the state file at start and the
- * mode names. Files live in a mkdtemp() directory removed at the end. */
+/* tests for proxy/state.c: loading the state file (and the changes logged
+ * after it) at start, changes and what they cost, and the mode names. Files live in a mkdtemp() directory removed at the end. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,6 +302,152 @@ static void test_change_cost_flat_in_projects(void **state)
 	assert_int_equal(state_mode_for(cur, "p", 1), MODE_OLD); /* global */
 }
 
+static void change_ok(const char *project, enum mode m, const char *reason)
+{
+	char why[512];
+	struct scope_state s = { .mode = m, .resume_to = m == MODE_NEW ? MODE_NEW : MODE_OLD,
+				 .since = 1, .reason = (char *)reason };
+	if (state_change(project, &s, why, sizeof why) < 0)
+		fail_msg("change %s: %s", project ? project : "global", why);
+}
+
+/* Shuts down and loads again, as a restart does. */
+static void restart(struct fx *f)
+{
+	state_shutdown();
+	assert_int_equal(init_with(f, f->t.path), 0);
+}
+
+/* Every change survives a restart, whether it is in the document or in
+ * the log after it; the first one saves a document to apply them to. */
+static void test_changes_survive_a_restart(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(init_with(f, f->t.path), 0);
+	change_ok("alpha", MODE_NEW, "pilot");
+	change_ok(NULL, MODE_MAINTENANCE, "dump");
+	change_ok("beta", MODE_HOLD, NULL);
+	change_ok("alpha", MODE_OLD, NULL);
+	char why[512];
+	json_t *list = json_pack("[{s:i}]", "id", 7);
+	assert_int_equal(state_set_scheduled(list, why, sizeof why), 0);
+	json_decref(list);
+	uint64_t gen = state_current()->generation;
+	assert_int_equal(gen, 5);
+	struct stat st;
+	assert_int_equal(stat(f->t.path, &st), 0);   /* the document exists */
+
+	restart(f);
+	const struct state_snapshot *s = state_current();
+	assert_int_equal(s->generation, gen);
+	assert_int_equal(s->global.mode, MODE_MAINTENANCE);
+	assert_string_equal(s->global.reason, "dump");
+	assert_int_equal(s->n_projects, 2);
+	assert_int_equal(state_mode_for(s, "alpha", 5), MODE_OLD);
+	assert_null(state_project(s, "alpha", 5)->s.reason);
+	assert_int_equal(state_mode_for(s, "beta", 4), MODE_HOLD);
+	assert_int_equal(state_mode_for(s, "gamma", 5), MODE_MAINTENANCE);
+	assert_string_equal(state_project_at(s, 0)->name, "alpha");
+	assert_string_equal(state_project_at(s, 1)->name, "beta");
+	assert_null(state_project_at(s, 2));
+	assert_int_equal(json_array_size(state_scheduled()), 1);
+	assert_string_equal(errs_of(f), "");
+}
+
+/* Changes already in the document (a crash between saving it and emptying
+ * the log) are skipped; newer ones apply. */
+static void test_log_older_than_document_is_skipped(void **state)
+{
+	struct fx *f = *state;
+	char log[192];
+	snprintf(log, sizeof log, "%s.log", f->t.path);
+	write_file(f->t.path, "{\"mode\": \"old\", \"generation\": 10, \"projects\": "
+			      "{\"alpha\": {\"mode\": \"new\"}}}\n");
+	write_file(log, "{\"generation\": 9, \"project\": \"alpha\", \"scope\": {\"mode\": \"old\"}}\n"
+			"{\"generation\": 10, \"scope\": {\"mode\": \"maintenance\"}}\n"
+			"{\"generation\": 11, \"project\": \"beta\", \"scope\": {\"mode\": \"new\"}}\n");
+	assert_int_equal(init_with(f, f->t.path), 0);
+	const struct state_snapshot *s = state_current();
+	assert_int_equal(s->generation, 11);
+	assert_int_equal(s->global.mode, MODE_OLD);
+	assert_int_equal(state_mode_for(s, "alpha", 5), MODE_NEW);
+	assert_int_equal(state_mode_for(s, "beta", 4), MODE_NEW);
+}
+
+/* A bad change refuses the start (naming the store), and leaves whatever
+ * was in force alone. */
+static void test_bad_change_refuses_to_start(void **state)
+{
+	struct fx *f = *state;
+	char log[192];
+	snprintf(log, sizeof log, "%s.log", f->t.path);
+	write_file(f->t.path, "{\"mode\": \"new\"}\n");
+	assert_int_equal(init_with(f, f->t.path), 0);
+	const struct state_snapshot *before = state_current();
+	write_file(log, "{\"generation\": 1, \"project\": \"alpha\", \"scope\": {\"mode\": \"new\"}}\n"
+			"{\"generation\": 2, \"project\": \"beta\", \"scope\": {\"mode\": \"sideways\"}}\n");
+	assert_int_equal(init_with(f, f->t.path), -1);
+	const char *e = errs_of(f);
+	if (!strstr(e, f->t.path) || !strstr(e, "change 2") || !strstr(e, "sideways"))
+		fail_msg("error: '%s'", e);
+	assert_ptr_equal(state_current(), before);
+	assert_int_equal(state_current()->n_projects, 0);
+
+	write_file(log, "not json\n{\"generation\": 1, \"scope\": {\"mode\": \"new\"}}\n");
+	assert_int_equal(init_with(f, f->t.path), -1);
+	assert_non_null(strstr(errs_of(f), log));
+	assert_ptr_equal(state_current(), before);
+}
+
+/* Past the log's bound the whole state is saved again and the log
+ * emptied; nothing is lost on the way. */
+static void test_compaction_keeps_everything(void **state)
+{
+	struct fx *f = *state;
+	char log[192], name[32];
+	snprintf(log, sizeof log, "%s.log", f->t.path);
+	assert_int_equal(init_with(f, f->t.path), 0);
+	struct stat st;
+	off_t longest = 0;
+	int compactions = 0, i;
+	for (i = 0; i < 6000 && compactions < 2; i++) {
+		snprintf(name, sizeof name, "p%d", i % 500);
+		change_ok(name, i % 3 ? MODE_NEW : MODE_MAINTENANCE, NULL);
+		assert_int_equal(stat(log, &st), 0);
+		if (st.st_size < longest)
+			compactions++;
+		longest = st.st_size;
+	}
+	assert_int_equal(compactions, 2);
+	assert_true(longest <= STATE_STORE_LOG_MIN + 1024);
+	restart(f);
+	const struct state_snapshot *s = state_current();
+	assert_int_equal(s->generation, (uint64_t)i);
+	assert_int_equal(s->n_projects, 500);
+	for (int k = i - 500; k < i; k++) {
+		snprintf(name, sizeof name, "p%d", k % 500);
+		assert_int_equal(state_mode_for(s, name, strlen(name)),
+				 k % 3 ? MODE_NEW : MODE_MAINTENANCE);
+	}
+}
+
+/* --start-mode over an unreadable state: the first change saves the whole
+ * state over it (and drops its log). */
+static void test_start_mode_then_change(void **state)
+{
+	struct fx *f = *state;
+	char log[192];
+	snprintf(log, sizeof log, "%s.log", f->t.path);
+	write_file(f->t.path, "{\"mode\": \"new\"}\n");
+	write_file(log, "garbage\n{}\n");
+	assert_int_equal(state_init(state_store_file_new(f->t.path), "maintenance", f->errs), 0);
+	assert_int_equal(state_current()->global.mode, MODE_MAINTENANCE);
+	change_ok("alpha", MODE_NEW, NULL);
+	restart(f);
+	assert_int_equal(state_current()->global.mode, MODE_MAINTENANCE);
+	assert_int_equal(state_mode_for(state_current(), "alpha", 5), MODE_NEW);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -321,6 +467,11 @@ int main(void)
 		T(test_mode_names),
 		T(test_mode_for_null_snapshot),
 		T(test_change_cost_flat_in_projects),
+		T(test_changes_survive_a_restart),
+		T(test_log_older_than_document_is_skipped),
+		T(test_bad_change_refuses_to_start),
+		T(test_compaction_keeps_everything),
+		T(test_start_mode_then_change),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,18 +2,17 @@
 as with 10, and memory must not grow with the number of switches (issue 13,
 fault 8: every switch rewrote the whole state and kept a full copy of it)."""
 
-import json
 import os
 import statistics
+import threading
 import time
 
-import pytest
-
-from cutover_testlib import SANITIZED, Deadline, proxy_admin, restart_proxy
+from cutover_testlib import SANITIZED, Cutover, Deadline, proxy_admin, restart_proxy, wait_for
 
 # The ASan build is ~5x slower per switch: fewer switches there, same shape.
 SWITCHES = 3000 if SANITIZED else 10000
 WINDOW = 300 if SANITIZED else 500
+KILL_SWITCHES = 6000
 BUDGET_SECONDS = float(os.environ.get("CUTOVER_SCALE_BUDGET", "45"))
 # Generous: scheduling noise on a shared 2-core machine, not growth with n.
 SLOWDOWN_MAX = 3.0
@@ -60,3 +59,56 @@ def test_many_project_switches_stay_flat(harness):
     own = [p for p, v in st["projects"].items() if v.get("own_mode")]
     assert len(own) == SWITCHES
     assert all(st["projects"]["p%d" % i]["mode"] == "new" for i in range(SWITCHES))
+
+
+def test_kill_9_keeps_every_acknowledged_switch(harness):
+    """kill -9 while switches stream in, past the point where the whole
+    state is saved again and the log emptied: every switch that was
+    answered 200 is in force after the restart."""
+    proxy = harness.proxy()
+    admin = proxy_admin(proxy)
+    acked = {}
+    sent = []          # the last switch sent: killed under it, it may or may not apply
+    stop = threading.Event()
+    modes = ("new", "old")
+
+    def switch_until_killed():
+        deadline = Deadline(BUDGET_SECONDS)
+        for i in range(KILL_SWITCHES):
+            if stop.is_set() or deadline.expired():
+                return
+            project, to = "p%d" % (i % 1000), modes[i // 1000 % 2]
+            sent[:] = [(project, to)]
+            try:
+                a = admin.switch(to, project=project, force=True)
+            except OSError:
+                return                      # killed under it: not acknowledged
+            if a.status == 200:
+                acked[project] = to
+            else:
+                assert a.status >= 500, a
+
+    t = threading.Thread(target=switch_until_killed, daemon=True)
+    t.start()
+    # the log passes STATE_STORE_LOG_MIN (256 KiB, ~2,300 switches here) first
+    wait_for(lambda: len(acked) >= 1000 and proxy.state_file.exists()
+             and os.path.getsize(str(proxy.state_file) + ".log") < 64 * 1024
+             and os.path.getsize(proxy.state_file) > 64 * 1024 or not t.is_alive(),
+             BUDGET_SECONDS, what="a full save of the state after 1,000 projects")
+    seen = dict(acked)
+    proxy.kill()
+    proxy.checked = True                    # killed on purpose
+    stop.set()
+    t.join(10)
+    assert seen, "no switch was acknowledged"
+    assert len(acked) >= len(seen)
+
+    proxy = Cutover(proxy.workdir, proxy.config_path.read_text(), name="cutover-again",
+                    wait_ready=False, port=proxy.port)
+    harness.proxies.append(proxy)
+    proxy.wait_ready()
+    projects = proxy_admin(proxy).status()["projects"]
+    wrong = {p: (to, projects.get(p, {}).get("mode")) for p, to in acked.items()
+             if projects.get(p, {}).get("mode") != to
+             and (p, projects.get(p, {}).get("mode")) not in sent}
+    assert not wrong, "acknowledged switches lost by kill -9: %s" % list(wrong.items())[:5]
