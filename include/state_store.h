@@ -12,16 +12,24 @@ struct state_store;
 /* The document is the whole state; a change is one small object that the
  * owner (state.c) knows how to apply. Each change is durable on its own, so
  * a switch costs the same with 10 scopes as with 10,000; the whole document
- * is written again only now and then (compaction). */
+ * is written again only now and then (compaction).
+ *
+ * One change read back by replay. -1 with WHY (the cause; the store adds
+ * where it is) stops the replay. */
+typedef int (*state_store_change_fn)(const json_t *change, void *arg, char *why, size_t why_len);
+
 struct state_store_ops {
-	/* *OUT = the stored document, or NULL when nothing was stored yet;
-	 * *CHANGES = the changes made since, oldest first (an array, maybe
-	 * empty; changes without a document are refused as corrupt). A change that
-	 * was being written when the process died (a torn tail) is not
-	 * there: it was never acknowledged. -1 = unreadable or corrupt (WHY
-	 * says so as "FILE:LINE: cause"). */
-	int (*load)(struct state_store *s, json_t **out, json_t **changes, char *why,
-		    size_t why_len);
+	/* *OUT = the stored document, or NULL when nothing was stored yet.
+	 * -1 = unreadable or corrupt (WHY says so as "FILE:LINE: cause"),
+	 * changes without a document included. */
+	int (*load)(struct state_store *s, json_t **out, char *why, size_t why_len);
+	/* Calls FN for each change made since the document, oldest first, one
+	 * at a time (memory stays that of one change). A change that was
+	 * being written when the process died (a torn tail) is not there: it
+	 * was never acknowledged. -1 = corrupt, or FN said so: WHY says where
+	 * as "FILE:LINE: cause". */
+	int (*replay)(struct state_store *s, state_store_change_fn fn, void *arg, char *why,
+		      size_t why_len);
 	/* Durably replaces the document and forgets the changes before it:
 	 * atomic for readers, on stable storage before it returns 0. */
 	int (*save)(struct state_store *s, const json_t *doc, char *why, size_t why_len);
@@ -54,10 +62,15 @@ struct state_store {
 #define STATE_STORE_LOG_MIN (256 * 1024)
 struct state_store *state_store_file_new(const char *path);
 
-static inline int state_store_load(struct state_store *s, json_t **out, json_t **changes,
-				   char *why, size_t why_len)
+static inline int state_store_load(struct state_store *s, json_t **out, char *why, size_t why_len)
 {
-	return s->ops->load(s, out, changes, why, why_len);
+	return s->ops->load(s, out, why, why_len);
+}
+
+static inline int state_store_replay(struct state_store *s, state_store_change_fn fn, void *arg,
+				     char *why, size_t why_len)
+{
+	return s->ops->replay(s, fn, arg, why, why_len);
 }
 
 static inline int state_store_save(struct state_store *s, const json_t *doc, char *why,

@@ -325,10 +325,11 @@ static void pending_free(struct pending *p)
 }
 
 /* Builds what setting PROJECT (NULL = global; S NULL = only a new
- * generation) needs, changing nothing. -1 when out of memory. */
-static int prepare(const char *project, const struct scope_state *s, struct pending *p)
+ * generation) on top of CUR needs, changing nothing. -1 when out of
+ * memory. */
+static int prepare(const struct state_snapshot *cur, const char *project,
+		   const struct scope_state *s, struct pending *p)
 {
-	const struct state_snapshot *cur = state_current();
 	struct project_table *t = cur->projects;
 	*p = (struct pending){ .entry = -1 };
 	if (!project || !s) {
@@ -353,10 +354,12 @@ fail:
 	return -1;
 }
 
-/* Makes P current: the record into its entry, then the header swapped. */
-static void commit(struct pending *p)
+/* Makes P the snapshot at *AT (&current, or a private one while the
+ * store's changes are replayed at start): the record into its entry, then
+ * the header swapped. */
+static void commit(struct state_snapshot **at, struct pending *p)
 {
-	struct state_snapshot *old = current;
+	struct state_snapshot *old = *at;
 	time_t now = time(NULL);
 	struct project_table *t = p->header->projects;
 	if (p->rec && p->entry >= 0) {
@@ -366,7 +369,7 @@ static void commit(struct pending *p)
 	} else if (p->rec) {
 		table_insert(t, p->rec);
 	}
-	__atomic_store_n(&current, p->header, __ATOMIC_RELEASE);
+	__atomic_store_n(at, p->header, __ATOMIC_RELEASE);
 	retire(old, free, header_bytes(old), now);
 	if (p->grown && old->projects)   /* its records live on in the new one */
 		retire(old->projects, free, table_bytes(old->projects), now);
@@ -482,12 +485,19 @@ static json_t *change_json(uint64_t gen, const char *project, const struct scope
 	return c;
 }
 
-/* Applies a change record read back from the store (control thread, at
- * start). One already in the document (generation not above the current
- * one: a crash between saving the document and emptying the log) is
- * skipped. */
-static int apply_change(const json_t *c, char *why, size_t why_len)
+/* Applies a change record read back from the store to the private
+ * snapshot *AT and schedule *SCHED (at start). One already in the document
+ * (generation not above the current one: a crash between saving the
+ * document and emptying the log) is skipped. */
+struct replay {
+	struct state_snapshot *s;
+	json_t *sched;
+};
+
+static int apply_change(const json_t *c, void *arg, char *why, size_t why_len)
 {
+	struct replay *r = arg;
+	struct state_snapshot **at = &r->s;
 	json_t *gen = json_object_get(c, "generation");
 	json_t *scope = json_object_get(c, "scope");
 	json_t *project = json_object_get(c, "project");
@@ -498,23 +508,23 @@ static int apply_change(const json_t *c, char *why, size_t why_len)
 		snprintf(why, why_len, "not a change record");
 		return -1;
 	}
-	if ((uint64_t)json_integer_value(gen) <= current->generation)
+	if ((uint64_t)json_integer_value(gen) <= (*at)->generation)
 		return 0;
 	struct scope_state s = { 0 };
 	if (scope && scope_from_json(scope, &s, why, why_len) < 0)
 		return -1;
 	struct pending p;
-	int rc = prepare(json_string_value(project), scope ? &s : NULL, &p);
+	int rc = prepare(*at, json_string_value(project), scope ? &s : NULL, &p);
 	free(s.reason);
 	if (rc < 0) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}
 	p.header->generation = (uint64_t)json_integer_value(gen);
-	commit(&p);
+	commit(at, &p);
 	if (sched) {
-		json_decref(scheduled);
-		scheduled = json_incref(sched);
+		json_decref(r->sched);
+		r->sched = json_incref(sched);
 	}
 	return 0;
 }
@@ -586,14 +596,11 @@ int state_init(struct state_store *st, const char *force_mode, FILE *errs)
 		return -1;
 	}
 	char why[512] = "", cause[400] = "";
-	json_t *doc = NULL, *changes = NULL, *sched = NULL;
+	json_t *doc = NULL, *sched = NULL;
 	struct state_snapshot *s = NULL;
-	/* Kept to put back when a change record turns out bad. */
-	struct state_snapshot *before = current;
 	struct retired *mark = retired_tail;
 	bool had_doc = false;
-	json_t *sched_before = json_incref(scheduled);
-	if (state_store_load(st, &doc, &changes, why, sizeof(why)) < 0)
+	if (state_store_load(st, &doc, why, sizeof(why)) < 0)
 		goto unreadable; /* WHY is "FILE:LINE: cause" */
 	had_doc = doc != NULL;
 	if (!doc) {
@@ -606,50 +613,33 @@ int state_init(struct state_store *st, const char *force_mode, FILE *errs)
 			sched = json_incref(list);
 		json_decref(doc);
 		if (!s) {
-			json_decref(sched);
 			snprintf(why, sizeof(why), "%s:1: %s", state_store_name(st), cause);
 			goto unreadable;
 		}
 	}
-	if (!sched && !(sched = json_array())) {
-		table_free_deep(s->projects);
-		free(s);
+	if (!sched && !(sched = json_array()))
 		goto out_of_memory;
-	}
-	/* Replayed on a private current: workers see the result only. */
-	current = s;
-	json_decref(scheduled);
-	scheduled = sched;
-	size_t i;
-	json_t *c;
-	json_array_foreach(changes, i, c) {
-		if (apply_change(c, cause, sizeof(cause)) < 0) {
-			snprintf(why, sizeof(why), "%s: change %zu since the last full save: %s",
-				 state_store_name(st), i + 1, cause);
-			drop_since(mark);
-			table_free_deep(current->projects);
-			free(current);
-			current = before;
-			json_decref(scheduled);
-			scheduled = json_incref(sched_before);
-			goto unreadable;
-		}
-	}
-	json_decref(changes);
+	/* Replayed on a private snapshot: workers see the result only, and
+	 * what the replay replaced is freed at once (drop_since). */
+	struct replay r = { s, sched };
+	int rc = state_store_replay(st, apply_change, &r, why, sizeof(why));
+	s = r.s;
+	sched = r.sched;
+	if (rc < 0)
+		goto unreadable; /* WHY is "FILE:LINE: cause" */
 	drop_since(mark);
-	s = current;
-	current = before;
 	have_doc = had_doc;
-	sched = json_incref(scheduled);
-	json_decref(scheduled);
-	scheduled = sched_before;
 	adopt(st, sched);
 	publish_whole(s);
 	return 0;
 
 unreadable:
-	json_decref(changes);
-	json_decref(sched_before);
+	drop_since(mark);
+	if (s)
+		table_free_deep(s->projects);
+	free(s);
+	s = NULL;
+	json_decref(sched);
 	fprintf(errs, "%s\n", why);
 	if (force_mode) {
 		enum mode m;
@@ -667,7 +657,9 @@ unreadable:
 		if (!s || !sched) {
 			free(s);
 			json_decref(sched);
-			goto out_of_memory;
+			fprintf(errs, "cutover: cannot load the state: out of memory\n");
+			state_store_free(st);
+			return -1;
 		}
 		have_doc = false;    /* the first change saves the whole state over it */
 		adopt(st, sched);
@@ -681,8 +673,9 @@ unreadable:
 	return -1;
 
 out_of_memory:
-	json_decref(changes);
-	json_decref(sched_before);
+	if (s)
+		table_free_deep(s->projects);
+	free(s);
 	fprintf(errs, "cutover: cannot load the state: out of memory\n");
 	state_store_free(st);
 	return -1;
@@ -729,7 +722,7 @@ static int persist_and_commit(json_t *change, struct pending *p, char *why, size
 	rc = state_store_append(store, change, why, why_len);
 	if (rc < 0)
 		goto out;
-	commit(p);
+	commit(&current, p);
 	if (rc == 1) {
 		char whyc[512];
 		json_t *doc = document(current);
@@ -761,7 +754,7 @@ int state_change(const char *project, const struct scope_state *s, char *why, si
 	struct pending p;
 	if (retire_room(why, why_len) < 0)
 		return -1;
-	if (prepare(project, s, &p) < 0) {
+	if (prepare(current, project, s, &p) < 0) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}
@@ -783,7 +776,7 @@ int state_set_scheduled(json_t *list, char *why, size_t why_len)
 	}
 	if (retire_room(why, why_len) < 0)
 		return -1;
-	if (prepare(NULL, NULL, &p) < 0) {
+	if (prepare(current, NULL, NULL, &p) < 0) {
 		snprintf(why, why_len, "out of memory");
 		return -1;
 	}

@@ -107,20 +107,16 @@ fail:
 	return -1;
 }
 
-/* The changes in the log text BUF: one object per line. The last line may
- * be torn by a crash mid-append (no newline, or not JSON): it was never
- * acknowledged and is dropped; anything else wrong is corruption. *GOOD =
- * the bytes of the whole lines. */
-static int changes_parse(const char *path, const char *buf, size_t len, json_t **changes,
-		     off_t *good, char *why, size_t why_len)
+/* Calls FN for each change in the log text BUF: one object per line. The
+ * last line may be torn by a crash mid-append (no newline, or not JSON): it
+ * was never acknowledged and is skipped; anything else wrong is corruption.
+ * *GOOD = the bytes of the whole lines. FN NULL: only count them (*N). */
+static int changes_parse(const char *path, const char *buf, size_t len, state_store_change_fn fn,
+			 void *arg, off_t *good, size_t *n, char *why, size_t why_len)
 {
-	json_t *list = json_array();
-	if (!list) {
-		file_error(why, why_len, path, "read", ENOMEM);
-		return -1;
-	}
 	size_t at = 0;
 	int line = 0;
+	*n = 0;
 	while (at < len) {
 		const char *nl = memchr(buf + at, '\n', len - at);
 		if (!nl)
@@ -133,83 +129,84 @@ static int changes_parse(const char *path, const char *buf, size_t len, json_t *
 			json_decref(c);
 			if (end == len)
 				break;   /* torn in the middle, newline persisted */
-			say(why, why_len, "%s:%d: %s", path, line,
-			    c ? "not a JSON object" : err.text);
-			json_decref(list);
+			say(why, why_len, "%s:%d: %s", path, line, c ? "not a JSON object" : err.text);
 			return -1;
 		}
-		if (json_array_append_new(list, c) < 0) {
-			file_error(why, why_len, path, "read", ENOMEM);
-			json_decref(list);
+		char cause[400] = "";
+		int rc = fn ? fn(c, arg, cause, sizeof(cause)) : 0;
+		json_decref(c);
+		if (rc < 0) {
+			say(why, why_len, "%s:%d: %s", path, line, cause);
 			return -1;
 		}
+		(*n)++;
 		at = end;
 	}
-	*changes = list;
 	*good = (off_t)at;
 	return 0;
 }
 
-/* Reads and parses the log (absent = no changes). */
-static int changes_read(struct state_store_file *f, json_t **changes, char *why, size_t why_len)
+/* Reads the log (absent = no changes), calling FN for each change. */
+static int changes_read(struct state_store_file *f, state_store_change_fn fn, void *arg,
+			size_t *n, char *why, size_t why_len)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	*changes = NULL;
 	int rc = slurp(f->log_path, STATE_STORE_LOG_MAX, &buf, &len, why, why_len);
 	if (rc < 0)
 		return -1;
-	rc = changes_parse(f->log_path, rc == 1 ? "" : buf, rc == 1 ? 0 : len, changes, &f->log_good,
-		       why, why_len);
+	rc = changes_parse(f->log_path, rc == 1 ? "" : buf, rc == 1 ? 0 : len, fn, arg,
+			   &f->log_good, n, why, why_len);
 	free(buf);
 	return rc;
 }
 
-static int file_load(struct state_store *s, json_t **out, json_t **changes, char *why,
-		     size_t why_len)
+static int file_load(struct state_store *s, json_t **out, char *why, size_t why_len)
 {
 	struct state_store_file *f = (struct state_store_file *)s;
 	const char *path = f->path;
-	*out = *changes = NULL;
+	*out = NULL;
 	char *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, n = 0;
 	int rc = slurp(path, STATE_STORE_FILE_MAX, &buf, &len, why, why_len);
 	if (rc < 0)
 		return -1;
-	json_t *doc = NULL;
-	if (rc == 0) {
-		/* A duplicate key can only come from a hand edit; which one wins
-		 * would be a guess, and a guess about the mode must not be silent. */
-		json_error_t err;
-		doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
-		free(buf);
-		if (!doc) {
-			say(why, why_len, "%s:%d: %s", path, err.line, err.text);
+	if (rc == 1) {
+		/* The document removed by hand: its changes alone would apply
+		 * to "old" everywhere, a guess that must not be silent. */
+		if (changes_read(f, NULL, NULL, &n, why, why_len) < 0)
+			return -1;
+		if (n) {
+			say(why, why_len, "%s:1: %zu changes but no %s; remove both to start afresh",
+			    f->log_path, n, path);
 			return -1;
 		}
-		if (!json_is_object(doc)) {
-			say(why, why_len, "%s: not a JSON object", path);
-			json_decref(doc);
-			return -1;
-		}
-		f->doc_bytes = len;
+		return 0;   /* nothing stored yet */
 	}
-	json_t *list;
-	if (changes_read(f, &list, why, why_len) < 0) {
+	/* A duplicate key can only come from a hand edit; which one wins would
+	 * be a guess, and a guess about the mode must not be silent. */
+	json_error_t err;
+	json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+	free(buf);
+	if (!doc) {
+		say(why, why_len, "%s:%d: %s", path, err.line, err.text);
+		return -1;
+	}
+	if (!json_is_object(doc)) {
+		say(why, why_len, "%s: not a JSON object", path);
 		json_decref(doc);
 		return -1;
 	}
-	if (!doc && json_array_size(list)) {
-		/* The document was removed by hand: the changes alone would
-		 * apply to "old" everywhere, a guess that must not be silent. */
-		say(why, why_len, "%s:1: %zu changes but no %s; remove both to start afresh",
-		    f->log_path, json_array_size(list), path);
-		json_decref(list);
-		return -1;
-	}
+	f->doc_bytes = len;
 	*out = doc;
-	*changes = list;
 	return 0;
+}
+
+static int file_replay(struct state_store *s, state_store_change_fn fn, void *arg, char *why,
+		       size_t why_len)
+{
+	size_t n;
+	return changes_read((struct state_store_file *)s, fn, arg, &n, why, why_len);
 }
 
 /* fsync of the directory holding PATH: a new file's name is durable only
@@ -248,10 +245,9 @@ static int changes_open(struct state_store_file *f, char *why, size_t why_len)
 {
 	if (f->log_fd >= 0)
 		return 0;
-	json_t *ignored = NULL;
-	if (f->log_good < 0 && changes_read(f, &ignored, why, why_len) < 0)
+	size_t n;
+	if (f->log_good < 0 && changes_read(f, NULL, NULL, &n, why, why_len) < 0)
 		return -1;
-	json_decref(ignored);
 	int fd = open(f->log_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT) {
 		fd = open(f->log_path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -394,6 +390,7 @@ static void file_free(struct state_store *s)
 
 static const struct state_store_ops file_ops = {
 	.load = file_load,
+	.replay = file_replay,
 	.save = file_save,
 	.append = file_append,
 	.name = file_name,

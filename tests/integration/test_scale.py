@@ -55,6 +55,7 @@ def test_many_project_switches_stay_flat(harness):
 
     # Every switch is still there after a restart, and status tells the truth.
     proxy = restart_proxy(harness, proxy)
+    print("after a restart with the same state: VmHWM %.1f MiB" % (vm_hwm(proxy.pid) / 2**20))
     st = proxy_admin(proxy).status()
     own = [p for p, v in st["projects"].items() if v.get("own_mode")]
     assert len(own) == SWITCHES
