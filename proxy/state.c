@@ -485,15 +485,16 @@ static json_t *change_json(uint64_t gen, const char *project, const struct scope
 	return c;
 }
 
-/* Applies a change record read back from the store to the private
- * snapshot *AT and schedule *SCHED (at start). One already in the document
- * (generation not above the current one: a crash between saving the
- * document and emptying the log) is skipped. */
+/* The replay of the store's changes at start, on a private snapshot. */
 struct replay {
 	struct state_snapshot *s;
 	json_t *sched;
+	uint64_t saved;              /* the document's generation */
 };
 
+/* Applies one change read back from the store. One already in the
+ * document (generation not above the document's: a crash between saving
+ * it and emptying the log) is skipped. */
 static int apply_change(const json_t *c, void *arg, char *why, size_t why_len)
 {
 	struct replay *r = arg;
@@ -508,7 +509,7 @@ static int apply_change(const json_t *c, void *arg, char *why, size_t why_len)
 		snprintf(why, why_len, "not a change record");
 		return -1;
 	}
-	if ((uint64_t)json_integer_value(gen) <= (*at)->generation)
+	if ((uint64_t)json_integer_value(gen) <= r->saved)
 		return 0;
 	struct scope_state s = { 0 };
 	if (scope && scope_from_json(scope, &s, why, why_len) < 0)
@@ -621,7 +622,7 @@ int state_init(struct state_store *st, const char *force_mode, FILE *errs)
 		goto out_of_memory;
 	/* Replayed on a private snapshot: workers see the result only, and
 	 * what the replay replaced is freed at once (drop_since). */
-	struct replay r = { s, sched };
+	struct replay r = { s, sched, s->generation };
 	int rc = state_store_replay(st, apply_change, &r, why, sizeof(why));
 	s = r.s;
 	sched = r.sched;
@@ -720,8 +721,12 @@ static int persist_and_commit(json_t *change, struct pending *p, char *why, size
 		have_doc = true;
 	}
 	rc = state_store_append(store, change, why, why_len);
-	if (rc < 0)
+	if (rc < 0) {
+		/* Part of it may be in the log still: the next change saves the
+		 * whole state first, which empties the log. */
+		have_doc = false;
 		goto out;
+	}
 	commit(&current, p);
 	if (rc == 1) {
 		char whyc[512];
