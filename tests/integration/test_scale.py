@@ -14,7 +14,7 @@ SWITCHES = 3000 if SANITIZED else 10000
 WINDOW = 300 if SANITIZED else 500
 SWITCHES_MIN = 2000           # enough for the cost of n to show
 KILL_SWITCHES = 6000
-BUDGET_SECONDS = float(os.environ.get("CUTOVER_SCALE_BUDGET", "45"))
+BUDGET_SECONDS = float(os.environ.get("CUTOVER_SCALE_BUDGET", "30"))
 # Generous: scheduling noise on a shared 2-core machine, not growth with n.
 SLOWDOWN_MAX = 3.0
 SLACK_SECONDS = 0.005          # a burst of load from elsewhere during the last window
