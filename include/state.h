@@ -1,7 +1,8 @@
-/* state: the mode of every scope. Workers read an immutable snapshot
- * through one atomic pointer, without locks or allocation; the control
- * thread builds the next snapshot, persists it through the state store
- * (a file now, etcd later) and publishes it with one pointer swap. */
+/* state: the mode of every scope. Workers read a snapshot through one
+ * atomic pointer, without locks or allocation; the control thread persists
+ * each change through the state store (a file now, etcd later) and then
+ * publishes it: one new project record and one new snapshot header, so a
+ * change costs the same with 10 projects as with 10,000. */
 #ifndef CUTOVER_STATE_H
 #define CUTOVER_STATE_H
 
@@ -50,10 +51,16 @@ struct project_mode {
 	struct scope_state s;
 };
 
+struct project_table;
+
+/* The generation, the global scope and the number of projects with their
+ * own mode are fixed in a snapshot. The projects' scopes are shared by all
+ * snapshots: each one is replaced atomically on its own, so one read
+ * through an older snapshot may see a newer mode (never a torn one). */
 struct state_snapshot {
 	uint64_t generation;
 	struct scope_state global;
-	struct project_mode *projects;   /* sorted by name (memcmp, then length) */
+	struct project_table *projects;  /* use state_project(), state_project_at() */
 	size_t n_projects;
 };
 
@@ -66,7 +73,8 @@ int state_init(struct state_store *store, const char *force_mode, FILE *errs);
 void state_shutdown(void);
 
 /* The current snapshot; lock-free. Valid for the rest of the current event
- * callback: a replaced snapshot is freed only after a grace period. */
+ * callback: a replaced snapshot (or project scope) is freed only after a
+ * grace period. */
 const struct state_snapshot *state_current(void);
 /* The scope a request falls in: PROJECT's own, else the global one. */
 const struct scope_state *state_scope_for(const struct state_snapshot *s, const char *project,
@@ -75,16 +83,25 @@ enum mode state_mode_for(const struct state_snapshot *s, const char *project, si
 /* PROJECT's own scope, or NULL if it follows the global mode. */
 const struct project_mode *state_project(const struct state_snapshot *s, const char *project,
 					 size_t len);
+/* The Ith project with its own mode, I < n_projects, in the order they got
+ * it (NULL past the end). */
+const struct project_mode *state_project_at(const struct state_snapshot *s, size_t i);
 
 /* ---- control thread only ---- */
 
 /* Sets PROJECT's scope (NULL = global) to S (copied), persists, publishes.
- * Returns 0, or -1 with WHY (nothing changed). */
+ * Returns 0, or -1 with WHY (nothing changed): out of memory, the store
+ * failed, or so many changes within the grace period (some 80,000) that
+ * what they replaced reached its memory bound. */
 int state_change(const char *project, const struct scope_state *s, char *why, size_t why_len);
 /* Scheduled changes are persisted with the modes: an array of objects the
  * control plane owns. state_set_scheduled takes a reference. */
 const json_t *state_scheduled(void);
 int state_set_scheduled(json_t *list, char *why, size_t why_len);
+
+/* Bytes of replaced state waiting out the grace period: bounded (16 MiB),
+ * whatever the switch rate. */
+size_t state_retired_bytes(void);
 
 json_t *state_scope_json(const struct scope_state *s);
 /* T as an RFC 3339 UTC string ("2026-12-01T02:00:00Z"), or null for 0. */

@@ -507,8 +507,8 @@ static void act_resume(struct control *ctl, json_t *body, const char *who, contr
 	size_t n = 0;
 	bool oom = !r || !names || !(r->scopes = json_array());
 	for (size_t i = 0; !oom && i < snap->n_projects; i++)
-		if (snap->projects[i].s.mode == MODE_HOLD)
-			oom = !(names[n++] = strdup(snap->projects[i].name));
+		if (state_project_at(snap, i)->s.mode == MODE_HOLD)
+			oom = !(names[n++] = strdup(state_project_at(snap, i)->name));
 	bool global = snap->global.mode == MODE_HOLD;
 	if (oom || (!global && n == 0)) {
 		for (size_t i = 0; i < n; i++)
@@ -775,9 +775,9 @@ json_t *control_status(struct control *ctl)
 	       json_object_set_new(st, "generation", json_integer((json_int_t)snap->generation)) == 0 &&
 	       json_object_set(st, "projects", w.projects) == 0;
 	for (size_t i = 0; w.ok && i < snap->n_projects; i++) {
-		json_t *o = state_scope_json(&snap->projects[i].s);
-		w.ok = json_object_setn_new(w.projects, snap->projects[i].name, snap->projects[i].len,
-					    o) == 0 &&
+		const struct project_mode *p = state_project_at(snap, i);
+		json_t *o = state_scope_json(&p->s);
+		w.ok = json_object_setn_new(w.projects, p->name, p->len, o) == 0 &&
 		       json_object_set_new(o, "own_mode", json_true()) == 0 &&
 		       json_object_set_new(o, "in_flight",
 					   json_pack("{s:i, s:i}", "old", 0, "new", 0)) == 0;

@@ -979,3 +979,31 @@ class OrderedUpstream:
     def kill(self):
         self._stop.set()
         self.sock.close()
+
+
+def persisted_state(state_file):
+    """The state as cutover loads it at start: STATE_FILE (the last full
+    save), then the changes appended to STATE_FILE.log since (one JSON object
+    per line; a torn last line is not a change)."""
+    state_file = Path(state_file)
+    doc = json.loads(state_file.read_text()) if state_file.exists() else {"mode": "old"}
+    gen = doc.get("generation", 0)
+    log = Path(str(state_file) + ".log")
+    lines = log.read_text().split("\n")[:-1] if log.exists() else []
+    for line in lines:
+        try:
+            c = json.loads(line)
+        except ValueError:
+            break
+        if c["generation"] <= gen:
+            continue                    # already in the full save
+        gen = doc["generation"] = c["generation"]
+        if "scheduled" in c:
+            doc["scheduled"] = c["scheduled"]
+        elif "project" in c:
+            doc.setdefault("projects", {})[c["project"]] = c["scope"]
+        else:
+            for k in ("mode", "resume_to", "until", "since", "reason"):
+                doc.pop(k, None)
+            doc.update(c["scope"])
+    return doc

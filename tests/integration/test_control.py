@@ -17,7 +17,8 @@ import pytest
 
 from cutover_testlib import (CUTOVER_BIN, HEALTH_PATH, Admin, AsyncCall, Client, Deadline,
                              Pending, build_request, free_port, get, multipart_submission,
-                             proxy_admin, request, restart_proxy, run_cli, wait_for)
+                             persisted_state, proxy_admin, request, restart_proxy, run_cli,
+                             wait_for)
 
 JOURNAL_KEYS = ("time", "who", "action", "scope", "from", "to", "reason", "forced", "outcome")
 
@@ -150,7 +151,7 @@ def restart_scenario(harness, reasons):
 
     a = admin.switch("new", **why("global cutover"))
     assert a.status == 200 and a["scope"] == "global", a
-    state = json.loads(proxy.state_file.read_text())
+    state = persisted_state(proxy.state_file)
     assert state["mode"] == "new", state
 
     proxy = restart_proxy(harness, proxy)

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from cutover_testlib import (HEALTH_PATH, AsyncCall, Client, build_request, get,
-                             multipart_submission, proxy_admin, request, restart_proxy, wait_for)
+                             multipart_submission, persisted_state, proxy_admin, request,
+                             restart_proxy, wait_for)
 
 RESTORE_PENDING_ROUTES = """\
 routes = (
@@ -239,7 +240,7 @@ def test_maintenance_survives_a_restart(harness):
     proxy = harness.proxy(old, new)
     admin = proxy_admin(proxy)
     assert admin.maintenance(True, reason="dump window").status == 200
-    state = json.loads(proxy.state_file.read_text())
+    state = persisted_state(proxy.state_file)
     assert state["mode"] == "maintenance", state
     proxy = restart_proxy(harness, proxy)
     r = get(proxy.port, "/a/alpha/phone/restore/?restart=1")
