@@ -45,6 +45,7 @@ struct limits_conf {
 	double drain_timeout;        /* graceful stop and switch drains */
 	unsigned max_parked;         /* requests parked by hold, per worker */
 	size_t buffer_bytes;         /* per-direction buffering before backpressure */
+	size_t projects;             /* registry entries for projects seen only in traffic */
 };
 
 /* Sets every field of L to its default. */

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "response.h"
 #include "route.h"
+#include "project.h"
 #include "state.h"
 #include "stats.h"
 #include "tls.h"
@@ -42,6 +43,7 @@ void limits_conf_defaults(struct limits_conf *l)
 		.drain_timeout = 30,
 		.buffer_bytes = 65536,
 		.max_parked = 1000,
+		.projects = PROJECT_LIMIT_DEFAULT,
 	};
 }
 
@@ -50,7 +52,8 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 	static const char *const keys[] = { "max_connections", "max_request_line",
 					    "max_header_bytes", "max_body", "header_timeout",
 					    "body_timeout", "keepalive_timeout", "send_timeout",
-					    "drain_timeout", "buffer_bytes", "max_parked", NULL };
+					    "drain_timeout", "buffer_bytes", "max_parked", "projects",
+					    NULL };
 	struct limits_conf *l = cfg->limits;
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	long long n;
@@ -72,6 +75,10 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 		status = -1;
 	else if (rc)
 		l->max_parked = (unsigned)n;
+	if ((rc = conf_get_int(r, s, "projects", 1, PROJECT_LIMIT_MAX, &n)) < 0)
+		status = -1;
+	else if (rc)
+		l->projects = (size_t)n;
 	if ((rc = conf_get_size(r, s, "buffer_bytes", 4096, 64 << 20, &sz)) < 0)
 		status = -1;
 	else if (rc)
@@ -255,6 +262,7 @@ static void request_free(struct conn *c)
 	if (r->action && r->action->free)
 		r->action->free(r);
 	gate_leave(c->env->gate, &r->wait);
+	project_put(r->project); /* after the action: its exchange counted in flight there */
 	free(r->head_copy);
 	free(r);
 	c->r = NULL;

@@ -181,10 +181,12 @@ struct drain_count {
 static void count_one(struct project *p, void *arg)
 {
 	struct drain_count *d = arg;
+	size_t len;
+	const char *name = project_name(p, &len);
 	if (d->project) {
-		if (strcmp(p->name, d->project) != 0)
+		if (strcmp(name, d->project) != 0)
 			return;
-	} else if (state_project(d->snap, p->name, p->len)) {
+	} else if (state_project(d->snap, name, len)) {
 		return; /* has its own mode: not in the global scope */
 	}
 	d->n += project_in_flight(p, d->id);
@@ -802,12 +804,14 @@ static json_t *in_flight_json(const struct project *p)
 static void status_project(struct project *p, void *arg)
 {
 	struct status_walk *w = arg;
-	if (p->len == 0 || !w->ok)
+	size_t len;
+	const char *name = project_name(p, &len);
+	if (len == 0 || !w->ok)
 		return; /* requests without a project: counted in the upstream totals */
-	json_t *o = json_object_get(w->projects, p->name);
+	json_t *o = json_object_getn(w->projects, name, len);
 	if (!o) {
 		o = state_scope_json(&w->snap->global);
-		w->ok = json_object_set_new(w->projects, p->name, o) == 0 &&
+		w->ok = json_object_setn_new(w->projects, name, len, o) == 0 &&
 			json_object_set_new(o, "own_mode", json_false()) == 0;
 	}
 	w->ok = w->ok && json_object_set_new(o, "in_flight", in_flight_json(p)) == 0;

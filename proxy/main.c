@@ -14,6 +14,7 @@
 #include "control.h"
 #include "cli.h"
 #include "log.h"
+#include "project.h"
 #include "state.h"
 #include "state_store.h"
 #include "worker.h"
@@ -138,6 +139,13 @@ static const struct control_config_ops config_ops = {
 	.restart_needed = config_restart_needed,
 };
 
+/* The registry asks whether a project has its own mode, so that one is
+ * never evicted nor refused an entry. */
+static bool project_has_mode(const char *name, size_t len)
+{
+	return state_project(state_current(), name, len) != NULL;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = config_arg(argc, argv);
@@ -153,6 +161,12 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (project_init(cfg->limits->projects, project_has_mode) < 0) {
+		log_error("cannot start: out of memory");
+		state_shutdown();
+		config_free(cfg);
+		return 1;
+	}
 
 	struct runtime rt = { .n_workers = cfg->workers };
 	rt.base = event_base_new();
@@ -224,6 +238,7 @@ static int cmd_run(int argc, char **argv)
 		event_base_free(rt.base);
 	if (status == 0)
 		log_info("stopped");
+	project_shutdown(); /* after the workers: they held entries */
 	state_shutdown();
 	log_close();
 	config_free(cfg);
