@@ -790,6 +790,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		follow_upstreams(ctl, next);
 		ctl->cfg = next;
 		log_set_level(next->log->level);
+		project_set_limit(next->limits->projects);
 		for (int i = 0; i < ctl->n_workers; i++)
 			worker_set_config(ctl->workers[i], next);
 		*answer = json_pack("{s:b, s:s, s:I}", "ok", 1, "config", path, "reloads",

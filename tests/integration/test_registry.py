@@ -145,3 +145,21 @@ def test_untracked_requests_are_counted_and_drained_conservatively(harness):
     finally:
         for u in opened:
             u[0].close()
+
+
+def test_reload_changes_the_limit(harness):
+    old = harness.upstream("old", record=False)
+    new = harness.upstream("new", record=False)
+    proxy = harness.proxy(old, new, extra="limits = { projects = 2; };\n")
+    admin = proxy_admin(proxy)
+    assert admin.status()["registry"]["limit"] == 2
+    text = proxy.config_path.read_text().replace("projects = 2;", "projects = 5;")
+    proxy.config_path.write_text(text)
+    a = admin.post("/reload")
+    assert a.status == 200, a
+    assert admin.status()["registry"]["limit"] == 5
+    text = text.replace("projects = 5;", "projects = 0;")
+    proxy.config_path.write_text(text)
+    a = admin.post("/reload")
+    assert a.status == 400 and "limits.projects" in a["error"], a
+    assert admin.status()["registry"]["limit"] == 5
