@@ -46,9 +46,10 @@ void project_set_limit(size_t limit);
 void project_shutdown(void);
 
 /* The entry for NAME (LEN bytes, 0 = requests without a project), held
- * until project_put(). HAS_MODE: NAME has its own mode (never refused an
- * entry). The untracked bucket when NAME cannot be tracked. Never NULL. */
-struct project *project_get(const char *name, size_t len, bool has_mode);
+ * until project_put(); a new name with its own mode (project_init's
+ * HAS_MODE, asked only when NAME is not found) is never refused an entry.
+ * The untracked bucket when NAME cannot be tracked. Never NULL. */
+struct project *project_get(const char *name, size_t len);
 void project_put(struct project *p);   /* NULL: nothing */
 
 /* The name of a held entry (NUL-terminated; "" for no project). */

@@ -222,7 +222,7 @@ static struct project *fresh_entry(void)
 	return entry_at(reg.n_used++);
 }
 
-static struct project *get_locked(const char *name, size_t len, uint32_t h, bool has_mode)
+static struct project *get_locked(const char *name, size_t len, uint32_t h)
 {
 	struct project **b = bucket_of(h);
 	/* Entries in a chain are live: eviction unlinks under this lock. */
@@ -231,6 +231,7 @@ static struct project *get_locked(const char *name, size_t len, uint32_t h, bool
 			__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQUIRE);
 			return p;
 		}
+	bool has_mode = reg.has_mode && reg.has_mode(name, len);
 	struct project *e = NULL;
 	if (has_mode || reg.n_traffic < reg.limit)
 		e = fresh_entry();
@@ -257,7 +258,7 @@ static struct project *get_locked(const char *name, size_t len, uint32_t h, bool
 
 /* ---- any thread ---- */
 
-struct project *project_get(const char *name, size_t len, bool has_mode)
+struct project *project_get(const char *name, size_t len)
 {
 	if (len == 0) {
 		__atomic_add_fetch(&none.refs, 1, __ATOMIC_RELAXED);
@@ -279,7 +280,7 @@ struct project *project_get(const char *name, size_t len, bool has_mode)
 		p = __atomic_load_n(&p->next, __ATOMIC_ACQUIRE);
 	}
 	pthread_mutex_lock(&lock);
-	p = get_locked(name, len, h, has_mode);
+	p = get_locked(name, len, h);
 	pthread_mutex_unlock(&lock);
 	return p ? p : untracked_get();
 }

@@ -1245,7 +1245,7 @@ static void test_closed_mid_chunked_body(void **state)
 static void test_in_flight_accounting(void **state)
 {
 	struct fx *f = *state;
-	struct project *p = project_get("p", 1, false);
+	struct project *p = project_get("p", 1);
 	int64_t base = project_in_flight(p, OLD);
 	SCRIPT(f, 0, GET_ONE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "hello");
 	SCRIPT(f, 1, GET_TWO, NULL);      /* never answered */
@@ -1299,7 +1299,7 @@ static void test_in_flight_accounting(void **state)
 static void test_not_counted_without_stats(void **state)
 {
 	struct fx *f = *state;
-	struct project *p = project_get("p", 1, false);
+	struct project *p = project_get("p", 1);
 	int64_t base = project_in_flight(p, OLD);
 	SCRIPT(f, 0, GET_ONE, OK_HELLO);
 	struct caller *c = &f->c[0];

@@ -29,7 +29,7 @@ static bool has_mode(const char *name, size_t len)
 
 static struct project *get(const char *name)
 {
-	return project_get(name, strlen(name), has_mode(name, strlen(name)));
+	return project_get(name, strlen(name));
 }
 
 static int teardown(void **state)
@@ -83,7 +83,7 @@ static void test_one_entry_per_name(void **state)
 	assert_int_equal(len, 5);
 	assert_false(project_is_untracked(a));
 
-	struct project *none = project_get("", 0, false);
+	struct project *none = project_get("", 0);
 	assert_string_equal(project_name(none, &len), "");
 	assert_int_equal(len, 0);
 
@@ -241,7 +241,7 @@ static void *worker(void *arg)
 	for (int i = 0; i < ITERATIONS && (i % 1024 || now_s() < end); i++) {
 		const char *name = names[rand_r(&seed) % NAMES];
 		size_t len = strlen(name);
-		struct project *p = project_get(name, len, has_mode(name, len));
+		struct project *p = project_get(name, len);
 		size_t got;
 		const char *pn = project_name(p, &got);
 		if (!project_is_untracked(p) && (got != len || memcmp(pn, name, len) != 0))
