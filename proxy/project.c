@@ -18,9 +18,9 @@
 #define CHUNK 256
 #define MAX_CHUNKS (PROJECT_ENTRIES_MAX / CHUNK)
 #define FREE (-1)                /* refs of an entry not in use, or being rewritten */
-#define FAST_STEPS 64            /* chain steps without the lock before asking under it */
+#define FAST_STEPS 1024          /* chain steps without the lock before asking under it */
 #define SWEEP_STEPS 64           /* entries an eviction looks at before giving up */
-#define MIN_BUCKETS 1024
+#define MIN_BUCKETS (1u << 15)   /* room for tens of thousands of projects with a mode */
 
 struct project {
 	int refs;                        /* atomic: holders; FREE */
