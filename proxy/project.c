@@ -28,6 +28,7 @@ struct project {
 	uint32_t hash;                   /* atomic: read before the reference */
 	bool traffic;                    /* counted against the limit (mutex) */
 	struct project *next;            /* atomic: the bucket's chain */
+	struct project *free_next;       /* the free list (mutex) */
 	size_t len;
 	char name[PROJECT_NAME_MAX + 1];
 	int64_t in_flight[UPSTREAM_COUNT];   /* atomic */
@@ -42,6 +43,7 @@ static struct {
 	struct project *chunks[MAX_CHUNKS];
 	size_t n_alloc;                  /* atomic: entries in chunks (free ones included) */
 	size_t n_used;                   /* entries ever handed out; the rest are fresh */
+	struct project *free;            /* evicted past a lowered limit, for reuse */
 	size_t hand;                     /* the eviction sweep's position */
 	size_t n_traffic, n_live;
 	size_t limit;
@@ -202,10 +204,15 @@ static struct project *evict_one(void)
 	return victim;
 }
 
-/* A fresh entry (refs FREE, in no chain), or NULL at the ceiling or when
+/* A free entry (refs FREE, in no chain), or NULL at the ceiling or when
  * out of memory. */
 static struct project *fresh_entry(void)
 {
+	if (reg.free) {
+		struct project *e = reg.free;
+		reg.free = e->free_next;
+		return e;
+	}
 	size_t n = __atomic_load_n(&reg.n_alloc, __ATOMIC_RELAXED);
 	if (reg.n_used == n) {
 		if (n / CHUNK >= MAX_CHUNKS)
@@ -232,6 +239,14 @@ static struct project *get_locked(const char *name, size_t len, uint32_t h)
 			return p;
 		}
 	bool has_mode = reg.has_mode && reg.has_mode(name, len);
+	if (!has_mode && reg.n_traffic > reg.limit) {
+		/* The limit was lowered: one more idle entry goes each time. */
+		struct project *x = evict_one();
+		if (x) {
+			x->free_next = reg.free;
+			reg.free = x;
+		}
+	}
 	struct project *e = NULL;
 	if (has_mode || reg.n_traffic < reg.limit)
 		e = fresh_entry();

@@ -143,6 +143,21 @@ static void test_limit_evicts_idle_entries_only(void **state)
 	assert_int_equal(stats().tracked, 5);
 	project_put(e);
 	project_put(f);
+
+	/* a lowered limit: each new name lets one more idle entry go */
+	project_set_limit(2);
+	char name[8];
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		struct project *g = get(name);
+		assert_false(project_is_untracked(g));
+		project_put(g);
+		assert_int_equal(stats().tracked, (size_t)(4 - i));
+	}
+	assert_int_equal(stats().tracked, 2);
+	struct project *g = get("h");
+	project_put(g);
+	assert_int_equal(stats().tracked, 2);
 }
 
 /* An evicted entry reused for another name must not answer to the old one:
