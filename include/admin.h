@@ -14,6 +14,9 @@
  *          "upstreams": {"old": {"url": "...", "in_flight": 0, "active": 0,
  *                                "queued": 0, "max_active": 0,
  *                                "addresses": ["127.0.0.1:18081"]}, "new": {...}},
+ *          "registry": {"tracked": 3, "limit": 4096, "evicted": 0,
+ *                       "untracked_requests": 0,
+ *                       "untracked_in_flight": {"old": 0, "new": 0}},
  *          "hold": {"parked": 0},
  *          "scheduled": [{"id": 1, "at": "<RFC 3339>", "to": "new",
  *                         "project": null, "reason": "..."}],
@@ -31,10 +34,12 @@
  *
  *   A change answers 200 {"ok": true, "scope": "global"|"<p>", "from": "old",
  *     "to": "new", "forced": false, "preflight": {"ok": true, "steps": [...]},
- *     "drained": true, "in_flight": 0, "upstream": "old"}
+ *     "drained": true, "in_flight": 0, "untracked": 0, "upstream": "old"}
  *   "drained": false means the new mode is in force but IN_FLIGHT requests
  *   were still running on UPSTREAM when limits.drain_timeout ran out (the
- *   CLI exits 3). A scheduled change answers 202 {"ok": true, "scheduled":
+ *   CLI exits 3). "untracked": how many of IN_FLIGHT have no project entry
+ *   (the registry was full): a drain waits for them whatever their scope.
+ *   A scheduled change answers 202 {"ok": true, "scheduled":
  *   {...}}. Errors answer 4xx/5xx {"ok": false, "error": "one line"}:
  *   400 bad request/JSON, 401 missing or wrong token, 404 unknown path,
  *   405 wrong method, 409 refused (preflight failed, nothing to resume),

@@ -48,6 +48,7 @@ struct limits_conf {
 	size_t body_buffer;          /* request body read before admission, 0 = off */
 	uint64_t min_body_rate;      /* bytes/s a request body must average, 0 = off */
 	double min_body_rate_grace;  /* seconds before min_body_rate applies */
+	size_t projects;             /* registry entries for projects seen only in traffic */
 };
 
 /* Sets every field of L to its default. */

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "response.h"
 #include "route.h"
+#include "project.h"
 #include "state.h"
 #include "stats.h"
 #include "tls.h"
@@ -47,6 +48,7 @@ void limits_conf_defaults(struct limits_conf *l)
 		 * began, so an early burst pays for a later stall. */
 		.min_body_rate = 128,
 		.min_body_rate_grace = 10,
+		.projects = PROJECT_LIMIT_DEFAULT,
 	};
 }
 
@@ -56,7 +58,7 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 					    "max_header_bytes", "max_body", "header_timeout",
 					    "body_timeout", "keepalive_timeout", "send_timeout",
 					    "drain_timeout", "buffer_bytes", "max_parked", "body_buffer",
-					    "min_body_rate", "min_body_rate_grace", NULL };
+					    "min_body_rate", "min_body_rate_grace", "projects", NULL };
 	struct limits_conf *l = cfg->limits;
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	long long n;
@@ -78,6 +80,10 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 		status = -1;
 	else if (rc)
 		l->max_parked = (unsigned)n;
+	if ((rc = conf_get_int(r, s, "projects", 1, PROJECT_LIMIT_MAX, &n)) < 0)
+		status = -1;
+	else if (rc)
+		l->projects = (size_t)n;
 	if ((rc = conf_get_size(r, s, "buffer_bytes", 4096, 64 << 20, &sz)) < 0)
 		status = -1;
 	else if (rc)
@@ -323,6 +329,7 @@ static void request_free(struct conn *c)
 	if (r->action && r->action->free)
 		r->action->free(r);
 	gate_leave(c->env->gate, &r->wait);
+	project_put(r->project); /* after the action: its exchange counted in flight there */
 	free(r->head_copy);
 	free(r);
 	c->r = NULL;

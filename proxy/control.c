@@ -131,21 +131,26 @@ struct drain_count {
 static void count_one(struct project *p, void *arg)
 {
 	struct drain_count *d = arg;
+	size_t len;
+	const char *name = project_name(p, &len);
 	if (d->project) {
-		if (strcmp(p->name, d->project) != 0)
+		if (strcmp(name, d->project) != 0)
 			return;
-	} else if (state_project(d->snap, p->name, p->len)) {
+	} else if (state_project(d->snap, name, len)) {
 		return; /* has its own mode: not in the global scope */
 	}
 	d->n += project_in_flight(p, d->id);
 }
 
-/* Requests of the scope in flight to ID. */
-static int64_t scope_in_flight(const char *project, enum upstream_id id)
+/* Requests of the scope in flight to ID, and of those the ones that could
+ * be the scope's but have no project entry (*UNTRACKED): every drain waits
+ * for them too, as a false "drained" is the one answer that must not be. */
+static int64_t scope_in_flight(const char *project, enum upstream_id id, int64_t *untracked)
 {
 	struct drain_count d = { state_current(), project, id, 0 };
 	project_each(count_one, &d);
-	return d.n;
+	*untracked = project_untracked_in_flight(id);
+	return d.n + *untracked;
 }
 
 static bool mode_targets(enum mode m, enum upstream_id id)
@@ -153,18 +158,23 @@ static bool mode_targets(enum mode m, enum upstream_id id)
 	return (m == MODE_OLD && id == UPSTREAM_OLD) || (m == MODE_NEW && id == UPSTREAM_NEW);
 }
 
-/* The scope's busiest upstream among those its new mode no longer targets. */
-static int64_t leaving_in_flight(const struct action *a, enum upstream_id *which)
+/* The scope's busiest upstream among those its new mode no longer targets
+ * (*UNTRACKED: how many of those have no project entry). */
+static int64_t leaving_in_flight(const struct action *a, enum upstream_id *which,
+				 int64_t *untracked)
 {
 	int64_t most = 0;
 	*which = UPSTREAM_OLD;
+	*untracked = 0;
 	for (int i = 0; i < UPSTREAM_COUNT; i++) {
 		if (mode_targets(a->to.mode, (enum upstream_id)i))
 			continue;
-		int64_t n = scope_in_flight(a->project, (enum upstream_id)i);
+		int64_t u;
+		int64_t n = scope_in_flight(a->project, (enum upstream_id)i, &u);
 		if (n > most) {
 			most = n;
 			*which = (enum upstream_id)i;
+			*untracked = u;
 		}
 	}
 	return most;
@@ -176,7 +186,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct action *a = arg;
 	enum upstream_id id;
-	int64_t n = leaving_in_flight(a, &id);
+	int64_t untracked;
+	int64_t n = leaving_in_flight(a, &id, &untracked);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	bool late = duration_ms_between(&a->drain_start, &now) >= a->drain_ms;
@@ -188,18 +199,25 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 	const char *up = a->ctl->cfg->upstream[id].name;
 	if (n > 0) {
 		char outcome[128];
-		snprintf(outcome, sizeof(outcome), "drain timeout: %lld in flight to %s",
-			 (long long)n, up);
-		journal_write(a->ctl, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "action", "drain",
-						"who", a->who, "scope", scope_name(a->project),
-						"upstream", up, "in_flight", (json_int_t)n,
+		char part[96] = "";
+		if (untracked)
+			snprintf(part, sizeof(part), " (%lld untracked, maybe of another project)",
+				 (long long)untracked);
+		snprintf(outcome, sizeof(outcome), "drain timeout: %lld in flight to %s%s",
+			 (long long)n, up, part);
+		journal_write(a->ctl, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "action",
+						"drain", "who", a->who, "scope",
+						scope_name(a->project), "upstream", up, "in_flight",
+						(json_int_t)n, "untracked", (json_int_t)untracked,
 						"outcome", outcome));
 	}
-	json_t *answer = json_pack("{s:b, s:s, s:s, s:s, s:b, s:O?, s:b, s:I, s:s}", "ok", 1,
+	/* "untracked": the part of in_flight counted because the registry could
+	 * not say whose it is (see project.h). */
+	json_t *answer = json_pack("{s:b, s:s, s:s, s:s, s:b, s:O?, s:b, s:I, s:I, s:s}", "ok", 1,
 				   "scope", scope_name(a->project), "from", mode_name(a->from.mode),
 				   "to", mode_name(a->to.mode), "forced", a->force, "preflight",
 				   a->preflight, "drained", n == 0, "in_flight", (json_int_t)n,
-				   "upstream", up);
+				   "untracked", (json_int_t)untracked, "upstream", up);
 	action_answer(a, 200, answer);
 }
 
@@ -723,6 +741,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		follow_upstreams(ctl, next);
 		ctl->cfg = next;
 		log_set_level(next->log->level);
+		project_set_limit(next->limits->projects);
 		for (int i = 0; i < ctl->n_workers; i++)
 			worker_set_config(ctl->workers[i], next);
 		*answer = json_pack("{s:b, s:s, s:I}", "ok", 1, "config", path, "reloads",
@@ -753,15 +772,31 @@ static json_t *in_flight_json(const struct project *p)
 static void status_project(struct project *p, void *arg)
 {
 	struct status_walk *w = arg;
-	if (p->len == 0 || !w->ok)
+	size_t len;
+	const char *name = project_name(p, &len);
+	if (len == 0 || !w->ok)
 		return; /* requests without a project: counted in the upstream totals */
-	json_t *o = json_object_get(w->projects, p->name);
+	json_t *o = json_object_getn(w->projects, name, len);
 	if (!o) {
 		o = state_scope_json(&w->snap->global);
-		w->ok = json_object_set_new(w->projects, p->name, o) == 0 &&
+		w->ok = json_object_setn_new(w->projects, name, len, o) == 0 &&
 			json_object_set_new(o, "own_mode", json_false()) == 0;
 	}
 	w->ok = w->ok && json_object_set_new(o, "in_flight", in_flight_json(p)) == 0;
+}
+
+/* How much the registry holds and what it could not: names evicted to make
+ * room, requests counted as untracked and those of them in flight. */
+static json_t *registry_json(void)
+{
+	struct project_registry_stats rs;
+	project_registry_stats(&rs);
+	return json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I}}", "tracked", (json_int_t)rs.tracked,
+			 "limit", (json_int_t)rs.limit, "evicted", (json_int_t)rs.evicted,
+			 "untracked_requests", (json_int_t)rs.untracked_requests,
+			 "untracked_in_flight", "old",
+			 (json_int_t)project_untracked_in_flight(UPSTREAM_OLD), "new",
+			 (json_int_t)project_untracked_in_flight(UPSTREAM_NEW));
 }
 
 json_t *control_status(struct control *ctl)
@@ -785,6 +820,7 @@ json_t *control_status(struct control *ctl)
 	if (w.ok)
 		project_each(status_project, &w);
 	json_decref(w.projects);
+	w.ok = w.ok && json_object_set_new(st, "registry", registry_json()) == 0;
 
 	struct stats sum = { 0 };
 	for (int k = 0; k < ctl->n_workers; k++)

@@ -193,6 +193,7 @@ void dispatch_request(struct request *r)
 	}
 	r->route = route_match(r->cfg->routes, h->method, h->method_len, path, path_len, &proj);
 	copy_for_log(r, &proj);
+	project_put(r->project); /* held from here to the request's end */
 	r->project = project_get(r->project_name, r->project_len);
 	r->mode = mode_name(state_mode_for(state_current(), r->project_name, r->project_len));
 	if (http1_token_eq(h->method, h->method_len, "CONNECT")) {

@@ -15,6 +15,7 @@
 #include "control.h"
 #include "cli.h"
 #include "log.h"
+#include "project.h"
 #include "state.h"
 #include "state_store.h"
 #include "worker.h"
@@ -157,6 +158,13 @@ static void raise_nofile(void)
 	}
 }
 
+/* The registry asks whether a project has its own mode, so that one is
+ * never evicted nor refused an entry. */
+static bool project_has_mode(const char *name, size_t len)
+{
+	return state_project(state_current(), name, len) != NULL;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = config_arg(argc, argv);
@@ -173,6 +181,12 @@ static int cmd_run(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
+	if (project_init(cfg->limits->projects, project_has_mode) < 0) {
+		log_error("cannot start: out of memory");
+		state_shutdown();
+		config_free(cfg);
+		return 1;
+	}
 
 	struct runtime rt = { .n_workers = cfg->workers };
 	rt.base = event_base_new();
@@ -244,6 +258,7 @@ static int cmd_run(int argc, char **argv)
 		event_base_free(rt.base);
 	if (status == 0)
 		log_info("stopped");
+	project_shutdown(); /* after the workers: they held entries */
 	state_shutdown();
 	log_close();
 	config_free(cfg);

@@ -113,12 +113,16 @@ static enum render_outcome drain_outcome(const json_t *change, FILE *err)
 {
 	if (!json_is_false(json_object_get(change, "drained")))
 		return RENDER_DONE;
-	char n[32];
+	char n[32], u[32] = "";
+	const json_t *untracked = json_object_get(change, "untracked");
+	if (json_is_integer(untracked) && json_integer_value(untracked) > 0)
+		num(change, "untracked", u, sizeof(u));
 	fprintf(err,
 		"cutover: now %s for %s, but %s request(s) still in flight to %s after the drain "
-		"timeout\n",
+		"timeout%s%s%s\n",
 		str(change, "to") ?: "?", str(change, "scope") ?: "?",
-		num(change, "in_flight", n, sizeof(n)), str(change, "upstream") ?: "?");
+		num(change, "in_flight", n, sizeof(n)), str(change, "upstream") ?: "?",
+		*u ? " (" : "", u, *u ? " of them untracked: the project registry was full)" : "");
 	return RENDER_NOT_DRAINED;
 }
 
@@ -490,6 +494,21 @@ static void status_projects(const json_t *projects, FILE *out)
 	table_print(&t, out, "  ");
 }
 
+/* What the project registry could not hold: evicted names, requests counted
+ * without a project of their own (and a drain waits for those). */
+static void status_registry(const json_t *reg, FILE *out)
+{
+	if (!json_is_object(reg))
+		return;
+	const json_t *fl = json_object_get(reg, "untracked_in_flight");
+	char t[32], l[32], e[32], u[32], o[32], n[32];
+	fprintf(out, "registry: %s projects tracked (limit %s seen only in traffic), %s evicted, "
+		"%s request(s) untracked, in flight untracked old/new: %s/%s\n",
+		num(reg, "tracked", t, sizeof(t)), num(reg, "limit", l, sizeof(l)),
+		num(reg, "evicted", e, sizeof(e)), num(reg, "untracked_requests", u, sizeof(u)),
+		num(fl, "old", o, sizeof(o)), num(fl, "new", n, sizeof(n)));
+}
+
 static void status_scheduled(const json_t *list, FILE *out)
 {
 	if (!json_array_size(list)) {
@@ -527,6 +546,7 @@ enum render_outcome render_status(const struct render_request *rq, int status,
 	fprintf(out, "global mode: %s\n", buf);
 	status_upstreams(json_object_get(st, "upstreams"), out);
 	status_projects(json_object_get(st, "projects"), out);
+	status_registry(json_object_get(st, "registry"), out);
 	const json_t *sp = json_object_get(st, "spool");
 	if (sp)
 		fprintf(out, "spool: %s records, %s bytes, %s dead letters, oldest %s s\n",

@@ -69,6 +69,12 @@ static void test_change_lines(void **state)
 	       RENDER_DONE, "a: old -> new (preflight skipped, drained)\n", "");
 	expect(&rq, 200, "{}", RENDER_DONE, "global: ? -> ? (no preflight, drained)\n", "");
 	expect(&rq, 200, LATE, RENDER_NOT_DRAINED, "", LATE_LINE);
+	expect(&rq, 200,
+	       "{\"scope\": \"alpha\", \"to\": \"new\", \"drained\": false, \"in_flight\": 4, "
+	       "\"untracked\": 1, \"upstream\": \"old\"}",
+	       RENDER_NOT_DRAINED, "",
+	       "cutover: now new for alpha, but 4 request(s) still in flight to old after the drain "
+	       "timeout (1 of them untracked: the project registry was full)\n");
 	expect(&rq, 202, "{\"ok\": true}", RENDER_DONE, "scheduled #-: switch ? at ?\n", "");
 
 	rq = (struct render_request){ .command = "hold", .admin = ADMIN, .print = render_change };
@@ -194,6 +200,8 @@ static void test_status_table(void **state)
 	       "{\"age\": 3, \"ttl\": 60, \"error\": \"SERVFAIL\"}}},"
 	       "\"projects\": {\"z\": {\"mode\": \"new\", \"own_mode\": true, \"until\": \"U\"}, "
 	       "\"a\": {\"mode\": \"old\", \"in_flight\": {\"old\": 1, \"new\": 0}}},"
+	       "\"registry\": {\"tracked\": 2, \"limit\": 4096, \"evicted\": 7, "
+	       "\"untracked_requests\": 3, \"untracked_in_flight\": {\"old\": 1, \"new\": 0}},"
 	       "\"scheduled\": [], \"journal\": []}",
 	       RENDER_DONE,
 	       "cutover 9, state generation 2\n"
@@ -206,6 +214,8 @@ static void test_status_table(void **state)
 	       "  NAME  MODE  SCOPE      IN_FLIGHT old/new  UNSENT  NOTE\n"
 	       "  a     old   following  1/0                -\n"
 	       "  z     new   own        -/-                -       until U\n"
+	       "registry: 2 projects tracked (limit 4096 seen only in traffic), 7 evicted, "
+	       "3 request(s) untracked, in flight untracked old/new: 1/0\n"
 	       "scheduled: none\n"
 	       "last journal entries: none\n",
 	       "");
