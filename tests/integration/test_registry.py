@@ -46,8 +46,9 @@ def status_where(admin, check, what, timeout=10.0):
 
 def start_upload(port, project):
     """A submission to PROJECT whose body is half sent: in flight to its
-    upstream until finish_upload()."""
-    ctype, body = multipart_submission()
+    upstream until finish_upload(). Larger than limits.body_buffer, so that
+    it streams (a smaller body is buffered before admission, not in flight)."""
+    ctype, body = multipart_submission(extra=b" " * (200 * 1024))
     c = Client(port, timeout=30)
     head = build_request("POST", "/a/%s/receiver/" % project, [("Content-Type", ctype)], body)
     cut = len(head) - len(body) // 2
