@@ -67,8 +67,11 @@ if [ $replay -eq 1 ]; then
 		for f in "$dir"/*; do
 			[ -f "$f" ] || continue
 			log=$OUT/logs/$t.regression.$(basename "$f").log
+			# A replayed crash is written again: into out/, not the work tree.
+			mkdir -p "$OUT/crashes/$t"
 			if "$FUZZ_BUILD/tests/fuzz/fuzz_$t" -timeout="$FUZZ_TIMEOUT" \
-				-rss_limit_mb="$FUZZ_RSS_MB" "$f" >"$log" 2>&1; then
+				-rss_limit_mb="$FUZZ_RSS_MB" -artifact_prefix="$OUT/crashes/$t/replay-" \
+				"$f" >"$log" 2>&1; then
 				summary+=("$(printf '%-16s %-8s %s' "$t" ok "replayed $f")")
 			else
 				why=$(grep -m1 -E 'ERROR: |runtime error: |invariant broken' "$log" | cut -c1-160)
