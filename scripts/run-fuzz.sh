@@ -118,7 +118,7 @@ if [ $fuzz -eq 1 ]; then
 fi
 
 echo
-echo "==> fuzz summary (${FUZZ_SECONDS} s per target)"
+echo "==> fuzz summary ($([ $fuzz -eq 1 ] && echo "${FUZZ_SECONDS} s per target" || echo "replay only"))"
 printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "run-fuzz: FAILED: ${failed[*]}"
