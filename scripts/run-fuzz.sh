@@ -55,6 +55,11 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Leaks of the libraries themselves, not of cutover (see the file).
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0}
 
+# The targets' temp directories (a crashed run leaves its own behind).
+CUTOVER_FUZZ_TMP=$(mktemp -d /tmp/cutover-fuzz-XXXXXX) || exit 1
+export CUTOVER_FUZZ_TMP
+trap 'rm -rf "$CUTOVER_FUZZ_TMP"' EXIT
+
 failed=()
 summary=()
 

@@ -56,12 +56,22 @@ static inline void fuzz_tmpdir_remove(void)
 	tmpdir_remove_tree(fuzz_tmp.dir);
 }
 
-/* A directory of its own under /tmp, removed at a normal exit (a crash
- * leaves it for the post-mortem); FILE names the path fuzz_tmp.path. */
+/* A directory of its own, removed at a normal exit; FILE names the path
+ * fuzz_tmp.path. A crash exits without atexit handlers and leaves it:
+ * under $CUTOVER_FUZZ_TMP when set (scripts/run-fuzz.sh sets it to a
+ * directory it removes at the end), else under /tmp. */
 static inline const char *fuzz_tmpdir(const char *name, const char *file)
 {
 	if (!fuzz_tmp.dir[0]) {
-		if (tmpdir_make(&fuzz_tmp, name, file) < 0)
+		const char *base = getenv("CUTOVER_FUZZ_TMP");
+		if (!base || !*base)
+			base = "/tmp";
+		int n = snprintf(fuzz_tmp.dir, sizeof(fuzz_tmp.dir), "%s/cutover-%s-XXXXXX", base,
+				 name);
+		if (n < 0 || (size_t)n >= sizeof(fuzz_tmp.dir) || !mkdtemp(fuzz_tmp.dir))
+			abort();
+		n = snprintf(fuzz_tmp.path, sizeof(fuzz_tmp.path), "%s/%s", fuzz_tmp.dir, file);
+		if (n < 0 || (size_t)n >= sizeof(fuzz_tmp.path))
 			abort();
 		atexit(fuzz_tmpdir_remove);
 	}
