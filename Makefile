@@ -10,9 +10,12 @@ export PYTHON
 PACKAGES := gcc libc6-dev pkg-config meson ninja-build libevent-dev libssl-dev \
 	libc-ares-dev libconfig-dev libjansson-dev libpcre2-dev libcmocka-dev \
 	node-llhttp python3 python3-pytest nginx-light haproxy wrk curl procps \
-	ca-certificates openssl testssl.sh
+	ca-certificates openssl testssl.sh clang libclang-rt-14-dev
 
-.PHONY: all deps build build-asan build-release run test tls-audit bench clean
+# Seconds per fuzz target in `make fuzz` (make test runs a 10 s smoke).
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build build-asan build-release build-fuzz run test fuzz tls-audit bench clean
 
 all: build
 
@@ -25,14 +28,23 @@ build: deps
 build-asan: deps
 	scripts/meson-build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false
 
+# libFuzzer targets only (clang, ASan+UBSan); the other builds do not need clang.
+build-fuzz: deps
+	CC=clang scripts/meson-build.sh build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+
 build-release: deps
 	scripts/meson-build.sh build-release --buildtype=release -Db_lto=true
 
 run: build
 	scripts/run-demo.sh
 
-test: build build-asan
+test: build build-asan build-fuzz
 	scripts/run-tests.sh
+
+# Every fuzz target for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=600), after
+# replaying the crashes kept in tests/fuzz/regressions/; see scripts/run-fuzz.sh.
+fuzz: build-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzz.sh
 
 # testssl against cutover's TLS front; exit 1 on any HIGH or CRITICAL finding
 # (make test runs it too, in tests/integration/test_tls_audit.py).
@@ -43,4 +55,4 @@ bench: build-release
 	CUTOVER_BIN=build-release/cutover bench/run.sh
 
 clean:
-	rm -rf build build-asan build-release bench/out
+	rm -rf build build-asan build-release build-fuzz bench/out

@@ -38,8 +38,8 @@ import tempfile
 # Names not in the tree yet are fine: they are the places new modules go.
 LAYERS = [
     ("leaf", "include none of ours, or only other leaves",
-     ["addr", "bev", "conf", "duration", "file", "http1", "log", "response", "stats",
-      "when"]),
+     ["addr", "bev", "conf", "duration", "file", "heartbeat", "http1", "log", "response",
+      "stats", "when"]),
     # state_store sits here, not in the control plane: state persists each
     # snapshot through it, and state is a service the data path reads.
     ("services", "used by the data path and the control plane alike",

@@ -2,7 +2,8 @@
 # run-tests.sh: what `make test` does after building build/ and build-asan/.
 # The layer check of the includes, then unit tests (cmocka, via meson) and
 # integration tests (pytest, driving the real binary) on the normal build,
-# then again on the ASan+UBSan build.
+# then again on the ASan+UBSan build; then the fuzz targets' regressions and
+# a short fuzz smoke (scripts/run-fuzz.sh, build-fuzz/).
 # Runs every stage, prints a summary, exits non-zero if any stage failed or
 # if no test ran at all.
 set -uo pipefail
@@ -63,6 +64,13 @@ if compgen -G 'tests/integration/test_*.py' >/dev/null; then
 else
 	echo "==> integration tests: none in tests/integration yet"
 fi
+
+# The libFuzzer targets (build-fuzz/): the crashes kept in
+# tests/fuzz/regressions/ replayed, then a 10 s smoke of each target from
+# its seeds (make fuzz runs them longer).
+stage "fuzz regressions" scripts/run-fuzz.sh --replay-only
+stage "fuzz smoke (${FUZZ_SMOKE_SECONDS:-10} s per target)" \
+	env FUZZ_SECONDS="${FUZZ_SMOKE_SECONDS:-10}" scripts/run-fuzz.sh --no-replay
 
 echo
 if [ "$ran" -eq 0 ]; then
