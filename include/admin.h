@@ -59,6 +59,8 @@
 #include <libconfig.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "addr.h"
 
 struct conf_reader;
@@ -99,5 +101,12 @@ void admin_free(struct admin *adm);
  * one-line reason naming PATH in WHY: unreadable, empty, too long, or a
  * control character inside (it could not travel in a header). */
 char *admin_token_read(const char *path, char *why, size_t why_len);
+
+/* A request body for METHOD PATH as dispatch reads it: JSON, duplicate
+ * keys refused, an object holding only the endpoint's keys with their
+ * types (none for an unknown endpoint). 0 with *BODY (the caller's), or
+ * 400/500 with a one-line reason in MSG. For tests and fuzzing. */
+int admin_body_parse(const char *method, const char *path, const char *text, size_t len,
+		     json_t **body, char *msg, size_t msg_len);
 
 #endif

@@ -27,6 +27,12 @@
 #define PROJECT_NAME_MAX 127
 #define PROJECT_LIMIT_DEFAULT 4096
 #define PROJECT_LIMIT_MAX 1000000
+/* True if NAME (LEN bytes) can be a scope: 1..PROJECT_NAME_MAX bytes, no
+ * space, control character or '/' (a route's capture can yield it). The
+ * admin API and the state loader both check with it, so a stored scope is
+ * always one a request can reach. */
+bool project_name_ok(const char *name, size_t len);
+
 /* Entries of every kind (with a mode included): a hard ceiling on memory
  * (~180 bytes each); past it names are untracked, never refused. */
 #define PROJECT_ENTRIES_MAX (1u << 21)

@@ -314,6 +314,41 @@ static int body_check(const json_t *body, const struct body_key *keys, char *msg
 	return 0;
 }
 
+/* BODY_TEXT (LEN bytes, none = {}) as the object KEYS allow into *BODY:
+ * 0, or an HTTP status with a one-line reason in MSG. */
+static int body_parse(const char *text, size_t len, const struct body_key *keys, json_t **body,
+		      char *msg, size_t msg_len)
+{
+	json_error_t err;
+	/* A key given twice is refused: "the last wins" would hide a mistake. */
+	*body = len ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &err) : json_object();
+	if (!*body) {
+		if (len)
+			snprintf(msg, msg_len, "bad request: malformed JSON at line %d: %s", err.line,
+				 err.text);
+		else
+			snprintf(msg, msg_len, "out of memory");
+		return len ? 400 : 500;
+	}
+	if (!json_is_object(*body))
+		snprintf(msg, msg_len, "bad request: the body must be a JSON object");
+	else if (body_check(*body, keys, msg, msg_len) == 0)
+		return 0;
+	json_decref(*body);
+	*body = NULL;
+	return 400;
+}
+
+int admin_body_parse(const char *method, const char *path, const char *text, size_t len,
+		     json_t **body, char *msg, size_t msg_len)
+{
+	const struct body_key *keys = no_keys;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(routes[i].path, path) == 0 && strcmp(routes[i].method, method) == 0)
+			keys = routes[i].keys;
+	return body_parse(text, len, keys, body, msg, msg_len);
+}
+
 static void h_cancel(struct admin_conn *ac, const char *id_text)
 {
 	char *end;
@@ -360,55 +395,36 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 	if (query)
 		*query++ = '\0';
 
-	json_t *body = NULL;
-	if (body_len) {
-		json_error_t err;
-		/* A key given twice is refused: "the last wins" would hide a mistake. */
-		body = json_loadb(body_text, body_len, JSON_REJECT_DUPLICATES, &err);
-		if (!body) {
-			char msg[300];
-			snprintf(msg, sizeof(msg), "bad request: malformed JSON at line %d: %s",
-				 err.line, err.text);
-			reply_error(ac, 400, msg);
-			return;
-		}
-	} else if (!(body = json_object())) {
-		reply_error(ac, 500, "out of memory");
-		return;
-	}
-
-	char msg[512];
-	if (!json_is_object(body)) {
-		reply_error(ac, 400, "bad request: the body must be a JSON object");
-		json_decref(body);
-		return;
-	}
-	if (strncmp(path, "/schedule/", 10) == 0) {
-		if (!http1_token_eq(h->method, h->method_len, "DELETE"))
-			reply_error(ac, 405, "use DELETE /schedule/<id>");
-		else if (body_check(body, no_keys, msg, sizeof(msg)) < 0)
-			reply_error(ac, 400, msg);
-		else
-			h_cancel(ac, path + 10);
-		json_decref(body);
-		return;
-	}
-	bool path_known = false;
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+	/* The endpoint first: a body is read against what it takes. */
+	const struct route_entry *route = NULL;
+	bool cancel = strncmp(path, "/schedule/", 10) == 0, path_known = cancel;
+	for (size_t i = 0; !cancel && !route && i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(routes[i].path, path) != 0)
 			continue;
 		path_known = true;
-		if (!http1_token_eq(h->method, h->method_len, routes[i].method))
-			continue;
-		if (body_check(body, routes[i].keys, msg, sizeof(msg)) < 0)
-			reply_error(ac, 400, msg);
-		else
-			routes[i].fn(ac, body, query);
-		json_decref(body);
+		if (http1_token_eq(h->method, h->method_len, routes[i].method))
+			route = &routes[i];
+	}
+	if (cancel && !http1_token_eq(h->method, h->method_len, "DELETE")) {
+		reply_error(ac, 405, "use DELETE /schedule/<id>");
 		return;
 	}
+	if (!cancel && !route) {
+		reply_error(ac, path_known ? 405 : 404,
+			    path_known ? "method not allowed" : "no such endpoint");
+		return;
+	}
+	char msg[512];
+	json_t *body = NULL;
+	int status = body_parse(body_text, body_len, route ? route->keys : no_keys, &body, msg,
+				sizeof(msg));
+	if (status)
+		reply_error(ac, status, msg);
+	else if (cancel)
+		h_cancel(ac, path + 10);
+	else
+		route->fn(ac, body, query);
 	json_decref(body);
-	reply_error(ac, path_known ? 405 : 404, path_known ? "method not allowed" : "no such endpoint");
 }
 
 static void on_read(struct bufferevent *bev, void *arg)

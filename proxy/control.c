@@ -282,17 +282,6 @@ static enum mode upstream_mode_of(const struct scope_state *s)
 	return s->mode == MODE_OLD || s->mode == MODE_NEW ? s->mode : s->resume_to;
 }
 
-static bool project_name_ok(const char *p)
-{
-	size_t n = strlen(p);
-	if (n == 0 || n > PROJECT_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] < 0x21 || p[i] == '/' || p[i] == 0x7f)
-			return false;
-	return true;
-}
-
 /* The action that DONE(ARG, ...) will answer; NULL when it was answered
  * already: 400 for a bad body, 500 when out of memory. */
 static struct action *action_new(struct control *ctl, const char *name, json_t *body,
@@ -304,7 +293,7 @@ static struct action *action_new(struct control *ctl, const char *name, json_t *
 		done(arg, 400, error_answer("bad request: %s", jerr.text));
 		return NULL;
 	}
-	if (project && !project_name_ok(project)) {
+	if (project && !project_name_ok(project, strlen(project))) {
 		done(arg, 400, error_answer("bad request: invalid project name '%s'", project));
 		return NULL;
 	}

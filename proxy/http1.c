@@ -212,7 +212,10 @@ static int on_headers_complete(llhttp_t *ll)
 	uint16_t flags = ll->flags;
 	h->has_content_length = flags & F_CONTENT_LENGTH;
 	if (p->kind == HTTP1_REQUEST) {
-		if ((flags & F_TRANSFER_ENCODING) && !(flags & F_CHUNKED))
+		/* llhttp sets no flag for an empty "Transfer-Encoding:" (found by
+		 * fuzz_http1_request): the header itself counts. */
+		if (((flags & F_TRANSFER_ENCODING) || http1_find(h, "transfer-encoding")) &&
+		    !(flags & F_CHUNKED))
 			return fail(p, 400, "Transfer-Encoding other than a final chunked");
 		if ((flags & F_CHUNKED) && !only_chunked(h))
 			return fail(p, 501, "a transfer coding other than chunked is not supported");

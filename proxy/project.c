@@ -73,6 +73,16 @@ static uint32_t hash_name(const char *s, size_t len)
 	return h;
 }
 
+bool project_name_ok(const char *name, size_t len)
+{
+	if (len == 0 || len > PROJECT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x21 || name[i] == '/' || name[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static bool try_hold(struct project *p)
 {
 	int r = __atomic_load_n(&p->refs, __ATOMIC_RELAXED);

@@ -7,6 +7,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "project.h"
 #include "state_store.h"
 
 static const char *const mode_names[MODE_COUNT] = { "old", "new", "maintenance", "hold" };
@@ -511,6 +512,10 @@ static int apply_change(const json_t *c, void *arg, char *why, size_t why_len)
 	}
 	if ((uint64_t)json_integer_value(gen) <= r->saved)
 		return 0;
+	if (project && !project_name_ok(json_string_value(project), json_string_length(project))) {
+		snprintf(why, why_len, "\"project\": not a project name");
+		return -1;
+	}
 	struct scope_state s = { 0 };
 	if (scope && scope_from_json(scope, &s, why, why_len) < 0)
 		return -1;
@@ -551,6 +556,11 @@ static struct state_snapshot *snapshot_from_json(const json_t *doc, char *why, s
 	const char *name;
 	json_t *v;
 	json_object_foreach(projects, name, v) {
+		/* A scope no request could reach (found by fuzz_state). */
+		if (!project_name_ok(name, strlen(name))) {
+			snprintf(why, why_len, "\"projects\": \"%.*s\" is not a project name", 64, name);
+			goto fail;
+		}
 		struct scope_state ps = { 0 };
 		if (scope_from_json(v, &ps, why, why_len) < 0)
 			goto fail;

@@ -126,6 +126,36 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(why, f->dir));
 }
 
+/* ---- request bodies ---- */
+
+static void expect_body(const char *method, const char *path, const char *text, int want,
+			const char *says)
+{
+	json_t *body = NULL;
+	char msg[512] = "";
+	int status = admin_body_parse(method, path, text, strlen(text), &body, msg, sizeof msg);
+	if (status != want || (says && !strstr(msg, says)))
+		fail_msg("%s %s %s: got %d '%s', want %d '%s'", method, path, text, status, msg, want,
+			 says ? says : "");
+	assert_true((status == 0) == (body != NULL));
+	json_decref(body);
+}
+
+static void test_body_keys(void **state)
+{
+	(void)state;
+	expect_body("POST", "/switch", "{\"to\":\"new\",\"project\":\"a\",\"force\":true}", 0, NULL);
+	expect_body("POST", "/switch", "", 0, NULL);
+	expect_body("POST", "/switch", "{\"to\":\"new\",\"projet\":\"a\"}", 400, "\"projet\"");
+	expect_body("POST", "/switch", "{\"to\":\"new\",\"to\":\"old\"}", 400, "duplicate");
+	expect_body("POST", "/switch", "{\"force\":\"yes\"}", 400, "\"force\" must be a boolean");
+	expect_body("POST", "/switch", "[1]", 400, "must be a JSON object");
+	expect_body("POST", "/switch", "{", 400, "malformed JSON");
+	expect_body("POST", "/hold", "{\"max\":2.5}", 0, NULL);
+	expect_body("POST", "/reload", "{\"x\":1}", 400, "takes no keys");
+	expect_body("GET", "/switch", "{\"to\":\"new\"}", 400, "takes no keys");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +165,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_control_character_inside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test(test_body_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -480,6 +480,16 @@ static void test_bare_lf_ends_head(void **state)
 /* "GET /\n\n" ends the head without a version: found by fuzz_http1_request
  * as a read past the bytes received (the buffer here is exactly that long,
  * so ASan sees any overread). */
+/* An empty Transfer-Encoding sets no llhttp flag: found by fuzzing. */
+static void test_empty_transfer_encoding(void **state)
+{
+	(void)state;
+	struct parse *ps = parse_req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n");
+	if (ps->r != HTTP1_ERROR || ps->p.error_status != 400)
+		fail_msg("got %d status %d, want HTTP1_ERROR 400", ps->r, ps->p.error_status);
+	free(ps);
+}
+
 static void test_request_line_without_version(void **state)
 {
 	(void)state;
@@ -941,6 +951,7 @@ int main(void)
 		cmocka_unit_test(test_smuggling_corpus),
 		cmocka_unit_test(test_htab_in_value),
 		cmocka_unit_test(test_request_line_without_version),
+		cmocka_unit_test(test_empty_transfer_encoding),
 		cmocka_unit_test(test_value_leading_ows_and_obs_text),
 		cmocka_unit_test(test_trailing_ows_in_value),
 		cmocka_unit_test(test_bare_lf_ends_head),

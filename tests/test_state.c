@@ -161,6 +161,24 @@ static void test_unknown_mode(void **state)
 	assert_true(strncmp(errs_of(f), want, strlen(want)) == 0);
 }
 
+/* A scope no request could reach is refused, in the file and in the log
+ * (found by fuzz_state: "" loaded as a project). */
+static void test_unreachable_project_name(void **state)
+{
+	struct fx *f = *state;
+	expect_load_error(f, "{\"mode\":\"old\",\"projects\":{\"\":{\"mode\":\"new\"}}}",
+			  "is not a project name");
+	expect_load_error(f, "{\"mode\":\"old\",\"projects\":{\"a/b\":{\"mode\":\"new\"}}}",
+			  "is not a project name");
+	char log[192];
+	snprintf(log, sizeof log, "%s.log", f->t.path);
+	write_file(f->t.path, "{\"mode\": \"new\"}\n");
+	write_file(log, "{\"generation\": 1, \"project\": \"a b\", \"scope\": {\"mode\": \"new\"}}\n");
+	assert_int_equal(init_with(f, f->t.path), -1);
+	if (!strstr(errs_of(f), "not a project name"))
+		fail_msg("got '%s'", errs_of(f));
+}
+
 static void test_mode_case_sensitive(void **state)
 {
 	struct fx *f = *state;
@@ -461,6 +479,7 @@ int main(void)
 		T(test_corrupt_file_line),
 		T(test_empty_file),
 		T(test_unknown_mode),
+		T(test_unreachable_project_name),
 		T(test_mode_case_sensitive),
 		T(test_mode_missing_or_not_a_string),
 		T(test_path_is_a_directory),
