@@ -902,17 +902,16 @@ def multipart_submission(instance_id="uuid:00000000-0000-0000-0000-000000000001"
     return "multipart/form-data; boundary=" + boundary, body
 
 
-class OrderedUpstream:
-    """A one-thread upstream that accepts one connection at a time and reads
-    that request's head before accepting the next, so .paths is the order in
-    which the proxy connected (and sent). Answers 200 with X-Upstream: NAME
-    and closes. Append it to harness.procs to have it stopped at teardown."""
+class ScriptedUpstream:
+    """A one-thread upstream on an ephemeral loopback port that takes one
+    connection at a time: it reads that request's head, then runs
+    ANSWER(conn, head) and closes. Append it to harness.procs to have it
+    stopped at teardown."""
 
-    def __init__(self, name="old"):
-        self.name = "ordered-upstream-" + name
-        self.upstream_name = name
-        self.paths = []
-        self._lock = threading.Lock()
+    def __init__(self, answer, name="scripted-upstream"):
+        self.name = name
+        self.answer = answer
+        self.requests = 0
         self._stop = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -941,28 +940,11 @@ class OrderedUpstream:
                         if not chunk:
                             break
                         data += chunk
-                except OSError:
-                    continue
-                if b"\r\n\r\n" not in data:
-                    continue
-                line = data.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-                path = line[1] if len(line) > 1 else ""
-                with self._lock:
-                    self.paths.append(path)
-                body = b"ok\n"
-                try:
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Upstream: %s\r\n"
-                                 b"Connection: close\r\n\r\n%s"
-                                 % (len(body), self.upstream_name.encode(), body))
+                    if b"\r\n\r\n" in data:
+                        self.requests += 1
+                        self.answer(conn, data)
                 except OSError:
                     pass
-
-    def received(self):
-        with self._lock:
-            return list(self.paths)
-
-    def find(self, path_part):
-        return [p for p in self.received() if path_part in p]
 
     # the Proc interface Harness.teardown uses
     def alive(self):
@@ -979,6 +961,33 @@ class OrderedUpstream:
     def kill(self):
         self._stop.set()
         self.sock.close()
+
+
+class OrderedUpstream(ScriptedUpstream):
+    """Accepts one connection at a time and reads that request's head before
+    accepting the next, so .paths is the order in which the proxy connected
+    (and sent). Answers 200 with X-Upstream: NAME and closes."""
+
+    def __init__(self, name="old"):
+        self.upstream_name = name
+        self.paths = []
+        self._lock = threading.Lock()
+        super().__init__(self._answer, "ordered-upstream-" + name)
+
+    def _answer(self, conn, head):
+        line = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+        with self._lock:
+            self.paths.append(line[1] if len(line) > 1 else "")
+        body = b"ok\n"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Upstream: %s\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(body), self.upstream_name.encode(), body))
+
+    def received(self):
+        with self._lock:
+            return list(self.paths)
+
+    def find(self, path_part):
+        return [p for p in self.received() if path_part in p]
 
 
 def persisted_state(state_file):

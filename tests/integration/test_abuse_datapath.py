@@ -12,74 +12,15 @@ import time
 
 import pytest
 
-from cutover_testlib import (HOST, Client, ConnectionClosed, Pending, build_request, get,
-                             proxy_admin, wait_for)
+from cutover_testlib import (Client, ConnectionClosed, Pending, ScriptedUpstream,
+                             build_request, get, proxy_admin, wait_for)
 
 # ---------------------------------------------------------------------------
 # furniture
 
 
-class RawUpstream:
-    """A one-thread upstream on an ephemeral loopback port: for each
-    connection it reads one request head, then runs ANSWER(conn). Append it
-    to harness.procs so teardown stops it."""
-
-    def __init__(self, answer):
-        self.name = "raw-upstream"
-        self.answer = answer
-        self.requests = 0
-        self._stop = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((HOST, 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.url = "http://%s:%d" % (HOST, self.port)
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            conn.settimeout(5)
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                if b"\r\n\r\n" in data:
-                    self.requests += 1
-                    self.answer(conn)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def alive(self):
-        return self._t.is_alive()
-
-    def signal(self, sig):
-        self._stop.set()
-
-    def wait(self, timeout):
-        self._t.join(timeout)
-        self.sock.close()
-        return 0 if not self._t.is_alive() else None
-
-    def kill(self):
-        self._stop.set()
-        self.sock.close()
-
-
 def raw_upstream(harness, answer):
-    u = RawUpstream(answer)
+    u = ScriptedUpstream(lambda conn, head: answer(conn), "raw-upstream")
     harness.procs.append(u)
     return u
 
