@@ -74,6 +74,9 @@ syntax:
 	return -1;
 }
 
+/* 9999-12-31T23:59:59Z: the last instant a four-digit year can show. */
+#define LAST_SHOWN ((time_t)253402300799)
+
 /* "YYYY-MM-DDTHH:MM:SS[.F](Z|+HH:MM|-HH:MM)", every field checked. */
 static int parse_rfc3339(const char *p, time_t *out)
 {
@@ -110,7 +113,10 @@ static int parse_rfc3339(const char *p, time_t *out)
 	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
 			 .tm_min = mi, .tm_sec = s };
 	time_t t = timegm(&tm);   /* years 1970..9999: far inside a 64-bit time_t */
-	if (t == (time_t)-1)
+	/* A leap second or a UTC offset can carry past the range the fields
+	 * were checked in ("9999-12-31T23:59:60Z" is year 10000, which status
+	 * could not show and a restart could not read back: found by fuzz_time). */
+	if (t == (time_t)-1 || t + off < 0 || t + off > LAST_SHOWN)
 		return -1;
 	*out = t + off;
 	return 0;

@@ -120,6 +120,12 @@ static void test_reasons_and_stored_times(void **state)
 	assert_int_equal(t, NOW - 3600);
 	assert_int_equal(when_parse("9999-12-31T23:59:59Z", NOW, false, &t, NULL), 0);
 	assert_int_equal(when_parse("1969-12-31T23:59:59Z", NOW, false, &t, NULL), -1);
+	/* a leap second or an offset past the last four-digit year, or before
+	 * the epoch (found by fuzz_time: status could not show it) */
+	assert_int_equal(when_parse("9999-12-31T23:59:60Z", NOW, false, &t, NULL), -1);
+	assert_int_equal(when_parse("9999-12-31T23:59:59-00:01", NOW, false, &t, NULL), -1);
+	assert_int_equal(when_parse("1970-01-01T00:00:00+00:01", NOW, false, &t, NULL), -1);
+	assert_int_equal(when_parse("2026-12-31T23:59:60Z", NOW, false, &t, NULL), 0);
 }
 
 int main(void)
