@@ -25,7 +25,7 @@ struct spool_waiter;
 
 /* NULL with errno when the eventfd cannot be made. */
 struct spool_waiter *spool_waiter_new(void);
-/* Readable while events wait; spool_waiter_next clears it when empty. */
+/* Readable exactly while events wait. */
 int spool_waiter_fd(const struct spool_waiter *w);
 /* Takes the next event; 0 when there is none. */
 int spool_waiter_next(struct spool_waiter *w, struct spool_event *ev);

@@ -852,9 +852,8 @@ static void *writer_main(void *arg)
  * it holds markers of deleted segments. */
 static int compact_markers(struct spool_store *s, char *why, size_t why_len)
 {
-	size_t cap = SPOOL_MARKER_MAX, len = 0;
-	uint8_t *buf = NULL;
-	buf = grow(buf, &cap, SPOOL_MARKER_MAX, 1);
+	size_t cap = 0, len = 0;
+	uint8_t *buf = grow(NULL, &cap, SPOOL_MARKER_MAX, 1);
 	struct spool_marker m = { .kind = SPOOL_MARK_FLOOR, .id = s->next_id - 1 };
 	len += spool_marker_encode(&m, buf);
 	for (size_t i = 0; i < s->n_recs; i++) {

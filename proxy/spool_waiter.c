@@ -72,7 +72,9 @@ int spool_waiter_next(struct spool_waiter *w, struct spool_event *ev)
 		*ev = w->q[w->head].ev;
 		w->head++;
 		w->n--;
-	} else {
+	}
+	if (w->n == 0) {
+		/* readable exactly while events wait */
 		uint64_t v;
 		if (read(w->efd, &v, sizeof v) < 0 && errno != EAGAIN)
 			abort();
@@ -90,6 +92,11 @@ void spool_waiter_forget(struct spool_waiter *w, const void *who)
 		if (w->q[i].who != who)
 			w->q[k++] = w->q[i];
 	w->n = k - w->head;
+	if (w->n == 0) {
+		uint64_t v;
+		if (read(w->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+			abort();
+	}
 	pthread_mutex_unlock(&w->mu);
 }
 
