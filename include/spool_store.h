@@ -14,11 +14,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "spool_index.h"
 #include "spool_reader.h"
 #include "spool_recover.h"
 #include "spool_waiter.h"
-
-#define SPOOL_ANSWER_MAX 512
 
 struct spool_store;
 struct spool_write;
@@ -74,13 +73,6 @@ void spool_write_abort(struct spool_write *wr);
 
 /* ---- the index (any thread) ---- */
 
-struct spool_totals {
-	uint64_t pending;            /* not delivered and not dead */
-	uint64_t dead;
-	uint64_t bytes;              /* held on disk by pending and dead records */
-	int64_t oldest_us;           /* acceptance of the oldest pending, 0 if none */
-};
-
 /* Totals of PROJECT, or of the whole spool when PROJECT is NULL. */
 void spool_store_totals(struct spool_store *s, const char *project, struct spool_totals *t);
 /* Project names with records (pending or dead): a malloc'd array of
@@ -91,13 +83,6 @@ char **spool_store_projects(struct spool_store *s, size_t *n);
 size_t spool_store_pending(struct spool_store *s, const char *project, uint64_t after,
 			   uint64_t *ids, size_t max);
 
-struct spool_dead_info {
-	uint32_t attempts;
-	int status;                  /* last HTTP status, 0 = network error */
-	int64_t time_us;
-	size_t answer_len;
-	uint8_t answer[SPOOL_ANSWER_MAX];
-};
 /* 1 and *D when ID is a dead letter, 0 if not, -1 if unknown. */
 int spool_store_dead_info(struct spool_store *s, uint64_t id, struct spool_dead_info *d);
 

@@ -17,34 +17,11 @@
 
 #include "file.h"
 #include "spool_record.h"
+#include "spool_index.h"
 #include "spool_reader.h"
 #include "spool_recover.h"
 
 #define COPY_BLOCK (64u << 10)
-
-enum rec_state { REC_PENDING, REC_DEAD, REC_DELIVERED };
-
-struct seg {
-	char name[40];
-	uint64_t first_id;
-	uint32_t records, live;      /* live: not delivered */
-	int gone;
-};
-
-struct rec {
-	uint64_t id, off, size, body_len;
-	int64_t accepted_us;
-	uint32_t seg, proj;
-	uint8_t state;
-	struct spool_dead_info *dead;
-};
-
-struct proj {
-	char *name;
-	uint64_t *ids;               /* acceptance order; [head] is the oldest kept */
-	size_t n, cap, head;
-	struct spool_totals t;
-};
 
 struct spool_write {
 	struct spool_store *s;
@@ -80,15 +57,8 @@ struct spool_store {
 	uint8_t *marks;              /* encoded markers waiting for the writer */
 	size_t marks_len, marks_cap;
 	uint64_t flush_req, flush_done, syncs;
-	/* the index */
-	struct seg *segs;
-	size_t n_segs, cap_segs;
-	struct rec *recs;            /* by id */
-	size_t n_recs, cap_recs;
-	struct proj *projs;
-	size_t n_projs, cap_projs;
-	struct spool_totals all;
-	uint64_t used, next_id;
+	struct spool_index *idx;
+	uint64_t next_id;            /* the writer's */
 	/* the writer's segment */
 	int seg_fd;
 	uint32_t seg_idx;
@@ -155,166 +125,17 @@ static int pread_full(int fd, void *p, size_t n, uint64_t off)
 	return 0;
 }
 
-/* ---- the index (callers hold mu) ---- */
-
-static struct proj *proj_get(struct spool_store *s, const char *name, int create, uint32_t *idx)
+static int unlink_segment(void *arg, const char *name)
 {
-	for (size_t i = 0; i < s->n_projs; i++)
-		if (strcmp(s->projs[i].name, name) == 0) {
-			if (idx)
-				*idx = (uint32_t)i;
-			return &s->projs[i];
-		}
-	if (!create)
-		return NULL;
-	s->projs = grow(s->projs, &s->cap_projs, s->n_projs + 1, sizeof *s->projs);
-	struct proj *p = &s->projs[s->n_projs];
-	*p = (struct proj){ .name = strdup(name) };
-	if (!p->name)
-		abort();
-	if (idx)
-		*idx = (uint32_t)s->n_projs;
-	s->n_projs++;
-	return p;
+	struct spool_store *s = arg;
+	return unlinkat(s->dir_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
 }
 
-static struct rec *rec_find(struct spool_store *s, uint64_t id)
-{
-	size_t lo = 0, hi = s->n_recs;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->recs[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->n_recs && s->recs[lo].id == id ? &s->recs[lo] : NULL;
-}
-
-static void totals_add(struct spool_totals *t, const struct rec *r, int sign)
-{
-	int64_t d = sign;
-	if (r->state == REC_PENDING)
-		t->pending += (uint64_t)d;
-	else if (r->state == REC_DEAD)
-		t->dead += (uint64_t)d;
-	if (r->state != REC_DELIVERED)
-		t->bytes += (uint64_t)(d * (int64_t)r->size);
-}
-
-/* Oldest pending acceptance: the first pending record of the list. */
-static void proj_oldest(struct spool_store *s, struct proj *p)
-{
-	while (p->head < p->n) {
-		struct rec *r = rec_find(s, p->ids[p->head]);
-		if (r && r->state != REC_DELIVERED)
-			break;
-		p->head++;
-	}
-	p->t.oldest_us = 0;
-	for (size_t i = p->head; i < p->n; i++) {
-		struct rec *r = rec_find(s, p->ids[i]);
-		if (r && r->state == REC_PENDING) {
-			p->t.oldest_us = r->accepted_us;
-			break;
-		}
-	}
-}
-
-static void all_oldest(struct spool_store *s)
-{
-	s->all.oldest_us = 0;
-	for (size_t i = 0; i < s->n_projs; i++) {
-		int64_t o = s->projs[i].t.oldest_us;
-		if (o && (!s->all.oldest_us || o < s->all.oldest_us))
-			s->all.oldest_us = o;
-	}
-}
-
-/* A record enters the index (ids only grow: appended at the end). */
-static void index_add(struct spool_store *s, const struct rec *r0, const char *project)
-{
-	uint32_t pi;
-	struct proj *p = proj_get(s, project, 1, &pi);
-	s->recs = grow(s->recs, &s->cap_recs, s->n_recs + 1, sizeof *s->recs);
-	struct rec *r = &s->recs[s->n_recs++];
-	*r = *r0;
-	r->proj = pi;
-	p->ids = grow(p->ids, &p->cap, p->n + 1, sizeof *p->ids);
-	p->ids[p->n++] = r->id;
-	s->segs[r->seg].records++;
-	if (r->state != REC_DELIVERED) {
-		s->segs[r->seg].live++;
-		s->used += r->size;
-	}
-	totals_add(&p->t, r, 1);
-	totals_add(&s->all, r, 1);
-	if (r->state == REC_PENDING && !p->t.oldest_us)
-		p->t.oldest_us = r->accepted_us;
-	if (r->state == REC_PENDING && !s->all.oldest_us)
-		s->all.oldest_us = r->accepted_us;
-}
-
-/* Moves R to state ST, keeping every count true. */
-static void rec_set_state(struct spool_store *s, struct rec *r, enum rec_state st)
-{
-	struct proj *p = &s->projs[r->proj];
-	totals_add(&p->t, r, -1);
-	totals_add(&s->all, r, -1);
-	if (st == REC_DELIVERED && r->state != REC_DELIVERED) {
-		s->segs[r->seg].live--;
-		s->used -= r->size;
-	}
-	r->state = (uint8_t)st;
-	if (st != REC_DEAD) {
-		free(r->dead);
-		r->dead = NULL;
-	}
-	totals_add(&p->t, r, 1);
-	totals_add(&s->all, r, 1);
-	proj_oldest(s, p);
-	all_oldest(s);
-}
-
-static void seg_path(const struct spool_store *s, const char *name, char *out, size_t len)
-{
-	snprintf(out, len, "%s/%s", s->dir, name);
-}
-
-/* Deletes the segments whose records are all delivered (not the one being
- * written) and drops their records from the index. */
+/* Deletes fully delivered segments, not the one being written (mu held). */
 static void reclaim(struct spool_store *s, int active)
 {
-	int any = 0;
-	for (size_t i = 0; i < s->n_segs; i++) {
-		struct seg *g = &s->segs[i];
-		if (g->gone || g->live || (int)i == active)
-			continue;
-		char path[4096];
-		seg_path(s, g->name, path, sizeof path);
-		if (unlink(path) == 0 || errno == ENOENT)
-			g->gone = any = 1;
-	}
-	if (!any)
-		return;
-	size_t k = 0;
-	for (size_t i = 0; i < s->n_recs; i++)
-		if (!s->segs[s->recs[i].seg].gone)
-			s->recs[k++] = s->recs[i];
-		else
-			free(s->recs[i].dead);
-	s->n_recs = k;
-	for (size_t i = 0; i < s->n_projs; i++) {
-		struct proj *p = &s->projs[i];
-		size_t m = 0;
-		for (size_t j = p->head; j < p->n; j++)
-			if (rec_find(s, p->ids[j]))
-				p->ids[m++] = p->ids[j];
-		p->n = m;
-		p->head = 0;
-	}
+	spool_index_reclaim(s->idx, active, unlink_segment, s);
 }
-
 
 /* ---- markers ---- */
 
@@ -326,42 +147,21 @@ static void marker_queue(struct spool_store *s, const struct spool_marker *m)
 	pthread_cond_signal(&s->wake);
 }
 
-static void apply_marker(struct spool_store *s, const struct spool_marker *m)
+/* Applies M to the index and queues it for the log. */
+static int mark(struct spool_store *s, const struct spool_marker *m)
 {
-	struct rec *r = rec_find(s, m->id);
-	if (!r || r->state == REC_DELIVERED)
-		return;
-	if (m->kind == SPOOL_MARK_DELIVERED) {
-		rec_set_state(s, r, REC_DELIVERED);
-	} else if (m->kind == SPOOL_MARK_DEAD) {
-		struct spool_dead_info *d = r->dead ? r->dead : calloc(1, sizeof *d);
-		if (!d)
-			abort();
-		d->attempts = m->attempts;
-		d->status = m->status;
-		d->time_us = m->time_us;
-		d->answer_len = m->answer_len;
-		memcpy(d->answer, m->answer, m->answer_len);
-		rec_set_state(s, r, REC_DEAD);
-		r->dead = d;
-	} else if (m->kind == SPOOL_MARK_RETRY && r->state == REC_DEAD) {
-		rec_set_state(s, r, REC_PENDING);
-	}
+	pthread_mutex_lock(&s->mu);
+	int rc = spool_index_apply(s->idx, m);
+	if (rc == 0)
+		marker_queue(s, m);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
 }
 
 int spool_store_mark_delivered(struct spool_store *s, uint64_t id)
 {
-	pthread_mutex_lock(&s->mu);
-	struct rec *r = rec_find(s, id);
-	int rc = -1;
-	if (r && r->state != REC_DELIVERED) {
-		struct spool_marker m = { .kind = SPOOL_MARK_DELIVERED, .id = id, .time_us = now_us() };
-		apply_marker(s, &m);
-		marker_queue(s, &m);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	struct spool_marker m = { .kind = SPOOL_MARK_DELIVERED, .id = id, .time_us = now_us() };
+	return mark(s, &m);
 }
 
 int spool_store_mark_dead(struct spool_store *s, uint64_t id, uint32_t attempts, int status,
@@ -372,31 +172,13 @@ int spool_store_mark_dead(struct spool_store *s, uint64_t id, uint32_t attempts,
 	m.answer_len = (uint16_t)(answer_len < SPOOL_ANSWER_MAX ? answer_len : SPOOL_ANSWER_MAX);
 	if (m.answer_len)
 		memcpy(m.answer, answer, m.answer_len);
-	pthread_mutex_lock(&s->mu);
-	struct rec *r = rec_find(s, id);
-	int rc = -1;
-	if (r && r->state == REC_PENDING) {
-		apply_marker(s, &m);
-		marker_queue(s, &m);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	return mark(s, &m);
 }
 
 int spool_store_mark_retry(struct spool_store *s, uint64_t id)
 {
-	pthread_mutex_lock(&s->mu);
-	struct rec *r = rec_find(s, id);
-	int rc = -1;
-	if (r && r->state == REC_DEAD) {
-		struct spool_marker m = { .kind = SPOOL_MARK_RETRY, .id = id, .time_us = now_us() };
-		apply_marker(s, &m);
-		marker_queue(s, &m);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	struct spool_marker m = { .kind = SPOOL_MARK_RETRY, .id = id, .time_us = now_us() };
+	return mark(s, &m);
 }
 
 /* ---- writing: the caller's side ---- */
@@ -440,7 +222,7 @@ struct spool_write *spool_write_begin(struct spool_store *s, struct spool_waiter
 		return NULL;
 	}
 	pthread_mutex_lock(&s->mu);
-	int full = s->used + least > s->o.max_bytes;
+	int full = spool_index_used(s->idx) + least > s->o.max_bytes;
 	pthread_mutex_unlock(&s->mu);
 	if (full) {
 		errno = ENOSPC;
@@ -486,7 +268,7 @@ ssize_t spool_write_append(struct spool_write *wr, const void *p, size_t n)
 		rc = -wr->err;
 	} else if (wr->body_len + n > s->o.max_record_bytes) {
 		rc = -(wr->err = E2BIG);
-	} else if (s->used + wr->body_len + n > s->o.max_bytes) {
+	} else if (spool_index_used(s->idx) + wr->body_len + n > s->o.max_bytes) {
 		rc = -(wr->err = ENOSPC);
 	} else {
 		size_t take = cap - wr->len < n ? cap - wr->len : n;
@@ -592,10 +374,7 @@ static int open_segment(struct spool_store *s, uint64_t first_id)
 	if (fd < 0)
 		return -1;
 	pthread_mutex_lock(&s->mu);
-	s->segs = grow(s->segs, &s->cap_segs, s->n_segs + 1, sizeof *s->segs);
-	s->segs[s->n_segs] = (struct seg){ .first_id = first_id };
-	memcpy(s->segs[s->n_segs].name, name, sizeof name);
-	s->seg_idx = (uint32_t)s->n_segs++;
+	s->seg_idx = spool_index_add_segment(s->idx, name);
 	pthread_mutex_unlock(&s->mu);
 	s->seg_fd = fd;
 	s->seg_size = 0;
@@ -612,7 +391,7 @@ static int write_record(struct spool_store *s, struct spool_write *wr, struct ro
 	if (wr->body_len > s->o.max_record_bytes)
 		return E2BIG;
 	pthread_mutex_lock(&s->mu);
-	uint64_t used = s->used;
+	uint64_t used = spool_index_used(s->idx);
 	pthread_mutex_unlock(&s->mu);
 	if (used + rd->bytes + total > s->o.max_bytes)
 		return ENOSPC;
@@ -815,10 +594,8 @@ static void *writer_main(void *arg)
 				if (rd.t[i].idx == wr->seg && rd.t[i].failed)
 					wr->err = EIO;
 			if (!wr->err) {
-				struct rec r = { .id = wr->id, .off = wr->off, .size = wr->size,
-						 .body_len = wr->body_len, .accepted_us = wr->accepted_us,
-						 .seg = wr->seg, .state = REC_PENDING };
-				index_add(s, &r, wr->project);
+				spool_index_add(s->idx, wr->id, wr->seg, wr->off, wr->size,
+						wr->accepted_us, wr->project);
 				spool_waiter_push(wr->w, wr, wr->cookie, SPOOL_EVENT_DONE, 0, wr->id);
 			} else {
 				spool_waiter_push(wr->w, wr, wr->cookie, SPOOL_EVENT_FAILED, wr->err, 0);
@@ -847,34 +624,14 @@ static void *writer_main(void *arg)
 
 /* ---- open, close ---- */
 
-/* Rewrites the marker log as the state it leads to (a FLOOR keeps the ids
- * given, delivered and dead records of the segments still there), once
- * it holds markers of deleted segments. */
+/* Rewrites the marker log as the state it leads to, once it holds markers
+ * of deleted segments. */
 static int compact_markers(struct spool_store *s, char *why, size_t why_len)
 {
-	size_t cap = 0, len = 0;
-	uint8_t *buf = grow(NULL, &cap, SPOOL_MARKER_MAX, 1);
-	struct spool_marker m = { .kind = SPOOL_MARK_FLOOR, .id = s->next_id - 1 };
-	len += spool_marker_encode(&m, buf);
-	for (size_t i = 0; i < s->n_recs; i++) {
-		const struct rec *r = &s->recs[i];
-		if (r->state == REC_PENDING)
-			continue;
-		m = (struct spool_marker){ .kind = r->state == REC_DEAD ? SPOOL_MARK_DEAD
-									: SPOOL_MARK_DELIVERED,
-					   .id = r->id };
-		if (r->dead) {
-			m.attempts = r->dead->attempts;
-			m.status = r->dead->status;
-			m.time_us = r->dead->time_us;
-			m.answer_len = (uint16_t)r->dead->answer_len;
-			memcpy(m.answer, r->dead->answer, r->dead->answer_len);
-		}
-		buf = grow(buf, &cap, len + SPOOL_MARKER_MAX, 1);
-		len += spool_marker_encode(&m, buf + len);
-	}
+	uint8_t *buf;
+	size_t len = spool_index_markers(s->idx, s->next_id - 1, &buf);
 	char path[4096];
-	seg_path(s, SPOOL_MARKERS_FILE, path, sizeof path);
+	snprintf(path, sizeof path, "%s/%s", s->dir, SPOOL_MARKERS_FILE);
 	int rc = file_replace(path, buf, len, 0600, why, why_len);
 	free(buf);
 	return rc;
@@ -883,33 +640,22 @@ static int compact_markers(struct spool_store *s, char *why, size_t why_len)
 static int index_recovered(struct spool_store *s, struct spool_recovery *rc, char *why,
 			   size_t why_len)
 {
-	s->segs = grow(s->segs, &s->cap_segs, rc->n_segs + 1, sizeof *s->segs);
-	for (size_t i = 0; i < rc->n_segs; i++) {
-		s->segs[i] = (struct seg){ 0 };
-		memcpy(s->segs[i].name, rc->segs[i].name, sizeof s->segs[i].name);
-		/* recovery deleted the empty ones: gone until a record shows */
-		s->segs[i].gone = 1;
-	}
-	s->n_segs = rc->n_segs;
+	for (size_t i = 0; i < rc->n_segs; i++)
+		spool_index_add_segment(s->idx, rc->segs[i].name);
 	for (size_t i = 0; i < rc->n_recs; i++) {
 		const struct spool_found_record *f = &rc->recs[i];
-		if (s->n_recs && s->recs[s->n_recs - 1].id >= f->id)
-			continue; /* the same id twice can only be damage; keep the first */
-		struct rec r = { .id = f->id, .off = f->off, .size = f->size, .body_len = f->body_len,
-				 .accepted_us = f->accepted_us, .seg = f->seg, .state = REC_PENDING };
-		s->segs[f->seg].gone = 0;
-		index_add(s, &r, f->project);
+		/* the same id twice can only be damage: the first is kept */
+		spool_index_add(s->idx, f->id, f->seg, f->off, f->size, f->accepted_us, f->project);
 	}
 	size_t stale = 0;
-	for (size_t i = 0; i < rc->n_marks; i++) {
-		if (rc->marks[i].kind != SPOOL_MARK_FLOOR && rec_find(s, rc->marks[i].id))
-			apply_marker(s, &rc->marks[i]);
-		else
+	for (size_t i = 0; i < rc->n_marks; i++)
+		if (rc->marks[i].kind == SPOOL_MARK_FLOOR || !spool_index_known(s->idx, rc->marks[i].id))
 			stale++;
-	}
+		else
+			spool_index_apply(s->idx, &rc->marks[i]);
 	s->next_id = rc->max_id + 1;
-	reclaim(s, -1);
-	if (stale > 1 || rc->n_marks > 2 * s->n_recs + 16)
+	reclaim(s, -1); /* recovery deleted the empty ones: ENOENT is fine */
+	if (stale > 1)
 		return compact_markers(s, why, why_len);
 	return 0;
 }
@@ -939,6 +685,12 @@ struct spool_store *spool_store_open(const struct spool_store_opts *o, struct sp
 		s->hooks = *o->hooks;
 	s->work_tail = &s->work;
 	s->seg_fd = s->markers_fd = -1;
+	if (!(s->idx = spool_index_new())) {
+		free(s->dir);
+		free(s);
+		snprintf(why, why_len, "%s: out of memory", o->dir);
+		return NULL;
+	}
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->flushed, NULL);
@@ -1000,15 +752,7 @@ void spool_store_close(struct spool_store *s)
 		close(s->markers_fd);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
-	for (size_t i = 0; i < s->n_recs; i++)
-		free(s->recs[i].dead);
-	for (size_t i = 0; i < s->n_projs; i++) {
-		free(s->projs[i].name);
-		free(s->projs[i].ids);
-	}
-	free(s->recs);
-	free(s->projs);
-	free(s->segs);
+	spool_index_free(s->idx);
 	free(s->marks);
 	free(s->dir);
 	pthread_mutex_destroy(&s->mu);
@@ -1022,38 +766,23 @@ void spool_store_close(struct spool_store *s)
 void spool_store_totals(struct spool_store *s, const char *project, struct spool_totals *t)
 {
 	pthread_mutex_lock(&s->mu);
-	struct proj *p = project ? proj_get(s, project, 0, NULL) : NULL;
-	*t = project ? (p ? p->t : (struct spool_totals){ 0 }) : s->all;
+	spool_index_totals(s->idx, project, t);
 	pthread_mutex_unlock(&s->mu);
 }
 
 char **spool_store_projects(struct spool_store *s, size_t *n)
 {
 	pthread_mutex_lock(&s->mu);
-	char **v = calloc(s->n_projs + 1, sizeof *v);
-	size_t k = 0;
-	for (size_t i = 0; v && i < s->n_projs; i++)
-		if (s->projs[i].t.pending || s->projs[i].t.dead)
-			if (!(v[k++] = strdup(s->projs[i].name)))
-				abort();
+	char **v = spool_index_projects(s->idx, n);
 	pthread_mutex_unlock(&s->mu);
-	*n = k;
 	return v;
 }
 
 size_t spool_store_pending(struct spool_store *s, const char *project, uint64_t after,
 			   uint64_t *ids, size_t max)
 {
-	size_t k = 0;
 	pthread_mutex_lock(&s->mu);
-	struct proj *p = proj_get(s, project, 0, NULL);
-	for (size_t i = p ? p->head : 0; p && i < p->n && k < max; i++) {
-		if (p->ids[i] <= after)
-			continue;
-		const struct rec *r = rec_find(s, p->ids[i]);
-		if (r && r->state == REC_PENDING)
-			ids[k++] = r->id;
-	}
+	size_t k = spool_index_pending(s->idx, project, after, ids, max);
 	pthread_mutex_unlock(&s->mu);
 	return k;
 }
@@ -1061,10 +790,7 @@ size_t spool_store_pending(struct spool_store *s, const char *project, uint64_t 
 int spool_store_dead_info(struct spool_store *s, uint64_t id, struct spool_dead_info *d)
 {
 	pthread_mutex_lock(&s->mu);
-	const struct rec *r = rec_find(s, id);
-	int rc = !r ? -1 : r->state == REC_DEAD && r->dead;
-	if (rc == 1)
-		*d = *r->dead;
+	int rc = spool_index_dead_info(s->idx, id, d);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -1079,10 +805,8 @@ uint64_t spool_store_sync_count(struct spool_store *s)
 
 size_t spool_store_segment_count(struct spool_store *s)
 {
-	size_t n = 0;
 	pthread_mutex_lock(&s->mu);
-	for (size_t i = 0; i < s->n_segs; i++)
-		n += !s->segs[i].gone;
+	size_t n = spool_index_segments(s->idx);
 	pthread_mutex_unlock(&s->mu);
 	return n;
 }
@@ -1091,15 +815,10 @@ size_t spool_store_segment_count(struct spool_store *s)
 
 struct spool_reader *spool_store_read(struct spool_store *s, uint64_t id)
 {
-	char name[SPOOL_SEGMENT_NAME_MAX];
+	char name[SPOOL_INDEX_NAME_MAX];
 	uint64_t off = 0;
 	pthread_mutex_lock(&s->mu);
-	const struct rec *r = rec_find(s, id);
-	int found = r && r->state != REC_DELIVERED;
-	if (found) {
-		memcpy(name, s->segs[r->seg].name, sizeof name);
-		off = r->off;
-	}
+	int found = spool_index_locate(s->idx, id, name, &off) == 0;
 	pthread_mutex_unlock(&s->mu);
 	if (!found) {
 		errno = ENOENT;
