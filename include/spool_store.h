@@ -1,8 +1,8 @@
 /* spool_store: the durable spool on disk. Append-only segment files
  * (DIR/seg-<first id>.spool, records as spool_record says), a marker log
  * (DIR/markers: a record delivered, dead-lettered or retried, appended and
- * checksummed: segments are never rewritten), DIR/quarantine/ for damaged
- * bytes. One writer thread owns the files: callers on other threads stream
+ * checksummed, so no segment is rewritten to record a fate; only a start
+ * cuts damage out of one), DIR/quarantine/ for damaged bytes. One writer thread owns the files: callers on other threads stream
  * records into it, and it writes them, shares one fdatasync between all
  * the records that ended meanwhile (group commit), and tells each caller
  * through its waiter (an eventfd the caller's loop watches) once its
@@ -32,9 +32,9 @@ struct spool_store_hooks {
 
 struct spool_store_opts {
 	const char *dir;
-	uint64_t max_bytes;          /* records held (pending and dead) */
-	uint64_t max_record_bytes;   /* one record's body */
-	uint64_t segment_bytes;      /* rotate past this */
+	uint64_t max_bytes;          /* records held, pending and dead (0: none) */
+	uint64_t max_record_bytes;   /* one record's body (0: 32 MiB) */
+	uint64_t segment_bytes;      /* rotate past this (0: 64 MiB) */
 	size_t record_buffer;        /* body bytes a record holds in memory (0: 256 KiB) */
 	const struct spool_store_hooks *hooks;
 };
