@@ -35,6 +35,7 @@ struct hooks {
 	int held;                    /* a sync is blocked now */
 	int entered_pipe[2];
 	int fail_writes;             /* the next N pwrites fail with ENOSPC */
+	int fail_syncs;              /* the next N syncs fail with EIO */
 };
 
 static int hook_sync(void *arg, int fd)
@@ -49,7 +50,14 @@ static int hook_sync(void *arg, int fd)
 			pthread_cond_wait(&h->cv, &h->mu);
 		h->held = 0;
 	}
+	int fail = h->fail_syncs > 0;
+	if (fail)
+		h->fail_syncs--;
 	pthread_mutex_unlock(&h->mu);
+	if (fail) {
+		errno = EIO;
+		return -1;
+	}
 	return fdatasync(fd);
 }
 
@@ -573,6 +581,57 @@ static void test_write_error(void **state)
 	check_project(f, "alpha", e, 2);
 }
 
+static void test_sync_error(void **state)
+{
+	struct fix *f = *state;
+	fix_open(f);
+	uint64_t a = put_ok(f, "alpha", 0, 3000, 1000);
+	spool_store_flush(f->s);
+	pthread_mutex_lock(&f->h.mu);
+	f->h.fail_syncs = 1;
+	pthread_mutex_unlock(&f->h.mu);
+	int err;
+	assert_int_equal(put(f, "alpha", 1, 3000, 1000, 0, &err), 0);
+	assert_int_equal(err, EIO);
+	/* the segment whose sync failed takes nothing more: a new one follows */
+	uint64_t b = put_ok(f, "alpha", 2, 3000, 1000);
+	struct expect e[2] = { { "alpha", 0, 3000, a }, { "alpha", 2, 3000, b } };
+	check_project(f, "alpha", e, 2);
+	fix_open(f);
+	assert_int_equal(f->n_damage, 0);
+	check_project(f, "alpha", e, 2);
+}
+
+/* Bytes that rot on disk after the start: the reader refuses the last
+ * ones, so a replay can never send the record whole. */
+static void test_reader_checks_sum(void **state)
+{
+	struct fix *f = *state;
+	fix_open(f);
+	uint64_t id = put_ok(f, "alpha", 0, 10000, 1000);
+	char seg[512];
+	first_segment(f, seg, sizeof seg);
+	struct stat st;
+	assert_int_equal(stat(seg, &st), 0);
+	int fd = open(seg, O_RDWR);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, st.st_size - 5000), 1);
+	b ^= 1;
+	assert_int_equal(pwrite(fd, &b, 1, st.st_size - 5000), 1);
+	close(fd);
+	struct spool_reader *r = spool_store_read(f->s, id);
+	assert_non_null(r);
+	uint8_t buf[4096];
+	uint64_t got = 0;
+	ssize_t n;
+	while ((n = spool_reader_read(r, buf, sizeof buf)) > 0)
+		got += (uint64_t)n;
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, EIO);
+	assert_true(got < 10000);
+	spool_reader_close(r);
+}
+
 static void test_markers(void **state)
 {
 	struct fix *f = *state;
@@ -673,6 +732,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_checks_sum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_markers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_directory_checks, setup, teardown),
