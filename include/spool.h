@@ -1,8 +1,8 @@
 /* spool: the durable store of submissions accepted while their scope is in
  * maintenance, replayed in order when it leaves (CONTRACT.md, "Spool").
- * Only its config lives here yet: the "spool" group is parsed and checked
- * so that `cutover check` and the routes' spool = true know it; the store
- * itself lands in a later issue. */
+ * This module holds its config (the "spool" group); the store is
+ * spool_store over the record format of spool_record, not yet wired into
+ * the data path. */
 #ifndef CUTOVER_SPOOL_H
 #define CUTOVER_SPOOL_H
 
@@ -15,6 +15,7 @@ struct config;
 struct spool_conf {
 	char *dir;                   /* NULL = no spool (required in the group) */
 	uint64_t max_bytes, max_record_bytes;
+	uint64_t segment_bytes;      /* a segment file is rotated past this */
 	int response_status;         /* answer to a spooled submission (201) */
 	char *response_body;         /* NULL = the built-in OpenRosa answer */
 };

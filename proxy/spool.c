@@ -1,4 +1,5 @@
-/* spool: the "spool" group. The store itself lands in a later issue. */
+/* spool: the "spool" group. The store itself is spool_store (segments,
+ * recovery, group commit) over spool_record (the on-disk format). */
 #include "spool.h"
 
 #include <stdlib.h>
@@ -10,6 +11,7 @@ void spool_conf_defaults(struct spool_conf *c)
 	*c = (struct spool_conf){
 		.max_bytes = 1ULL << 30,
 		.max_record_bytes = 32ULL << 20,
+		.segment_bytes = 64ULL << 20,
 		.response_status = 201,
 	};
 }
@@ -17,7 +19,8 @@ void spool_conf_defaults(struct spool_conf *c)
 int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg)
 {
 	static const char *const keys[] = { "dir", "max_bytes", "max_record_bytes",
-					    "response_status", "response_body", NULL };
+					    "segment_bytes", "response_status", "response_body",
+					    NULL };
 	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
 	if (!config_setting_is_group(s))
 		return -1;
@@ -35,15 +38,23 @@ int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct co
 	int b = conf_get_size(r, s, "max_record_bytes", 1, UINT64_MAX, &sp->max_record_bytes);
 	if (a < 0 || b < 0)
 		ok = -1;
+	else if (b == 0 && sp->max_record_bytes > sp->max_bytes)
+		/* The contract: a small max_bytes lowers the default, it is no error. */
+		sp->max_record_bytes = sp->max_bytes;
 	else if (sp->max_record_bytes > sp->max_bytes) {
 		char x[32], y[32];
 		const config_setting_t *at =
-			config_setting_get_member(s, b == 1 ? "max_record_bytes" : "max_bytes");
+			config_setting_get_member(s, "max_record_bytes");
 		conf_error(r, at, "spool: max_record_bytes (%s) is greater than max_bytes (%s)",
 			   conf_size_text(sp->max_record_bytes, x, sizeof x),
 			   conf_size_text(sp->max_bytes, y, sizeof y));
 		ok = -1;
 	}
+
+	/* A segment is the unit of reclamation: small enough to be freed soon
+	 * after its records are delivered, big enough to hold a whole record. */
+	if (conf_get_size(r, s, "segment_bytes", 64 << 10, 1ULL << 40, &sp->segment_bytes) < 0)
+		ok = -1;
 
 	long long status = sp->response_status;
 	rc = conf_get_int(r, s, "response_status", 200, 299, &status);

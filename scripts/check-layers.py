@@ -39,12 +39,12 @@ import tempfile
 LAYERS = [
     ("leaf", "include none of ours, or only other leaves",
      ["addr", "bev", "conf", "duration", "file", "heartbeat", "http1", "log", "response",
-      "stats", "when"]),
+      "spool_index", "spool_reader", "spool_record", "spool_recover", "spool_waiter", "stats", "when"]),
     # state_store sits here, not in the control plane: state persists each
     # snapshot through it, and state is a service the data path reads.
     ("services", "used by the data path and the control plane alike",
      ["dns", "httpclient", "maintenance", "metrics", "project", "route",
-      "spool", "state", "state_store", "tls", "upstream"]),
+      "spool", "spool_store", "state", "state_store", "tls", "upstream"]),
     # A request flows listener -> conn -> dispatch -> an action (forward;
     # later the spool), the gate holding it in between when it must wait.
     ("data path", "one request, listener to upstream, on a worker thread",

@@ -411,12 +411,36 @@ static void test_record_larger_than_spool(void **state)
 		   "spool: max_record_bytes (32M) is greater than max_bytes (16M)");
 	free(errs);
 
-	/* against the 32M default, the error points at max_bytes */
+	/* the contract: a max_bytes below the 32M default lowers that default */
 	cfg = load(ADMIN_UNIX
 		   "spool = { dir = \"/tmp/s\";\n"
 		   "  max_bytes = \"16M\"; };\n", &errs);
+	expect_clean(cfg, errs);
+	assert_int_equal(cfg->spool->max_bytes, 16ULL << 20);
+	assert_int_equal(cfg->spool->max_record_bytes, 16ULL << 20);
+	config_free(cfg);
+	free(errs);
+}
+
+static void test_segment_bytes(void **state)
+{
+	(void)state;
+	char *errs;
+	struct config *cfg = load(ADMIN_UNIX "spool = { dir = \"/tmp/s\"; };\n", &errs);
+	expect_clean(cfg, errs);
+	assert_int_equal(cfg->spool->segment_bytes, 64ULL << 20);
+	config_free(cfg);
+	free(errs);
+
+	cfg = load(ADMIN_UNIX "spool = { dir = \"/tmp/s\"; segment_bytes = \"8M\"; };\n", &errs);
+	expect_clean(cfg, errs);
+	assert_int_equal(cfg->spool->segment_bytes, 8ULL << 20);
+	config_free(cfg);
+	free(errs);
+
+	cfg = load(ADMIN_UNIX "spool = { dir = \"/tmp/s\";\n  segment_bytes = 100; };\n", &errs);
 	expect_errors(cfg, errs, 1);
-	expect_msg(errs, PRELUDE_LINES + 3, "spool: max_record_bytes (32M) is greater");
+	expect_msg(errs, PRELUDE_LINES + 3, "spool.segment_bytes: 100 is below the minimum");
 	free(errs);
 }
 
@@ -723,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_bad_sizes),
 		cmocka_unit_test(test_sizes_parse),
 		cmocka_unit_test(test_record_larger_than_spool),
+		cmocka_unit_test(test_segment_bytes),
 		cmocka_unit_test(test_spool_values),
 		cmocka_unit_test(test_spool_route_needs_dir),
 		cmocka_unit_test(test_admin),
