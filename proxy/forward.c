@@ -13,7 +13,6 @@
 #include "addr.h"
 #include "conf.h"
 #include "conn.h"
-#include "duration.h"
 #include "http1.h"
 #include "httpclient.h"
 #include "log.h"
@@ -536,27 +535,20 @@ static void forward_start(struct request *r, enum upstream_id id)
 
 /* Refusals are logged at most once a second per worker, with how many there
  * were since the last line: a flood of 503s must not flood the log too. */
-static _Thread_local struct {
-	struct timespec last;
-	unsigned long held;
-} refusals;
+static _Thread_local struct log_every refusals;
 
 static void log_refusal(const struct request *r, const char *why)
 {
 	const struct upstream_conf *u = &r->cfg->upstream[r->upstream_id];
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-	refusals.held++;
-	if (refusals.last.tv_sec && duration_ms_between(&refusals.last, &now) < 1000)
+	unsigned long n;
+	if (!log_every_due(&refusals, 1.0, &n))
 		return;
 	char label[700];
 	request_label(r, label, sizeof(label));
 	log_warn("upstream %s: admission refused %lu request%s with 503 since the last such line "
 		 "(max_active %u, queue %u, queue_timeout %.1fs); latest %s: %s",
-		 u->name, refusals.held, refusals.held == 1 ? "" : "s", u->max_active, u->queue,
-		 u->queue_timeout, label, why);
-	refusals.last = now;
-	refusals.held = 0;
+		 u->name, n, n == 1 ? "" : "s", u->max_active, u->queue, u->queue_timeout, label,
+		 why);
 }
 
 /* 503 + Retry-After: the upstream's slots and queue are full. */
