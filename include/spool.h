@@ -25,5 +25,8 @@ void spool_conf_defaults(struct spool_conf *c);
 /* Parses the top-level "spool" group into cfg->spool. */
 int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct config *cfg);
 void spool_conf_free(struct spool_conf *c);
+/* The first key a reload cannot change ("spool.dir", or a limit: the store
+ * is opened once with them), or NULL. */
+const char *spool_conf_restart_key(const struct spool_conf *a, const struct spool_conf *b);
 
 #endif

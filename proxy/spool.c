@@ -73,3 +73,16 @@ void spool_conf_free(struct spool_conf *c)
 	free(c->response_body);
 	c->dir = c->response_body = NULL;
 }
+
+const char *spool_conf_restart_key(const struct spool_conf *a, const struct spool_conf *b)
+{
+	if (!conf_str_equal(a->dir, b->dir))
+		return "spool.dir";
+	if (a->max_bytes != b->max_bytes)
+		return "spool.max_bytes";
+	if (a->max_record_bytes != b->max_record_bytes)
+		return "spool.max_record_bytes";
+	if (a->segment_bytes != b->segment_bytes)
+		return "spool.segment_bytes";
+	return NULL;
+}

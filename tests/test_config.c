@@ -715,6 +715,24 @@ static void test_restart_needed(void **state)
 	snprintf(text, sizeof text, "%sdns = { servers = [ \"127.0.0.1:5353\" ]; max_ttl = 60; };\n",
 		 log);
 	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "dns");
+	/* the spool store is opened once, with its limits */
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool2\"; };\n", both);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "spool.dir");
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; };\n", both);
+	struct config *sp = variant(NULL, NULL, NULL, NULL, text);
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "response_status = 200; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), NULL);
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "max_bytes = \"2G\"; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), "spool.max_bytes");
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "max_record_bytes = \"1M\"; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), "spool.max_record_bytes");
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "segment_bytes = \"1M\"; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), "spool.segment_bytes");
+	config_free(sp);
 
 	/* several at once: the first in the documented order */
 	expect_restart(run, variant("{ address = \"127.0.0.1:18081\"; }",
