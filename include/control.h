@@ -15,6 +15,7 @@
 
 struct config;
 struct event_base;
+struct spool_store;
 struct worker;
 
 struct control;
@@ -33,10 +34,11 @@ struct control_config_ops {
 	const char *(*restart_needed)(const struct config *running, const struct config *next);
 };
 
-/* OPS must outlive the control (a static table). */
+/* OPS must outlive the control (a static table); SPOOL (NULL: no
+ * spool.dir) too: status reads its totals, the replay will drive it. */
 struct control *control_new(struct event_base *base, struct config *cfg,
 			    const struct control_config_ops *ops, struct worker **workers,
-			    int n_workers, char *why, size_t why_len);
+			    int n_workers, struct spool_store *spool, char *why, size_t why_len);
 void control_free(struct control *ctl);
 
 /* ACTION is "switch", "maintenance", "hold" or "resume"; BODY its JSON

@@ -38,6 +38,7 @@ struct control {
 	int n_workers;
 	struct dns_resolver *dns;        /* follows the upstreams' names */
 	struct journal *journal;
+	struct spool_store *spool;       /* NULL = no spool.dir */
 	struct event *tick;
 	long next_sched_id;
 };
@@ -870,7 +871,7 @@ int control_journal(struct control *ctl, size_t n, json_t **answer)
 
 struct control *control_new(struct event_base *base, struct config *cfg,
 			    const struct control_config_ops *ops, struct worker **workers,
-			    int n_workers, char *why, size_t why_len)
+			    int n_workers, struct spool_store *spool, char *why, size_t why_len)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl) {
@@ -882,6 +883,7 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 	ctl->ops = ops;
 	ctl->workers = workers;
 	ctl->n_workers = n_workers;
+	ctl->spool = spool;
 	ctl->journal = journal_open(cfg->state->journal_file, why, why_len);
 	if (!ctl->journal) {
 		free(ctl);

@@ -17,8 +17,10 @@
 #include "dispatch.h"
 #include "duration.h"
 #include "gate.h"
+#include "intake.h"
 #include "listener.h"
 #include "log.h"
+#include "spool_waiter.h"
 #include "stats.h"
 #include "upstream.h"
 
@@ -42,6 +44,7 @@ struct worker {
 	struct upstream_pool **retired;  /* pools of earlier configs, freed at exit */
 	size_t n_retired;
 	struct event *drain_ev;          /* drain timeout */
+	struct event *spool_ev;          /* env.spool_waiter has events */
 };
 
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
@@ -178,6 +181,16 @@ static void notify(struct worker *w)
 		log_error("worker %d: cannot notify: %s", w->id, strerror(errno));
 }
 
+static void spool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct worker *w = arg;
+	struct spool_event ev;
+	while (spool_waiter_next(w->env.spool_waiter, &ev))
+		intake_event(&ev);
+}
+
 void worker_set_config(struct worker *w, const struct config *cfg)
 {
 	__atomic_store_n(&w->pending_cfg, cfg, __ATOMIC_RELEASE);
@@ -190,7 +203,7 @@ void worker_notify_state(struct worker *w)
 	notify(w);
 }
 
-struct worker *worker_new(int id, const struct config *cfg)
+struct worker *worker_new(int id, const struct config *cfg, struct spool_store *spool)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -216,6 +229,16 @@ struct worker *worker_new(int id, const struct config *cfg)
 	w->env.gate = gate_new(w->base, &w->stats);
 	if (!w->notify_ev || event_add(w->notify_ev, NULL) < 0 || !w->drain_ev || !w->env.gate)
 		goto fail;
+	if (spool) {
+		w->env.spool = spool;
+		w->env.spool_waiter = spool_waiter_new();
+		w->spool_ev = w->env.spool_waiter
+				      ? event_new(w->base, spool_waiter_fd(w->env.spool_waiter),
+						  EV_READ | EV_PERSIST, spool_cb, w)
+				      : NULL;
+		if (!w->spool_ev || event_add(w->spool_ev, NULL) < 0)
+			goto fail;
+	}
 	w->env.base = w->base;
 	w->env.cfg = cfg;
 	w->env.stats = &w->stats;
@@ -247,6 +270,16 @@ void worker_free(struct worker *w)
 		close(w->notify_fd);
 	if (w->base) {
 		conn_free_all(&w->env);
+		if (w->spool_ev)
+			event_free(w->spool_ev);
+		if (w->env.spool_waiter) {
+			/* The store was flushed: the last answers of requests gone
+			 * meanwhile are here, and free what waited for them. */
+			struct spool_event ev;
+			while (spool_waiter_next(w->env.spool_waiter, &ev))
+				intake_event(&ev);
+			spool_waiter_free(w->env.spool_waiter);
+		}
 		gate_free(w->env.gate);
 		listener_close_all(w->listeners);
 		for (int i = 0; i < UPSTREAM_COUNT; i++)
