@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "preflight.h"
 #include "project.h"
+#include "spool_store.h"
 #include "state.h"
 #include "stats.h"
 #include "upstream.h"
@@ -775,6 +777,44 @@ static void status_project(struct project *p, void *arg)
 	w->ok = w->ok && json_object_set_new(o, "in_flight", in_flight_json(p)) == 0;
 }
 
+/* The spool's totals (of PROJECT, or all of it) as status shows them. */
+static json_t *spool_json(struct spool_store *s, const char *project, time_t now)
+{
+	struct spool_totals t = { 0 };
+	if (s)
+		spool_store_totals(s, project, &t);
+	int64_t age = t.oldest_us ? (int64_t)now - t.oldest_us / 1000000 : 0;
+	return json_pack("{s:I, s:I, s:I, s:I}", "records", (json_int_t)(t.pending + t.dead), "bytes",
+			 (json_int_t)t.bytes, "dead_letters", (json_int_t)t.dead, "oldest_age",
+			 (json_int_t)(age > 0 ? age : 0));
+}
+
+/* Every project gets its spool; one with records appears even without a
+ * mode or traffic of its own. */
+static bool status_spool(struct control *ctl, const struct state_snapshot *snap, json_t *projects,
+			 time_t now)
+{
+	size_t n = 0;
+	char **names = ctl->spool ? spool_store_projects(ctl->spool, &n) : NULL;
+	bool ok = !ctl->spool || names || n == 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ok && !json_object_get(projects, names[i])) {
+			json_t *o = state_scope_json(&snap->global);
+			ok = json_object_set_new(projects, names[i], o) == 0 &&
+			     json_object_set_new(o, "own_mode", json_false()) == 0 &&
+			     json_object_set_new(o, "in_flight",
+						 json_pack("{s:i, s:i}", "old", 0, "new", 0)) == 0;
+		}
+		free(names[i]);
+	}
+	free(names);
+	const char *name;
+	json_t *o;
+	json_object_foreach(projects, name, o)
+		ok = ok && json_object_set_new(o, "spool", spool_json(ctl->spool, name, now)) == 0;
+	return ok;
+}
+
 /* How much the registry holds and what it could not: names evicted to make
  * room, requests counted as untracked and those of them in flight. */
 static json_t *registry_json(void)
@@ -809,6 +849,8 @@ json_t *control_status(struct control *ctl)
 	}
 	if (w.ok)
 		project_each(status_project, &w);
+	time_t now = time(NULL);
+	w.ok = w.ok && status_spool(ctl, snap, w.projects, now);
 	json_decref(w.projects);
 	w.ok = w.ok && json_object_set_new(st, "registry", registry_json()) == 0;
 
@@ -836,9 +878,7 @@ json_t *control_status(struct control *ctl)
 	json_int_t parked = sum.parked;
 	w.ok = w.ok && json_object_set_new(st, "hold", json_pack("{s:I}", "parked", parked)) == 0 &&
 	       json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled())) == 0 &&
-	       json_object_set_new(st, "spool", json_pack("{s:i, s:i, s:i, s:i}", "records", 0,
-							  "bytes", 0, "dead_letters", 0,
-							  "oldest_age", 0)) == 0;
+	       json_object_set_new(st, "spool", spool_json(ctl->spool, NULL, now)) == 0;
 	if (!w.ok) {
 		json_decref(st);
 		return NULL;

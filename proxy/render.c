@@ -469,8 +469,9 @@ static void status_projects(const json_t *projects, FILE *out)
 		fputs("  (none seen yet; every project follows the global mode)\n", out);
 		return;
 	}
-	struct table t = { .n_cols = 6 };
-	const char *head[] = { "NAME", "MODE", "SCOPE", "IN_FLIGHT old/new", "UNSENT", "NOTE" };
+	struct table t = { .n_cols = 7 };
+	const char *head[] = { "NAME", "MODE", "SCOPE", "IN_FLIGHT old/new", "UNSENT",
+			       "SPOOL records/bytes/dead", "NOTE" };
 	table_row(&t, head);
 	size_t n;
 	const char **keys = sorted_keys(projects, &n);
@@ -479,6 +480,11 @@ static void status_projects(const json_t *projects, FILE *out)
 		const json_t *p = json_object_get(projects, keys[i]);
 		const json_t *fl = json_object_get(p, "in_flight");
 		char o[32], nw[32], flight[80], unsent[32], note[512] = "";
+		char sr[32], sb[32], sd[32], spool[112] = "-";
+		const json_t *sp = json_object_get(p, "spool");
+		if (sp)
+			snprintf(spool, sizeof(spool), "%s/%s/%s", num(sp, "records", sr, sizeof(sr)),
+				 num(sp, "bytes", sb, sizeof(sb)), num(sp, "dead_letters", sd, sizeof(sd)));
 		snprintf(flight, sizeof(flight), "%s/%s", num(fl, "old", o, sizeof(o)),
 			 num(fl, "new", nw, sizeof(nw)));
 		num(p, "unsent_forms", unsent, sizeof(unsent));
@@ -487,7 +493,7 @@ static void status_projects(const json_t *projects, FILE *out)
 			 until && reason ? ", " : "", reason ? "reason: " : "", reason ? reason : "");
 		const char *row[] = { keys[i], str(p, "mode") ?: "?",
 				      json_is_true(json_object_get(p, "own_mode")) ? "own" : "following",
-				      flight, unsent, note };
+				      flight, unsent, spool, note };
 		table_row(&t, row);
 	}
 	free(keys);
