@@ -342,3 +342,39 @@ def test_access_log_holds_201_and_no_credential(env):
     secret = BASIC.split()[1]
     assert secret not in proxy.access_log.read_text()
     assert secret not in proxy.stderr()
+
+
+def test_start_refused_when_the_store_cannot_open(env):
+    harness, old, new = env
+    d = harness.dir / "spool"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)                          # others may enter: records hold credentials
+    port, text = harness.config(old, new)
+    rc, err = harness.proxy_start_fails(text)
+    assert rc == 1, (rc, err)
+    assert "spool" in err and str(d) in err, err
+
+
+def test_start_reports_quarantined_damage(env):
+    harness, old, new = env
+    proxy = start(harness, old, new)
+    admin = proxy_admin(proxy)
+    assert admin.maintenance(True, project="alpha").status == 200
+    forms = []
+    for i in range(3):
+        ctype, form = multipart_submission("uuid:damage-%d" % i)
+        assert_ack(request(proxy.port, "POST", "/a/alpha/receiver/", [("Content-Type", ctype)], form))
+        forms.append(form)
+    assert not proxy.stop_and_check()
+    seg = sorted((harness.dir / "spool").glob("seg-*.spool"))[0]
+    data = bytearray(seg.read_bytes())
+    second = 64 + len("alpha") + len("submit")
+    first_len = len(read_records(harness.dir / "spool")[0]["head"]) + second + len(forms[0])
+    data[first_len + 100] ^= 0xFF                # a byte of the second record rots
+    seg.write_bytes(bytes(data))
+    proxy = Cutover(harness.dir, proxy.config_path.read_text(), wait_ready=False, port=proxy.port)
+    harness.proxies.append(proxy)
+    proxy.wait_ready()
+    err = proxy.stderr()
+    assert seg.name in err and "offset %d" % first_len in err and "quarantine" in err, err
+    assert spool_status(proxy_admin(proxy), "alpha")["records"] == 2
