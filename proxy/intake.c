@@ -289,12 +289,10 @@ static void pump(struct intake *in)
 		fail(in, 400, "the client closed before the end of the request body");
 		return;
 	}
-	if (conn_body_too_slow(r, full)) {
+	/* No conn_read_more() here: bytes it reads get no read callback, and
+	 * nothing else (no upstream write) would come back for them. */
+	if (conn_body_too_slow(r, full))
 		fail(in, 408, "request body slower than limits.min_body_rate");
-		return;
-	}
-	if (!full && !chunked && in->remaining > evbuffer_get_length(src))
-		conn_read_more(c); /* refill in one syscall */
 }
 
 static void action_readable(struct request *r)
