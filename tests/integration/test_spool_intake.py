@@ -390,3 +390,38 @@ def test_start_reports_quarantined_damage(env):
     err = proxy.stderr()
     assert seg.name in err and "offset %d" % first_len in err and "quarantine" in err, err
     assert spool_status(proxy_admin(proxy), "alpha")["records"] == 2
+
+
+def test_sigterm_mid_upload_acknowledges_only_what_is_stored(env):
+    harness, old, new = env
+    proxy = start(harness, old, new)
+    admin = proxy_admin(proxy)
+    assert admin.maintenance(True).status == 200
+    ctype, form = multipart_submission("uuid:term", extra=b"t" * (300 << 10))
+    head = build_request("POST", "/a/alpha/receiver/?term=1",
+                         [("Content-Type", ctype), ("Content-Length", str(len(form))),
+                          ("Expect", "100-continue")])
+
+    def streaming():
+        # its 100 Continue says the intake has it: a readiness check
+        c = Client(proxy.port, timeout=20)
+        c.send(head)
+        assert c.read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue")
+        c.send(form[:len(form) // 2])
+        return c
+    finishing, leaving = streaming(), streaming()
+    os.kill(proxy.pid, signal.SIGTERM)
+    finishing.send(form[len(form) // 2:])           # this one ends its body: stored, then 201
+    r = finishing.read_response("POST")
+    assert_ack(r)
+    finishing.close()
+    leaving.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    leaving.close()                                 # this one never ends: aborted, not stored
+    assert proxy.wait(15) == 0, proxy.stderr()
+    proxy.checked = True
+    recs = read_records(harness.dir / "spool")
+    assert [r["body"] for r in recs] == [form]
+    proxy = Cutover(harness.dir, proxy.config_path.read_text(), wait_ready=False, port=proxy.port)
+    harness.proxies.append(proxy)
+    proxy.wait_ready()
+    assert spool_status(proxy_admin(proxy))["records"] == 1
