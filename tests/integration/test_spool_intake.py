@@ -425,3 +425,24 @@ def test_sigterm_mid_upload_acknowledges_only_what_is_stored(env):
     harness.proxies.append(proxy)
     proxy.wait_ready()
     assert spool_status(proxy_admin(proxy))["records"] == 1
+
+
+def test_body_arriving_at_once_is_not_left_waiting(env):
+    # A body larger than one read (limits.buffer_bytes, 64K) but sent in one
+    # go: all of it must be read and stored, not wait for body_timeout.
+    harness, old, new = env
+    port, text = harness.config(old, new, extra="limits = { body_timeout = 5; };\n")
+    proxy = Cutover(harness.dir, text, wait_ready=False, port=port)
+    harness.proxies.append(proxy)
+    proxy.wait_ready()
+    assert proxy_admin(proxy).maintenance(True).status == 200
+    for size in (70 << 10, 100 << 10, 127 << 10):
+        ctype, form = multipart_submission("uuid:once-%d" % size, extra=b"o" * size)
+        with Client(proxy.port, timeout=10) as c:
+            t0 = time.monotonic()
+            c.send(build_request("POST", "/a/alpha/receiver/?once=%d" % size,
+                                 [("Content-Type", ctype)], form))
+            r = c.read_response("POST")
+            took = time.monotonic() - t0
+        assert_ack(r)
+        assert took < 2.5, "a %d-byte body took %.1fs (body_timeout 5s)" % (len(form), took)
