@@ -57,6 +57,10 @@ int control_reload(struct control *ctl, const char *who, json_t **answer);
 
 /* The status answer (see admin.h); NULL when out of memory. */
 json_t *control_status(struct control *ctl);
+/* The store (NULL: no spool.dir), for the admin's spool endpoints. */
+struct spool_store *control_spool(struct control *ctl);
+/* Appends ENTRY (taken) to the journal: an operator's spool action. */
+void control_journal_append(struct control *ctl, json_t *entry);
 /* The config in force (the latest reload's). */
 const struct config *control_config(const struct control *ctl);
 /* The last N journal entries: 200, or 500 when the journal cannot be read. */

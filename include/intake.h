@@ -13,6 +13,10 @@
 
 #include "route.h"
 
+/* The last header line of a stored head: the device's address and scheme
+ * (for the replay's X-Forwarded-*); never sent upstream. */
+#define INTAKE_PEER_HEADER "X-Cutover-Peer"
+
 struct http1_head;
 struct request;
 struct spool_event;
@@ -25,7 +29,7 @@ bool intake_wants(const struct http1_head *h, enum route_spool_auth auth);
 
 /* True if NAME is dropped from a spooled head: hop-by-hop as forward.c
  * says (Connection and what it names, Keep-Alive, TE, Trailer,
- * Transfer-Encoding, Upgrade) and every Proxy-* header. */
+ * Transfer-Encoding, Upgrade), every Proxy-* header and INTAKE_PEER_HEADER. */
 bool intake_is_hop_by_hop(const struct http1_head *h, const char *name, size_t len);
 
 /* Copies the head RAW[0..LEN) (the request line, headers, the blank line,

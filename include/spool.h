@@ -18,6 +18,10 @@ struct spool_conf {
 	uint64_t segment_bytes;      /* a segment file is rotated past this */
 	int response_status;         /* answer to a spooled submission (201) */
 	char *response_body;         /* NULL = the built-in OpenRosa answer */
+	/* The replay: the first retry's delay, doubling up to RETRY_MAX (with
+	 * jitter; a Retry-After answer wins), at most MAX_ATTEMPTS sends. */
+	double retry_min, retry_max;
+	unsigned max_attempts;
 };
 
 /* Sets every field of C to its default (C holds nothing to free). */

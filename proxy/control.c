@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "journal.h"
 #include "log.h"
 #include "preflight.h"
+#include "replay.h"
 #include "project.h"
 #include "spool_store.h"
 #include "state.h"
@@ -668,12 +670,72 @@ static void run_due_schedules(struct control *ctl, time_t now)
 	}
 }
 
+/* The replay's journal lines, from its worker: queued here and written by
+ * the control thread's tick, so no fsync runs on the data path. Bounded. */
+#define NOTES_MAX 10000
+static pthread_mutex_t notes_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *notes;
+static unsigned long notes_dropped;
+
+static void replay_note(const char *event, const char *project, uint64_t id, int status,
+			uint32_t attempts, const char *answer, size_t answer_len)
+{
+	char text[SPOOL_ANSWER_MAX];
+	for (size_t i = 0; i < answer_len && i < sizeof(text); i++)
+		text[i] = answer[i] >= 0x20 && answer[i] < 0x7f ? answer[i] : '.';
+	answer = text;
+	json_t *e = json_pack("{s:s, s:s, s:s}", "action", event, "who", "replay", "scope",
+			      strcmp(project, "-") == 0 ? "global" : project);
+	if (e && id)
+		json_object_update_new(e, json_pack("{s:I, s:i, s:i, s:s%}", "id", (json_int_t)id,
+						    "status", status, "attempts", (int)attempts,
+						    "answer", answer, answer_len < sizeof(text) ? answer_len
+										: sizeof(text)));
+	pthread_mutex_lock(&notes_mu);
+	if (!notes)
+		notes = json_array();
+	if (e && notes && json_array_size(notes) < NOTES_MAX)
+		json_array_append(notes, e);
+	else
+		notes_dropped++;
+	pthread_mutex_unlock(&notes_mu);
+	json_decref(e);
+}
+
+static void write_notes(struct control *ctl)
+{
+	pthread_mutex_lock(&notes_mu);
+	json_t *list = notes;
+	unsigned long dropped = notes_dropped;
+	notes = NULL;
+	notes_dropped = 0;
+	pthread_mutex_unlock(&notes_mu);
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) journal_write(ctl, json_incref(e));
+	json_decref(list);
+	if (dropped)
+		log_warn("journal: %lu replay line(s) dropped (more than %d queued)", dropped,
+			 NOTES_MAX);
+}
+
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct control *ctl = arg;
 	run_due_schedules(ctl, time(NULL));
+	write_notes(ctl);
+}
+
+struct spool_store *control_spool(struct control *ctl)
+{
+	return ctl->spool;
+}
+
+void control_journal_append(struct control *ctl, json_t *entry)
+{
+	journal_write(ctl, entry);
 }
 
 /* ---- reload ---- */
@@ -954,6 +1016,7 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 	}
 	struct timeval tv = duration_tv(TICK_SECONDS);
 	evtimer_add(ctl->tick, &tv);
+	replay_set_note(replay_note);
 	return ctl;
 }
 
@@ -966,6 +1029,8 @@ void control_free(struct control *ctl)
 	free(ctl->reloaded);
 	if (ctl->tick)
 		event_free(ctl->tick);
+	replay_set_note(NULL);
+	write_notes(ctl);
 	dns_resolver_free(ctl->dns);
 	journal_close(ctl->journal);
 	free(ctl);

@@ -155,6 +155,14 @@ static void park(struct request *r, const struct scope_state *scope)
 	conn_set_state(r->conn, CONN_PARKED);
 }
 
+/* A submission of a project whose spool is not empty joins its tail, so
+ * its order holds across the switch (one atomic load per request). */
+static bool joins_tail(struct request *r)
+{
+	return r->route && r->route->spool && conn_env(r->conn)->spool && r->project &&
+	       project_spooled(r->project) > 0 && intake_wants(&r->head, r->route->spool_auth);
+}
+
 /* The action of the scope's mode now. */
 static void dispatch_mode(struct request *r)
 {
@@ -163,10 +171,13 @@ static void dispatch_mode(struct request *r)
 	r->mode = mode_name(scope->mode);
 	switch (scope->mode) {
 	case MODE_OLD:
-		forward_request(r, UPSTREAM_OLD, queue_over);
-		return;
 	case MODE_NEW:
-		forward_request(r, UPSTREAM_NEW, queue_over);
+		if (joins_tail(r)) {
+			intake_start(r, 0);
+			return;
+		}
+		forward_request(r, scope->mode == MODE_OLD ? UPSTREAM_OLD : UPSTREAM_NEW,
+				queue_over);
 		return;
 	case MODE_MAINTENANCE:
 		if (r->route && r->route->spool && conn_env(r->conn)->spool &&

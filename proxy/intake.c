@@ -17,10 +17,13 @@
 #include "http1.h"
 #include "log.h"
 #include "maintenance.h"
+#include "project.h"
+#include "replay.h"
 #include "response.h"
 #include "spool.h"
 #include "spool_store.h"
 #include "spool_waiter.h"
+#include "state.h"
 
 /* Decoded chunked bytes read ahead while the store has no room: enough to
  * make spool_write_append ask for a ROOM event, bounded. */
@@ -42,6 +45,9 @@ struct intake {
 	uint64_t body_count;         /* chunked: decoded bytes so far (max_body) */
 	struct evbuffer *chunk;      /* chunked: decoded bytes the store has not taken yet */
 	bool body_done;              /* chunked: the last chunk was read */
+	/* Held from spool_write_begin to DONE or FAILED: its count of spooled
+	 * records (the data path's "spool not empty") includes this one. */
+	struct project *proj;
 };
 
 /* ---- what is spooled (pure) ---- */
@@ -70,6 +76,8 @@ bool intake_wants(const struct http1_head *h, enum route_spool_auth auth)
 bool intake_is_hop_by_hop(const struct http1_head *h, const char *name, size_t len)
 {
 	return (len >= 6 && strncasecmp(name, "proxy-", 6) == 0) ||
+	       (len == sizeof(INTAKE_PEER_HEADER) - 1 &&
+		strncasecmp(name, INTAKE_PEER_HEADER, len) == 0) ||
 	       forward_is_hop_by_hop(h, name, len);
 }
 
@@ -94,8 +102,20 @@ size_t intake_filter_head(const struct http1_head *h, const char *raw, size_t le
 
 /* ---- the action ---- */
 
+/* KEPT: the record is stored (still counted, now as pending). */
+static void intake_release(struct intake *in, bool kept)
+{
+	if (!in->proj)
+		return;
+	if (!kept)
+		project_spooled_add(in->proj, -1);
+	project_put(in->proj);
+	in->proj = NULL;
+}
+
 static void intake_free(struct intake *in)
 {
+	intake_release(in, false);
 	if (in->chunk)
 		evbuffer_free(in->chunk);
 	free(in);
@@ -338,6 +358,16 @@ void intake_event(const struct spool_event *ev)
 		return;
 	}
 	struct request *r = in->r;
+	if (ev->kind == SPOOL_EVENT_DONE) {
+		/* Stored after its scope left maintenance (it joined the tail):
+		 * the replay takes it from here. */
+		size_t len;
+		const char *name = project_name(in->proj, &len);
+		enum mode m = state_mode_for(state_current(), name, len);
+		intake_release(in, true);
+		if (m == MODE_OLD || m == MODE_NEW)
+			replay_poke();
+	}
 	if (!r) {
 		intake_free(in); /* the device left while its record was committed */
 		return;
@@ -362,6 +392,27 @@ static void send_continue(struct request *r)
 	r->continue_sent = true;
 	evbuffer_add(conn_output(r->conn), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	conn_flush(r->conn);
+}
+
+#define PEER_LINE_MAX 96
+
+/* Appends the device's address and scheme as the last header line, for
+ * the replay's X-Forwarded-*; a device's own such line was dropped. */
+static size_t add_peer(struct conn *c, char *head, size_t len)
+{
+	char host[64];
+	addr_format_host(conn_peer(c), host, sizeof(host));
+	if (len < 2 || head[len - 1] != '\n')
+		return len;
+	size_t end = len >= 2 && head[len - 2] == '\r' ? len - 2 : len - 1;
+	char line[PEER_LINE_MAX];
+	int n = snprintf(line, sizeof(line), "%s: %s %s\r\n", INTAKE_PEER_HEADER, host,
+			 conn_tls(c) ? "https" : "http");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return len;
+	memcpy(head + end, line, (size_t)n);
+	memcpy(head + end + (size_t)n, "\r\n", 2);
+	return end + (size_t)n + 2;
 }
 
 /* The project as the record names it: a route without a project group
@@ -389,7 +440,7 @@ void intake_start(struct request *r, time_t until)
 		raw = r->head_at;
 	}
 	struct intake *in = calloc(1, sizeof(*in));
-	char *head = malloc(r->head.head_len);
+	char *head = malloc(r->head.head_len + PEER_LINE_MAX);
 	if (!in || !head || (r->head.framing == HTTP1_BODY_CHUNKED && !(in->chunk = evbuffer_new()))) {
 		free(head);
 		if (in)
@@ -398,6 +449,7 @@ void intake_start(struct request *r, time_t until)
 		return;
 	}
 	size_t head_len = intake_filter_head(&r->head, raw, r->head.head_len, head);
+	head_len = add_peer(c, head, head_len);
 	char project[sizeof(r->project_name) + 1];
 	record_project(r, project, sizeof(project));
 	int64_t body_len = r->head.framing == HTTP1_BODY_LENGTH    ? (int64_t)r->head.content_length
@@ -410,6 +462,10 @@ void intake_start(struct request *r, time_t until)
 				   head_len, body_len);
 	int err = errno;
 	free(head);
+	if (in->wr) {
+		in->proj = project_get(r->project_name, r->project_len);
+		project_spooled_add(in->proj, 1);
+	}
 	if (!in->wr) {
 		intake_free(in);
 		refuse(r, until, store_error(err), r->head.framing != HTTP1_BODY_NONE);

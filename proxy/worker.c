@@ -20,6 +20,7 @@
 #include "intake.h"
 #include "listener.h"
 #include "log.h"
+#include "replay.h"
 #include "spool_waiter.h"
 #include "stats.h"
 #include "upstream.h"
@@ -45,6 +46,7 @@ struct worker {
 	size_t n_retired;
 	struct event *drain_ev;          /* drain timeout */
 	struct event *spool_ev;          /* env.spool_waiter has events */
+	struct replay *replay;           /* worker 0's, with a spool */
 };
 
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
@@ -77,6 +79,8 @@ static void worker_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	replay_free(w->replay); /* a record cut short stays pending */
+	w->replay = NULL;
 	listener_close_all(w->listeners);
 	w->listeners = NULL;
 	conn_shutdown_all(&w->env);
@@ -165,8 +169,11 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t n;
 	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("worker %d: notify: %s", w->id, strerror(errno));
-	if (__atomic_exchange_n(&w->state_changed, 0, __ATOMIC_ACQ_REL))
+	if (__atomic_exchange_n(&w->state_changed, 0, __ATOMIC_ACQ_REL)) {
 		dispatch_state_changed(&w->env);
+		if (w->replay)
+			replay_kick(w->replay);
+	}
 	const struct config *next = __atomic_exchange_n(&w->pending_cfg, NULL, __ATOMIC_ACQ_REL);
 	if (next)
 		worker_take_config(w, next);
@@ -252,6 +259,13 @@ struct worker *worker_new(int id, const struct config *cfg, struct spool_store *
 			goto fail;
 	}
 	worker_set_limits(w, cfg);
+	if (spool && id == 0) {
+		/* Before any worker takes a request: the data path's "spool not
+		 * empty" must be true from the start. */
+		replay_count_pending(spool);
+		if (!(w->replay = replay_new(&w->env)))
+			goto fail;
+	}
 	w->listeners = listener_open_all(w->base, cfg->listen, cfg->n_listen, cfg->workers > 1,
 					 id == 0, accept_cb, w);
 	if (!w->listeners)
@@ -269,6 +283,7 @@ void worker_free(struct worker *w)
 	if (w->notify_fd >= 0)
 		close(w->notify_fd);
 	if (w->base) {
+		replay_free(w->replay);
 		conn_free_all(&w->env);
 		if (w->spool_ev)
 			event_free(w->spool_ev);

@@ -48,7 +48,7 @@ LAYERS = [
     # A request flows listener -> conn -> dispatch -> an action (forward,
     # intake into the spool), the gate holding it in between when it must wait.
     ("data path", "one request, listener to upstream, on a worker thread",
-     ["conn", "dispatch", "forward", "gate", "intake", "listener", "worker"]),
+     ["conn", "dispatch", "forward", "gate", "intake", "listener", "replay", "worker"]),
     ("control plane", "operator actions on the control thread",
      ["admin", "control", "journal", "preflight"]),
     # cli -> adminclient (the exchange) and cli -> render (the printers):
