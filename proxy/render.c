@@ -297,6 +297,44 @@ enum render_outcome render_cancel(const struct render_request *rq, int status,
 	return RENDER_DONE;
 }
 
+enum render_outcome render_spool(const struct render_request *rq, int status,
+				 const json_t *answer, FILE *out, FILE *err)
+{
+	(void)rq;
+	(void)status;
+	(void)err;
+	char n[32];
+	if (json_object_get(answer, "id")) {
+		fprintf(out, "record %s of %s is pending again\n", num(answer, "id", n, sizeof(n)),
+			str(answer, "project") ? str(answer, "project") : "?");
+		return RENDER_DONE;
+	}
+	const json_t *projects = json_object_get(answer, "projects");
+	if (!json_object_size(projects)) {
+		fputs("the spool is empty\n", out);
+		return RENDER_DONE;
+	}
+	const char *name;
+	const json_t *p;
+	json_object_foreach((json_t *)projects, name, p) {
+		char r[32], b[32], a[32];
+		fprintf(out, "%s: %s records (%s pending), %s bytes, oldest %s s\n",
+			strcmp(name, "-") ? name : "(global)", num(p, "records", r, sizeof(r)),
+			num(p, "pending", n, sizeof(n)), num(p, "bytes", b, sizeof(b)),
+			num(p, "oldest_age", a, sizeof(a)));
+		size_t i;
+		const json_t *d;
+		json_array_foreach(json_object_get(p, "dead_letters"), i, d) {
+			char id[32], st[32], at[32];
+			fprintf(out, "  dead letter %s: status %s after %s attempt(s): %.80s\n",
+				num(d, "id", id, sizeof(id)), num(d, "status", st, sizeof(st)),
+				num(d, "attempts", at, sizeof(at)),
+				str(d, "answer") ? str(d, "answer") : "");
+		}
+	}
+	return RENDER_DONE;
+}
+
 /* ---- status table ---- */
 
 #define TABLE_MAX_COLS 8
