@@ -41,6 +41,7 @@ static void usage(FILE *out)
 		"  maintenance [on|off] [--project P] [--until TIME] [--reason TEXT]\n"
 		"  hold [--project P] [--max SECONDS]   /   resume [--project P]\n"
 		"  journal [-n N]    the audit trail of operator actions\n"
+		"  spool ls [--project P] / spool retry ID   the spool and its dead letters\n"
 		"  control commands take --admin ADDR (or CUTOVER_ADMIN), --json;\n"
 		"  `cutover COMMAND --help` for details\n"
 		"Default config: " DEFAULT_CONFIG "\n");
