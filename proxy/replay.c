@@ -229,6 +229,15 @@ static void outcome(struct runner *ru, int status, const char *why)
 {
 	const struct spool_conf *sc = ru->rp->env->cfg->spool;
 	struct spool_store *s = ru->rp->env->spool;
+	/* WHY may live in the exchange: kept before it is freed. */
+	char reason[160] = "";
+	if (why)
+		snprintf(reason, sizeof(reason), "%s", why);
+	if (status <= 0 && why) {
+		size_t n = strlen(reason);
+		ru->answer_len = n < sizeof(ru->answer) ? n : sizeof(ru->answer);
+		memcpy(ru->answer, reason, ru->answer_len);
+	}
 	exchange_end(ru);
 	ru->attempts++;
 	if (status >= 200 && status < 300) {
@@ -242,18 +251,13 @@ static void outcome(struct runner *ru, int status, const char *why)
 		runner_next(ru);
 		return;
 	}
-	if (status == 0 && why) {
-		size_t n = strlen(why);
-		ru->answer_len = n < sizeof(ru->answer) ? n : sizeof(ru->answer);
-		memcpy(ru->answer, why, ru->answer_len);
-	}
 	if (replay_retryable(status) && ru->attempts < sc->max_attempts) {
 		double d = ru->retry_after >= 0
 				   ? ru->retry_after
 				   : replay_backoff(sc->retry_min, sc->retry_max, ru->attempts,
 						    (double)rand_r(&ru->rp->seed) / RAND_MAX);
 		log_info("spool: record %llu of %s: %s%s%d, attempt %u of %u, again in %.1fs",
-			 (unsigned long long)ru->id, ru->name, status ? "" : why ? why : "",
+			 (unsigned long long)ru->id, ru->name, status ? "" : reason,
 			 status ? "status " : " ", status, ru->attempts, sc->max_attempts, d);
 		backoff(ru, d);
 		return;
