@@ -502,7 +502,7 @@ static void queue_over(struct gate_waiter *wt, bool timed_out)
 	if (timed_out)
 		backoff(ru, BUSY_RETRY);
 	else
-		admit(ru); /* passes the queue now */
+		runner_next(ru); /* the mode again; its next admission passes the queue */
 }
 
 /* A max_active slot, as a device's request takes one. */
