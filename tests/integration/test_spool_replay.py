@@ -112,11 +112,11 @@ def rig(harness):
     made = []
 
     def make(old_script=None, new_script=None, spool="retry_min = 0.05; retry_max = 0.2;",
-             old=None, new=None, port=None):
+             old=None, new=None, port=None, **kw):
         old = old or Recorder(old_script)
         new = new or Recorder(new_script)
         made.extend([old, new])
-        port, text = harness.config(old, new, port=port)
+        port, text = harness.config(old, new, port=port, **kw)
         d = harness.dir / "spool"
         text = text.replace('spool = { dir = "%s"; };' % d, 'spool = { dir = "%s"; %s };' % (d, spool))
         c = Cutover(harness.dir, text, wait_ready=False, port=port)
@@ -351,3 +351,34 @@ def test_switch_away_waits_for_a_replay_in_flight(rig):
     assert r.status == 200, r
     assert time.monotonic() - t0 >= 0.5        # it waited for the replay to end
     assert spool_totals(admin)["records"] == 0
+
+
+GLOBAL_ROUTES = """\
+routes = (
+  { name = "submit"; match = { methods = ["POST"]; path = "^/submit"; }; spool = true; },
+  { name = "default"; }
+);
+"""
+
+
+def test_global_scope_records_replay_on_maintenance_off_across_workers(rig):
+    # records of a route without a project group are the global scope's
+    # ("-"); `maintenance off` returns to old and replays them there; with
+    # two workers a record stored on either joins the same replay
+    proxy, admin, old, new = rig(routes=GLOBAL_ROUTES, extra="workers = 2;\n")
+    assert admin.maintenance(True).status == 200
+    sent = []
+    for i in range(6):
+        ctype, form = multipart_submission("uuid:global-%d" % i)
+        path = "/submit?n=%d" % i
+        r = request(proxy.port, "POST", path, form_headers(ctype, i), form)
+        assert r.status == 201, r
+        sent.append({"path": path, "ctype": ctype, "body": form})
+    assert spool_totals(admin)["records"] == 6
+    assert admin.maintenance(False).status == 200
+    wait_for(lambda: len(old.records("/submit")) >= 6, 10, what="global replays to old")
+    got = old.records("/submit")
+    assert [r["path"] for r in got] == [s["path"] for s in sent]
+    assert all(r["body"] == s["body"] for r, s in zip(got, sent))
+    assert not new.records("/submit")
+    wait_for(lambda: spool_totals(admin)["records"] == 0, 5, what="spool empty")
