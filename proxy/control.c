@@ -2,7 +2,6 @@
 #include "control.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -670,53 +669,30 @@ static void run_due_schedules(struct control *ctl, time_t now)
 	}
 }
 
-/* The replay's journal lines, from its worker: queued here and written by
- * the control thread's tick, so no fsync runs on the data path. Bounded. */
-#define NOTES_MAX 10000
-static pthread_mutex_t notes_mu = PTHREAD_MUTEX_INITIALIZER;
-static json_t *notes;
-static unsigned long notes_dropped;
-
+/* The replay's journal lines, from worker 0: posted to the journal and
+ * written by this thread's tick. The answer's bytes as printable ASCII. */
 static void replay_note(const char *event, const char *project, uint64_t id, int status,
 			uint32_t attempts, const char *answer, size_t answer_len)
 {
 	char text[SPOOL_ANSWER_MAX];
-	for (size_t i = 0; i < answer_len && i < sizeof(text); i++)
+	size_t n = answer_len < sizeof(text) ? answer_len : sizeof(text);
+	for (size_t i = 0; i < n; i++)
 		text[i] = answer[i] >= 0x20 && answer[i] < 0x7f ? answer[i] : '.';
-	answer = text;
 	json_t *e = json_pack("{s:s, s:s, s:s}", "action", event, "who", "replay", "scope",
 			      strcmp(project, "-") == 0 ? "global" : project);
 	if (e && id)
 		json_object_update_new(e, json_pack("{s:I, s:i, s:i, s:s%}", "id", (json_int_t)id,
 						    "status", status, "attempts", (int)attempts,
-						    "answer", answer, answer_len < sizeof(text) ? answer_len
-										: sizeof(text)));
-	pthread_mutex_lock(&notes_mu);
-	if (!notes)
-		notes = json_array();
-	if (e && notes && json_array_size(notes) < NOTES_MAX)
-		json_array_append(notes, e);
-	else
-		notes_dropped++;
-	pthread_mutex_unlock(&notes_mu);
-	json_decref(e);
+						    "answer", text, n));
+	journal_post(e);
 }
 
 static void write_notes(struct control *ctl)
 {
-	pthread_mutex_lock(&notes_mu);
-	json_t *list = notes;
-	unsigned long dropped = notes_dropped;
-	notes = NULL;
-	notes_dropped = 0;
-	pthread_mutex_unlock(&notes_mu);
-	size_t i;
-	json_t *e;
-	json_array_foreach(list, i, e) journal_write(ctl, json_incref(e));
-	json_decref(list);
+	unsigned long dropped = journal_write_posted(ctl->journal);
 	if (dropped)
-		log_warn("journal: %lu replay line(s) dropped (more than %d queued)", dropped,
-			 NOTES_MAX);
+		log_warn("journal: %lu replay line(s) not written (more than %d queued, or a "
+			 "write error)", dropped, JOURNAL_POSTED_MAX);
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
