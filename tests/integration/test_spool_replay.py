@@ -7,6 +7,8 @@ counts a replay; GET /spool, POST /spool/<id>/retry and `cutover spool`.
 The upstream is a recorder on loopback: every assertion is on what it got."""
 
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -382,3 +384,35 @@ def test_global_scope_records_replay_on_maintenance_off_across_workers(rig):
     assert all(r["body"] == s["body"] for r, s in zip(got, sent))
     assert not new.records("/submit")
     wait_for(lambda: spool_totals(admin)["records"] == 0, 5, what="spool empty")
+
+
+def test_kill_during_a_replay_loses_nothing(rig, harness):
+    # kill -9 while the upstream holds the first replayed record: after the
+    # restart it is sent again (a duplicate the server drops) and every
+    # record arrives, in order after the duplicate
+    first = threading.Event()
+    slow = {"on": True}
+
+    def script(rec):
+        if slow["on"] and rec["n"] == 0:
+            first.set()
+            return 201, [], b"", 3.0
+        return 201, [], b"", 0
+
+    proxy, admin, old, new = rig(new_script=script)
+    assert admin.maintenance(True).status == 200
+    sent = [submit(proxy.port, "alpha", i) for i in range(5)]
+    assert admin.switch("new", force=True).status == 200
+    assert first.wait(5)
+    os.kill(proxy.pid, signal.SIGKILL)
+    proxy.wait(10)
+    proxy.checked = True
+    slow["on"] = False
+    proxy = Cutover(harness.dir, proxy.config_path.read_text(), wait_ready=False, port=proxy.port)
+    harness.proxies.append(proxy)
+    proxy.wait_ready()
+    admin = proxy_admin(proxy)
+    wait_for(lambda: spool_totals(admin)["records"] == 0, 10, what="replayed after kill -9")
+    paths = [r["path"] for r in new.records()]
+    assert paths[0] == sent[0]["path"]              # the one in flight at the kill
+    assert paths[1:] == [s["path"] for s in sent], paths
