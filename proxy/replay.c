@@ -45,6 +45,7 @@ struct runner {
 	enum runner_state state;
 	struct gate_waiter wait;
 	bool slot;                         /* a max_active slot is held */
+	bool counted;                      /* in rp->taking[target] (a slot or a queue place) */
 	struct event *timer;
 	uint64_t id;                       /* the record being sent, 0 none */
 	uint32_t attempts;                 /* sends of ID so far */
@@ -61,6 +62,7 @@ struct runner {
 struct replay {
 	struct conn_env *env;
 	struct runner *runners;
+	unsigned taking[UPSTREAM_COUNT];   /* runners holding a slot or a queue place */
 	int poke_fd;
 	struct event *poke_ev;
 	struct event *start_ev;
@@ -159,8 +161,30 @@ void replay_count_pending(struct spool_store *s)
 
 static void runner_next(struct runner *ru);
 
+/* The runner no longer holds (or waits for) a slot. */
+static void uncount(struct runner *ru)
+{
+	if (ru->counted) {
+		ru->rp->taking[ru->target]--;
+		ru->counted = false;
+	}
+}
+
+/* Replays take at most half of this worker's max_active slots (at least
+ * one): the rest, and the admission queue, stay for devices. 0: no cap. */
+static unsigned replay_cap(const struct replay *rp, enum upstream_id id)
+{
+	const struct config *cfg = rp->env->cfg;
+	unsigned n = (unsigned)cfg->workers, max = cfg->upstream[id].max_active;
+	if (max == 0)
+		return 0;
+	unsigned share = (max + n - 1) / n;
+	return share / 2 ? share / 2 : 1;
+}
+
 static void runner_free(struct runner *ru)
 {
+	uncount(ru);
 	struct replay *rp = ru->rp;
 	for (struct runner **pp = &rp->runners; *pp; pp = &(*pp)->next)
 		if (*pp == ru) {
@@ -216,6 +240,7 @@ static void exchange_end(struct runner *ru)
 		gate_slot_free(ru->rp->env->gate, ru->target);
 		ru->slot = false;
 	}
+	uncount(ru);
 }
 
 static void backoff(struct runner *ru, double seconds)
@@ -499,6 +524,7 @@ static void admit(struct runner *ru);
 static void queue_over(struct gate_waiter *wt, bool timed_out)
 {
 	struct runner *ru = runner_of(wt);
+	uncount(ru);
 	if (timed_out)
 		backoff(ru, BUSY_RETRY);
 	else
@@ -508,13 +534,23 @@ static void queue_over(struct gate_waiter *wt, bool timed_out)
 /* A max_active slot, as a device's request takes one. */
 static void admit(struct runner *ru)
 {
+	struct replay *rp = ru->rp;
+	unsigned cap = replay_cap(rp, ru->target);
+	if (cap && rp->taking[ru->target] >= cap) {
+		backoff(ru, BUSY_RETRY);
+		return;
+	}
 	ru->state = RUN_QUEUED;
-	switch (gate_admit(ru->rp->env->gate, ru->target, &ru->wait, queue_over)) {
+	switch (gate_admit(rp->env->gate, ru->target, &ru->wait, queue_over)) {
 	case GATE_ADMITTED:
 		ru->slot = true;
+		ru->counted = true;
+		rp->taking[ru->target]++;
 		send_record(ru);
 		return;
 	case GATE_QUEUED:
+		ru->counted = true;
+		rp->taking[ru->target]++;
 		return;
 	case GATE_FULL:
 		backoff(ru, BUSY_RETRY);
@@ -525,6 +561,7 @@ static void admit(struct runner *ru)
 /* The oldest pending record of the project, if its scope is live. */
 static void runner_next(struct runner *ru)
 {
+	uncount(ru); /* before the target may change */
 	int target = live_target(ru->name);
 	if (target < 0) {
 		runner_end(ru, "paused (the scope is not live)");

@@ -416,3 +416,34 @@ def test_kill_during_a_replay_loses_nothing(rig, harness):
     paths = [r["path"] for r in new.records()]
     assert paths[0] == sent[0]["path"]              # the one in flight at the kill
     assert paths[1:] == [s["path"] for s in sent], paths
+
+
+def test_replays_leave_device_traffic_room(rig):
+    # new: max_active 2, queue 1. Three projects replay slowly at once: at
+    # most half the slots (1) go to replays, so a device's request finds
+    # a slot instead of a full queue's 503
+    lock = threading.Lock()
+    live = {"now": 0, "max": 0}
+
+    def script(rec):
+        if "/receiver/" not in rec["path"]:
+            return 200, [], b"device", 0
+        with lock:
+            live["now"] += 1
+            live["max"] = max(live["max"], live["now"])
+        time.sleep(0.3)
+        with lock:
+            live["now"] -= 1
+        return 201, [], b"", 0
+
+    proxy, admin, old, new = rig(new_script=script, new_extra="max_active = 2; queue = 1;")
+    assert admin.maintenance(True).status == 200
+    for i in range(6):
+        submit(proxy.port, ("p1", "p2", "p3")[i % 3], i)
+    assert admin.switch("new", force=True).status == 200
+    wait_for(lambda: live["now"] >= 1, 5, what="a replay in flight")
+    for _ in range(3):
+        r = request(proxy.port, "GET", "/a/p1/phone/restore/")
+        assert r.status == 200 and r.body == b"device", r
+    wait_for(lambda: spool_totals(admin)["records"] == 0, 20, what="all replayed")
+    assert live["max"] == 1, live
