@@ -447,3 +447,26 @@ def test_replays_leave_device_traffic_room(rig):
         assert r.status == 200 and r.body == b"device", r
     wait_for(lambda: spool_totals(admin)["records"] == 0, 20, what="all replayed")
     assert live["max"] == 1, live
+
+
+def test_spool_endpoints_refuse_bad_input_without_changing_anything(rig):
+    proxy, admin, old, new = rig()
+    assert admin.maintenance(True).status == 200
+    submit(proxy.port, "alpha", 0)
+    submit(proxy.port, "beta", 1)
+    doc = admin.get("/spool").json
+    assert set(doc["projects"]) == {"alpha", "beta"}, doc
+    a = doc["projects"]["alpha"]
+    assert (a["records"], a["pending"], a["dead_letters"]) == (1, 1, []), a
+    only = admin.get("/spool?project=beta").json
+    assert set(only["projects"]) == {"beta"}, only
+    before = admin.status()["spool"]
+    assert admin.post("/spool/99999/retry", {}).status == 404
+    assert admin.post("/spool/1/retry", {}).status == 409          # pending, not dead
+    assert admin.post("/spool/abc/retry", {}).status == 404
+    assert admin.post("/spool/1/again", {}).status == 404
+    assert admin.get("/spool/1/retry").status == 405
+    assert admin.status()["spool"] == before
+    out = run_cli(["spool", "retry", "99999", "--admin", "unix:%s/admin.sock" % proxy.workdir])
+    assert out.returncode != 0 and "no such record" in out.stderr, out.stderr
+    assert not new.records() and not old.records()
