@@ -22,7 +22,7 @@ void config_free(struct config *cfg);
 /* The first key changed from RUNNING to NEXT that a running process cannot
  * take over (a reload refuses it), or NULL. Each owner says which of its
  * keys those are; they are asked in the order listen, admin, workers,
- * state_file, journal_file, log.access, dns. */
+ * state_file, journal_file, log.access, dns, spool. */
 const char *config_restart_needed(const struct config *running, const struct config *next);
 
 #endif

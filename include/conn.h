@@ -30,6 +30,8 @@ struct project;
 struct request;
 struct response;
 struct route;
+struct spool_store;
+struct spool_waiter;
 struct stats;
 
 /* The "limits" group: bounds on client connections. */
@@ -62,6 +64,8 @@ struct conn_env {
 	struct upstream_pool *pools[UPSTREAM_COUNT];
 	struct gate *gate;
 	struct stats *stats;
+	struct spool_store *spool;                  /* NULL = no spool.dir */
+	struct spool_waiter *spool_waiter;          /* this loop's, with SPOOL */
 	/* A whole head was read: route R and pick its action (dispatch.c). */
 	void (*dispatch)(struct request *r);
 	struct conn *conns;                         /* every open connection (conn.c's) */

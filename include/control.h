@@ -15,6 +15,7 @@
 
 struct config;
 struct event_base;
+struct spool_store;
 struct worker;
 
 struct control;
@@ -33,10 +34,11 @@ struct control_config_ops {
 	const char *(*restart_needed)(const struct config *running, const struct config *next);
 };
 
-/* OPS must outlive the control (a static table). */
+/* OPS must outlive the control (a static table); SPOOL (NULL: no
+ * spool.dir) too: status reads its totals, the replay will drive it. */
 struct control *control_new(struct event_base *base, struct config *cfg,
 			    const struct control_config_ops *ops, struct worker **workers,
-			    int n_workers, char *why, size_t why_len);
+			    int n_workers, struct spool_store *spool, char *why, size_t why_len);
 void control_free(struct control *ctl);
 
 /* ACTION is "switch", "maintenance", "hold" or "resume"; BODY its JSON
@@ -55,6 +57,10 @@ int control_reload(struct control *ctl, const char *who, json_t **answer);
 
 /* The status answer (see admin.h); NULL when out of memory. */
 json_t *control_status(struct control *ctl);
+/* The store (NULL: no spool.dir), for the admin's spool endpoints. */
+struct spool_store *control_spool(struct control *ctl);
+/* Appends ENTRY (taken) to the journal: an operator's spool action. */
+void control_journal_append(struct control *ctl, json_t *entry);
 /* The config in force (the latest reload's). */
 const struct config *control_config(const struct control *ctl);
 /* The last N journal entries: 200, or 500 when the journal cannot be read. */

@@ -28,6 +28,15 @@ void journal_close(struct journal *j);
  * writer. */
 int journal_append(struct journal *j, json_t *entry);
 
+/* Other threads (the replay on a worker) post entries here (ENTRY taken;
+ * "time" set now); the control thread writes them with
+ * journal_write_posted, so no fsync runs on the data path. At most
+ * JOURNAL_POSTED_MAX wait; past that they are dropped and counted. */
+#define JOURNAL_POSTED_MAX 10000
+void journal_post(json_t *entry);
+/* Appends what was posted; returns how many were dropped since last time. */
+unsigned long journal_write_posted(struct journal *j);
+
 /* The last N entries, oldest first, as a new JSON array (N = 0: none).
  * Lines that are not valid JSON (a torn last line after a crash) are
  * skipped. Reads from the end of the file, not the whole file. NULL (errno

@@ -55,6 +55,9 @@ struct maintenance_request {
 	size_t method_len;
 	const char *project;
 	size_t project_len;
+	/* X-OpenRosa-Accept-Content-Length of the probe's 204 (spool.max_record_bytes);
+	 * 0 = conf's max_accept_content_length. */
+	unsigned long long accept_content_length;
 };
 
 /* Which answer a request gets in maintenance. */

@@ -64,6 +64,12 @@ bool project_is_untracked(const struct project *p);
 
 void project_in_flight_add(struct project *p, enum upstream_id id, int delta);
 int64_t project_in_flight(const struct project *p, enum upstream_id id);
+/* PROJECT's spooled records that are neither delivered nor dead, a
+ * submission being stored included: while not 0, its new submissions join
+ * the spool's tail (read on the data path without a lock). The entry is
+ * held while the count is above 0. */
+void project_spooled_add(struct project *p, int delta);
+int64_t project_spooled(const struct project *p);
 /* Sum over all requests (tracked or not): in flight to ID. */
 int64_t project_in_flight_total(enum upstream_id id);
 /* In flight to ID with no project entry of their own. */

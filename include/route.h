@@ -17,6 +17,13 @@ enum route_maintenance {
 	ROUTE_MAINT_RESTORE_PENDING, /* OpenRosa 202 "restore pending" */
 };
 
+/* Whether a submission must carry credentials to be spooled: servers that
+ * need them would refuse its replay (spool_auth). */
+enum route_spool_auth {
+	ROUTE_SPOOL_AUTH_OPTIONAL,   /* spooled with or without Authorization (default) */
+	ROUTE_SPOOL_AUTH_REQUIRED,   /* without Authorization: the maintenance answer */
+};
+
 struct route {
 	char *name;
 	char **methods;              /* NULL-terminated, NULL = any method */
@@ -24,6 +31,7 @@ struct route {
 	void *re;                    /* pcre2_code *, NULL = any path */
 	int project_group;           /* capture group holding the project, 0 = none */
 	bool spool;
+	enum route_spool_auth spool_auth;
 	uint64_t max_body;           /* 0 = no limit */
 	enum route_maintenance maintenance;
 	int line;                    /* where it was defined, for messages */

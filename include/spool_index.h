@@ -59,6 +59,8 @@ void spool_index_totals(const struct spool_index *x, const char *project,
 char **spool_index_projects(const struct spool_index *x, size_t *n);
 size_t spool_index_pending(const struct spool_index *x, const char *project, uint64_t after,
 			   uint64_t *ids, size_t max);
+/* Up to MAX ids of PROJECT's dead letters, in acceptance order. */
+size_t spool_index_dead(const struct spool_index *x, const char *project, uint64_t *ids, size_t max);
 int spool_index_dead_info(const struct spool_index *x, uint64_t id, struct spool_dead_info *d);
 size_t spool_index_segments(const struct spool_index *x);
 /* The state as markers (a FLOOR of FLOOR_ID, then one per delivered or

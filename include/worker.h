@@ -9,6 +9,7 @@
 
 struct conf_reader;
 struct config;
+struct spool_store;
 struct stats;
 struct worker;
 
@@ -19,7 +20,9 @@ const char *worker_conf_restart_key(int a, int b);
 /* "workers" if the counts differ, else NULL: the threads start once. */
 const char *worker_conf_restart_key(int a, int b);
 
-struct worker *worker_new(int id, const struct config *cfg);
+/* SPOOL (may be NULL) must outlive the worker; each worker watches its
+ * own waiter for the records its connections write. */
+struct worker *worker_new(int id, const struct config *cfg, struct spool_store *spool);
 void worker_free(struct worker *w);
 int worker_start(struct worker *w);              /* spawns the thread */
 void worker_request_stop(struct worker *w);      /* thread-safe */

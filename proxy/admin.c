@@ -3,6 +3,7 @@
 #include "admin.h"
 
 #include <errno.h>
+#include <time.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,9 @@
 #include "http1.h"
 #include "listener.h"
 #include "log.h"
+#include "project.h"
+#include "replay.h"
+#include "spool_store.h"
 #include "response.h"
 
 #define ADMIN_MAX_HEAD 16384
@@ -215,11 +219,107 @@ static void h_reload(struct admin_conn *ac, json_t *body, const char *query)
 	reply(ac, status, answer);
 }
 
+/* A dead letter's answer as JSON text: bytes that are not printable ASCII
+ * become '.', so a binary answer never breaks the document. */
+static json_t *answer_text(const struct spool_dead_info *d)
+{
+	char text[SPOOL_ANSWER_MAX];
+	for (size_t i = 0; i < d->answer_len; i++)
+		text[i] = d->answer[i] >= 0x20 && d->answer[i] < 0x7f ? (char)d->answer[i] : '.';
+	return json_stringn(text, d->answer_len);
+}
+
+#define SPOOL_LIST_MAX 1000       /* dead letters listed per project */
+
+static json_t *spool_project_json(struct spool_store *s, const char *name, time_t now)
+{
+	struct spool_totals t;
+	spool_store_totals(s, name, &t);
+	int64_t age = t.oldest_us ? (int64_t)now - t.oldest_us / 1000000 : 0;
+	json_t *dead = json_array();
+	uint64_t *ids = malloc(SPOOL_LIST_MAX * sizeof(*ids));
+	size_t n = ids ? spool_store_dead(s, name, ids, SPOOL_LIST_MAX) : 0;
+	for (size_t i = 0; dead && i < n; i++) {
+		struct spool_dead_info d;
+		if (spool_store_dead_info(s, ids[i], &d) != 1)
+			continue;
+		json_array_append_new(dead, json_pack("{s:I, s:i, s:i, s:I, s:o}", "id",
+						      (json_int_t)ids[i], "status", d.status,
+						      "attempts", (int)d.attempts, "time",
+						      (json_int_t)(d.time_us / 1000000), "answer",
+						      answer_text(&d)));
+	}
+	free(ids);
+	return json_pack("{s:I, s:I, s:I, s:I, s:o*}", "records", (json_int_t)(t.pending + t.dead),
+			 "pending", (json_int_t)t.pending, "bytes", (json_int_t)t.bytes,
+			 "oldest_age", (json_int_t)(age > 0 ? age : 0), "dead_letters", dead);
+}
+
+/* GET /spool[?project=P]: per project its records, bytes, oldest age and
+ * dead letters (id, status, first bytes of the answer, attempts). */
 static void h_spool(struct admin_conn *ac, json_t *body, const char *query)
 {
 	(void)body;
-	(void)query;
-	reply(ac, 200, json_pack("{s:[]}", "records"));
+	struct spool_store *s = control_spool(ac->adm->ctl);
+	if (!s) {
+		reply_error(ac, 409, "no spool: spool.dir is not configured");
+		return;
+	}
+	const char *want = query ? strstr(query, "project=") : NULL;
+	size_t want_len = want ? strcspn(want + 8, "&") : 0;
+	json_t *projects = json_object();
+	size_t n = 0;
+	char **names = spool_store_projects(s, &n);
+	time_t now = time(NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (!want || (strlen(names[i]) == want_len && memcmp(names[i], want + 8, want_len) == 0))
+			json_object_set_new(projects, names[i], spool_project_json(s, names[i], now));
+		free(names[i]);
+	}
+	free(names);
+	reply(ac, 200, json_pack("{s:b, s:o*}", "ok", 1, "projects", projects));
+}
+
+/* POST /spool/<id>/retry: a dead letter is pending again; the replay takes
+ * it when its scope is live. */
+static void h_spool_retry(struct admin_conn *ac, const char *rest)
+{
+	struct spool_store *s = control_spool(ac->adm->ctl);
+	char *end;
+	errno = 0;
+	unsigned long long id = strtoull(rest, &end, 10);
+	if (!s || end == rest || errno || strcmp(end, "/retry") != 0) {
+		reply_error(ac, s ? 404 : 409, s ? "use POST /spool/<id>/retry" : "no spool");
+		return;
+	}
+	struct spool_dead_info d;
+	int rc = spool_store_dead_info(s, id, &d);
+	if (rc != 1) {
+		reply_error(ac, rc < 0 ? 404 : 409,
+			    rc < 0 ? "no such record" : "the record is not a dead letter");
+		return;
+	}
+	char project[PROJECT_NAME_MAX + 2] = "";
+	struct spool_reader *rd = spool_store_read(s, id);
+	if (rd) {
+		snprintf(project, sizeof(project), "%s", spool_reader_view(rd)->project);
+		spool_reader_close(rd);
+	}
+	if (!rd || spool_store_mark_retry(s, id) < 0) {
+		reply_error(ac, 409, "the record is not a dead letter");
+		return;
+	}
+	struct project *p = project_get(strcmp(project, "-") ? project : "",
+					strcmp(project, "-") ? strlen(project) : 0);
+	project_spooled_add(p, 1);
+	project_put(p);
+	replay_poke();
+	control_journal_append(ac->adm->ctl,
+			       json_pack("{s:s, s:s, s:s, s:I}", "action", "spool-retry", "who",
+					 ac->who, "scope", strcmp(project, "-") ? project : "global",
+					 "id", (json_int_t)id));
+	reply(ac, 200, json_pack("{s:b, s:I, s:s}", "ok", 1, "id", (json_int_t)id, "project",
+				 project));
 }
 
 /* The keys a request body may hold and their JSON types: anything else is
@@ -398,6 +498,13 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 	/* The endpoint first: a body is read against what it takes. */
 	const struct route_entry *route = NULL;
 	bool cancel = strncmp(path, "/schedule/", 10) == 0, path_known = cancel;
+	if (strncmp(path, "/spool/", 7) == 0) {
+		if (!http1_token_eq(h->method, h->method_len, "POST"))
+			reply_error(ac, 405, "use POST /spool/<id>/retry");
+		else
+			h_spool_retry(ac, path + 7);
+		return;
+	}
 	for (size_t i = 0; !cancel && !route && i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(routes[i].path, path) != 0)
 			continue;

@@ -254,6 +254,42 @@ static int build_schedule(const struct cli_args *a, struct cli_request *req, cha
 	return CLI_OK;
 }
 
+/* spool ls [--project P] | spool retry ID (show, export, retry --all: later). */
+static int build_spool(const struct cli_args *a, struct cli_request *req, char *err,
+		       size_t errlen)
+{
+	if (a->n_pos == 0 || (strcmp(a->pos[0], "ls") != 0 && strcmp(a->pos[0], "retry") != 0))
+		return usage_error(err, errlen, "spool: the actions are 'ls' and 'retry ID'%s%s%s",
+				   a->n_pos ? ", not '" : "", a->n_pos ? a->pos[0] : "",
+				   a->n_pos ? "'" : "");
+	if (strcmp(a->pos[0], "ls") == 0) {
+		int rc = no_positional(a, req, 1, err, errlen);
+		if (rc != CLI_OK)
+			return rc;
+		req->method = "GET";
+		if (a->project && (strlen(a->project) > 127 || strpbrk(a->project, "&?# /%")))
+			return usage_error(err, errlen, "spool ls: '%s' is not a project name",
+					   a->project);
+		snprintf(req->path, sizeof(req->path), "/spool%s%s", a->project ? "?project=" : "",
+			 a->project ? a->project : "");
+		return CLI_OK;
+	}
+	if (a->n_pos < 2)
+		return usage_error(err, errlen, "spool retry: which ID? (see cutover spool ls)");
+	const char *id = a->pos[1];
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(id, &end, 10);
+	if (end == id || *end || errno || v == 0 || !isdigit((unsigned char)id[0]))
+		return usage_error(err, errlen, "spool retry: the ID is a number, not '%s'", id);
+	int rc = no_positional(a, req, 2, err, errlen);
+	if (rc != CLI_OK)
+		return rc;
+	req->method = "POST";
+	snprintf(req->path, sizeof(req->path), "/spool/%llu/retry", v);
+	return set_body(req, json_object(), err, errlen);
+}
+
 static const struct cli_command commands[] = {
 	{ "status", "", "Modes, upstreams, in-flight requests, spool, schedule, last journal entries",
 	  0, build_status, render_status },
@@ -274,6 +310,9 @@ static const struct cli_command commands[] = {
 	  build_reload, render_reload },
 	{ "schedule", "cancel ID", "Cancel scheduled switch ID (ids are in cutover status)", 0,
 	  build_schedule, render_cancel },
+	{ "spool", "ls [--project P] | retry ID",
+	  "The spool per project and its dead letters; send a dead letter again", OPT_PROJECT,
+	  build_spool, render_spool },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -231,7 +231,8 @@ const char *config_restart_needed(const struct config *running, const struct con
 	    (key = worker_conf_restart_key(a->workers, b->workers)) ||
 	    (key = state_conf_restart_key(a->state, b->state)) ||
 	    (key = log_conf_restart_key(a->log, b->log)) ||
-	    (key = dns_conf_restart_key(a->dns, b->dns)))
+	    (key = dns_conf_restart_key(a->dns, b->dns)) ||
+	    (key = spool_conf_restart_key(a->spool, b->spool)))
 		return key;
 	return NULL;
 }

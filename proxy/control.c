@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -15,7 +16,9 @@
 #include "journal.h"
 #include "log.h"
 #include "preflight.h"
+#include "replay.h"
 #include "project.h"
+#include "spool_store.h"
 #include "state.h"
 #include "stats.h"
 #include "upstream.h"
@@ -38,6 +41,7 @@ struct control {
 	int n_workers;
 	struct dns_resolver *dns;        /* follows the upstreams' names */
 	struct journal *journal;
+	struct spool_store *spool;       /* NULL = no spool.dir */
 	struct event *tick;
 	long next_sched_id;
 };
@@ -665,12 +669,49 @@ static void run_due_schedules(struct control *ctl, time_t now)
 	}
 }
 
+/* The replay's journal lines, from worker 0: posted to the journal and
+ * written by this thread's tick. The answer's bytes as printable ASCII. */
+static void replay_note(const char *event, const char *project, uint64_t id, int status,
+			uint32_t attempts, const char *answer, size_t answer_len)
+{
+	char text[SPOOL_ANSWER_MAX];
+	size_t n = answer_len < sizeof(text) ? answer_len : sizeof(text);
+	for (size_t i = 0; i < n; i++)
+		text[i] = answer[i] >= 0x20 && answer[i] < 0x7f ? answer[i] : '.';
+	json_t *e = json_pack("{s:s, s:s, s:s}", "action", event, "who", "replay", "scope",
+			      strcmp(project, "-") == 0 ? "global" : project);
+	if (e && id)
+		json_object_update_new(e, json_pack("{s:I, s:i, s:i, s:s%}", "id", (json_int_t)id,
+						    "status", status, "attempts", (int)attempts,
+						    "answer", text, n));
+	journal_post(e);
+}
+
+static void write_notes(struct control *ctl)
+{
+	unsigned long dropped = journal_write_posted(ctl->journal);
+	if (dropped)
+		log_warn("journal: %lu replay line(s) not written (more than %d queued, or a "
+			 "write error)", dropped, JOURNAL_POSTED_MAX);
+}
+
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct control *ctl = arg;
 	run_due_schedules(ctl, time(NULL));
+	write_notes(ctl);
+}
+
+struct spool_store *control_spool(struct control *ctl)
+{
+	return ctl->spool;
+}
+
+void control_journal_append(struct control *ctl, json_t *entry)
+{
+	journal_write(ctl, entry);
 }
 
 /* ---- reload ---- */
@@ -774,6 +815,44 @@ static void status_project(struct project *p, void *arg)
 	w->ok = w->ok && json_object_set_new(o, "in_flight", in_flight_json(p)) == 0;
 }
 
+/* The spool's totals (of PROJECT, or all of it) as status shows them. */
+static json_t *spool_json(struct spool_store *s, const char *project, time_t now)
+{
+	struct spool_totals t = { 0 };
+	if (s)
+		spool_store_totals(s, project, &t);
+	int64_t age = t.oldest_us ? (int64_t)now - t.oldest_us / 1000000 : 0;
+	return json_pack("{s:I, s:I, s:I, s:I}", "records", (json_int_t)(t.pending + t.dead), "bytes",
+			 (json_int_t)t.bytes, "dead_letters", (json_int_t)t.dead, "oldest_age",
+			 (json_int_t)(age > 0 ? age : 0));
+}
+
+/* Every project gets its spool; one with records appears even without a
+ * mode or traffic of its own. */
+static bool status_spool(struct control *ctl, const struct state_snapshot *snap, json_t *projects,
+			 time_t now)
+{
+	size_t n = 0;
+	char **names = ctl->spool ? spool_store_projects(ctl->spool, &n) : NULL;
+	bool ok = !ctl->spool || names || n == 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ok && !json_object_get(projects, names[i])) {
+			json_t *o = state_scope_json(&snap->global);
+			ok = json_object_set_new(projects, names[i], o) == 0 &&
+			     json_object_set_new(o, "own_mode", json_false()) == 0 &&
+			     json_object_set_new(o, "in_flight",
+						 json_pack("{s:i, s:i}", "old", 0, "new", 0)) == 0;
+		}
+		free(names[i]);
+	}
+	free(names);
+	const char *name;
+	json_t *o;
+	json_object_foreach(projects, name, o)
+		ok = ok && json_object_set_new(o, "spool", spool_json(ctl->spool, name, now)) == 0;
+	return ok;
+}
+
 /* How much the registry holds and what it could not: names evicted to make
  * room, requests counted as untracked and those of them in flight. */
 static json_t *registry_json(void)
@@ -808,6 +887,8 @@ json_t *control_status(struct control *ctl)
 	}
 	if (w.ok)
 		project_each(status_project, &w);
+	time_t now = time(NULL);
+	w.ok = w.ok && status_spool(ctl, snap, w.projects, now);
 	json_decref(w.projects);
 	w.ok = w.ok && json_object_set_new(st, "registry", registry_json()) == 0;
 
@@ -835,9 +916,7 @@ json_t *control_status(struct control *ctl)
 	json_int_t parked = sum.parked;
 	w.ok = w.ok && json_object_set_new(st, "hold", json_pack("{s:I}", "parked", parked)) == 0 &&
 	       json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled())) == 0 &&
-	       json_object_set_new(st, "spool", json_pack("{s:i, s:i, s:i, s:i}", "records", 0,
-							  "bytes", 0, "dead_letters", 0,
-							  "oldest_age", 0)) == 0;
+	       json_object_set_new(st, "spool", spool_json(ctl->spool, NULL, now)) == 0;
 	if (!w.ok) {
 		json_decref(st);
 		return NULL;
@@ -870,7 +949,7 @@ int control_journal(struct control *ctl, size_t n, json_t **answer)
 
 struct control *control_new(struct event_base *base, struct config *cfg,
 			    const struct control_config_ops *ops, struct worker **workers,
-			    int n_workers, char *why, size_t why_len)
+			    int n_workers, struct spool_store *spool, char *why, size_t why_len)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl) {
@@ -882,6 +961,7 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 	ctl->ops = ops;
 	ctl->workers = workers;
 	ctl->n_workers = n_workers;
+	ctl->spool = spool;
 	ctl->journal = journal_open(cfg->state->journal_file, why, why_len);
 	if (!ctl->journal) {
 		free(ctl);
@@ -912,6 +992,7 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 	}
 	struct timeval tv = duration_tv(TICK_SECONDS);
 	evtimer_add(ctl->tick, &tv);
+	replay_set_note(replay_note);
 	return ctl;
 }
 
@@ -924,6 +1005,8 @@ void control_free(struct control *ctl)
 	free(ctl->reloaded);
 	if (ctl->tick)
 		event_free(ctl->tick);
+	replay_set_note(NULL);
+	write_notes(ctl);
 	dns_resolver_free(ctl->dns);
 	journal_close(ctl->journal);
 	free(ctl);

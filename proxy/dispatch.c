@@ -11,11 +11,13 @@
 #include "conf.h"
 #include "conn.h"
 #include "forward.h"
+#include "intake.h"
 #include "log.h"
 #include "maintenance.h"
 #include "project.h"
 #include "response.h"
 #include "route.h"
+#include "spool.h"
 #include "state.h"
 
 #define HEALTH_PATH "/.well-known/cutover/health"
@@ -92,6 +94,8 @@ static void answer_maintenance(struct request *r, const struct scope_state *scop
 		.mode = r->mode,
 		.keep_alive = keep,
 		.http10 = r->http10,
+		/* ODK Collect splits a submission at this size: the spool's limit */
+		.accept_content_length = r->cfg->spool->dir ? r->cfg->spool->max_record_bytes : 0,
 	};
 	struct evbuffer *out = conn_output(c);
 	size_t before = evbuffer_get_length(out);
@@ -151,6 +155,14 @@ static void park(struct request *r, const struct scope_state *scope)
 	conn_set_state(r->conn, CONN_PARKED);
 }
 
+/* A submission of a project whose spool is not empty joins its tail, so
+ * its order holds across the switch (one atomic load per request). */
+static bool joins_tail(struct request *r)
+{
+	return r->route && r->route->spool && conn_env(r->conn)->spool && r->project &&
+	       project_spooled(r->project) > 0 && intake_wants(&r->head, r->route->spool_auth);
+}
+
 /* The action of the scope's mode now. */
 static void dispatch_mode(struct request *r)
 {
@@ -159,12 +171,22 @@ static void dispatch_mode(struct request *r)
 	r->mode = mode_name(scope->mode);
 	switch (scope->mode) {
 	case MODE_OLD:
-		forward_request(r, UPSTREAM_OLD, queue_over);
-		return;
 	case MODE_NEW:
-		forward_request(r, UPSTREAM_NEW, queue_over);
+		if (joins_tail(r)) {
+			intake_start(r, 0);
+			return;
+		}
+		forward_request(r, scope->mode == MODE_OLD ? UPSTREAM_OLD : UPSTREAM_NEW,
+				queue_over);
 		return;
 	case MODE_MAINTENANCE:
+		if (r->route && r->route->spool && conn_env(r->conn)->spool &&
+		    intake_wants(&r->head, r->route->spool_auth)) {
+			intake_start(r, scope->until);
+			return;
+		}
+		answer_maintenance(r, scope);
+		return;
 	case MODE_COUNT:
 		answer_maintenance(r, scope);
 		return;

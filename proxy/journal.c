@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,44 @@ int journal_append(struct journal *j, json_t *entry)
 	if (fsync(j->wfd) < 0)
 		return -1;
 	return 0;
+}
+
+static pthread_mutex_t posted_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *posted;               /* array, under posted_mu */
+static unsigned long posted_dropped;
+
+void journal_post(json_t *entry)
+{
+	char now[32];
+	if (entry && !json_object_get(entry, "time") && format_now(now) == 0)
+		json_object_set_new(entry, "time", json_string(now));
+	pthread_mutex_lock(&posted_mu);
+	if (!posted)
+		posted = json_array();
+	if (entry && posted && json_array_size(posted) < JOURNAL_POSTED_MAX)
+		json_array_append(posted, entry);
+	else
+		posted_dropped++;
+	pthread_mutex_unlock(&posted_mu);
+	json_decref(entry);
+}
+
+unsigned long journal_write_posted(struct journal *j)
+{
+	pthread_mutex_lock(&posted_mu);
+	json_t *list = posted;
+	unsigned long dropped = posted_dropped;
+	posted = NULL;
+	posted_dropped = 0;
+	pthread_mutex_unlock(&posted_mu);
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) {
+		if (journal_append(j, e) < 0)
+			dropped++;
+	}
+	json_decref(list);
+	return dropped;
 }
 
 /* Parses one line; keeps it (in NEWEST, newest first) if it is an object.

@@ -16,6 +16,8 @@
 #include "cli.h"
 #include "log.h"
 #include "project.h"
+#include "spool.h"
+#include "spool_store.h"
 #include "state.h"
 #include "state_store.h"
 #include "worker.h"
@@ -39,6 +41,7 @@ static void usage(FILE *out)
 		"  maintenance [on|off] [--project P] [--until TIME] [--reason TEXT]\n"
 		"  hold [--project P] [--max SECONDS]   /   resume [--project P]\n"
 		"  journal [-n N]    the audit trail of operator actions\n"
+		"  spool ls [--project P] / spool retry ID   the spool and its dead letters\n"
 		"  control commands take --admin ADDR (or CUTOVER_ADMIN), --json;\n"
 		"  `cutover COMMAND --help` for details\n"
 		"Default config: " DEFAULT_CONFIG "\n");
@@ -165,6 +168,33 @@ static bool project_has_mode(const char *name, size_t len)
 	return state_project(state_current(), name, len) != NULL;
 }
 
+/* Opens spool.dir with the config's limits; every damage a start cut out
+ * is reported. NULL with the reason logged: the start is refused. */
+static struct spool_store *open_spool(const struct spool_conf *sc)
+{
+	struct spool_store_opts o = {
+		.dir = sc->dir,
+		.max_bytes = sc->max_bytes,
+		.max_record_bytes = sc->max_record_bytes,
+		.segment_bytes = sc->segment_bytes,
+	};
+	struct spool_damage *damage;
+	size_t n_damage;
+	char why[512];
+	struct spool_store *s = spool_store_open(&o, &damage, &n_damage, why, sizeof(why));
+	if (!s) {
+		log_error("cannot start: spool %s: %s", sc->dir, why);
+		return NULL;
+	}
+	for (size_t i = 0; i < n_damage; i++)
+		log_warn("spool %s: %s at offset %llu (%llu bytes): %s; quarantined as %s", sc->dir,
+			 damage[i].segment, (unsigned long long)damage[i].offset,
+			 (unsigned long long)damage[i].length, damage[i].reason,
+			 damage[i].quarantine);
+	free(damage);
+	return s;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	const char *path = config_arg(argc, argv);
@@ -188,6 +218,15 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 
+	struct spool_store *spool = NULL;
+	if (cfg->spool->dir && !(spool = open_spool(cfg->spool))) {
+		project_shutdown();
+		state_shutdown();
+		log_close();
+		config_free(cfg);
+		return 1;
+	}
+
 	struct runtime rt = { .n_workers = cfg->workers };
 	rt.base = event_base_new();
 	rt.workers = calloc((size_t)cfg->workers, sizeof(*rt.workers));
@@ -197,7 +236,7 @@ static int cmd_run(int argc, char **argv)
 		status = 1;
 	}
 	for (int i = 0; status == 0 && i < cfg->workers; i++) {
-		rt.workers[i] = worker_new(i, cfg);
+		rt.workers[i] = worker_new(i, cfg, spool);
 		if (!rt.workers[i]) {
 			status = 1;
 			break;
@@ -208,8 +247,8 @@ static int cmd_run(int argc, char **argv)
 	struct admin *admin = NULL;
 	if (status == 0) {
 		char why[512];
-		control = control_new(rt.base, cfg, &config_ops, rt.workers, cfg->workers, why,
-				      sizeof(why));
+		control = control_new(rt.base, cfg, &config_ops, rt.workers, cfg->workers, spool,
+				      why, sizeof(why));
 		rt.control = control;
 		admin = control ? admin_new(rt.base, cfg, control, why, sizeof(why)) : NULL;
 		if (!admin) {
@@ -247,9 +286,15 @@ static int cmd_run(int argc, char **argv)
 	for (int i = 0; i < started; i++)
 		worker_join(rt.workers[i]);
 	admin_free(admin);
+	/* Writes still streaming were aborted by their connections' end; the
+	 * ended ones become durable (or fail) now, their events reach the
+	 * waiters, which the workers' ends drain. */
+	if (spool)
+		spool_store_flush(spool);
 	for (int i = 0; rt.workers && i < cfg->workers; i++)
 		worker_free(rt.workers[i]);
 	control_free(control); /* after the workers: it owns reloaded configs */
+	spool_store_close(spool);
 	for (int i = 0; i < 4; i++)
 		if (sigs[i])
 			event_free(sigs[i]);

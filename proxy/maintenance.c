@@ -129,7 +129,8 @@ enum maintenance_kind maintenance_kind_for(const struct maintenance_request *req
 	if (rt == NULL)
 		return MAINT_UNAVAILABLE;
 	if (rt->spool)
-		/* Until the spool stores submissions, only the probe gets a 2xx. */
+		/* The submissions the spool takes never get here (intake.c):
+		 * the rest keep their form. */
 		return req->head ? MAINT_SUBMISSION_PROBE : MAINT_UNAVAILABLE;
 	if (rt->maintenance == ROUTE_MAINT_RESTORE_PENDING) {
 		/* A 202 tells a device its data arrived: only for reads. */
@@ -495,7 +496,9 @@ int maintenance_write(struct evbuffer *out, const struct maintenance_conf *conf,
 		status = 204;
 		snprintf(extra, sizeof extra, "X-OpenRosa-Version: 1.0\r\n"
 			 "X-OpenRosa-Accept-Content-Length: %llu\r\n",
-			 conf ? conf->max_accept_content_length : MAINTENANCE_MAX_ACCEPT_DEFAULT);
+			 req->accept_content_length ? req->accept_content_length
+			 : conf			    ? conf->max_accept_content_length
+						    : MAINTENANCE_MAX_ACCEPT_DEFAULT);
 		break;
 	case MAINT_RESTORE_PENDING:
 		status = 202;

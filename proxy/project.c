@@ -32,6 +32,7 @@ struct project {
 	size_t len;
 	char name[PROJECT_NAME_MAX + 1];
 	int64_t in_flight[UPSTREAM_COUNT];   /* atomic */
+	int64_t spooled;                 /* atomic: records not yet delivered nor dead */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -331,6 +332,21 @@ void project_in_flight_add(struct project *p, enum upstream_id id, int delta)
 int64_t project_in_flight(const struct project *p, enum upstream_id id)
 {
 	return __atomic_load_n(&p->in_flight[id], __ATOMIC_RELAXED);
+}
+
+void project_spooled_add(struct project *p, int delta)
+{
+	int64_t was = __atomic_fetch_add(&p->spooled, delta, __ATOMIC_ACQ_REL);
+	/* Records hold their entry, so the count outlives idle eviction. */
+	if (was == 0 && delta > 0)
+		__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+	else if (was > 0 && was + delta <= 0)
+		__atomic_sub_fetch(&p->refs, 1, __ATOMIC_RELEASE);
+}
+
+int64_t project_spooled(const struct project *p)
+{
+	return __atomic_load_n(&p->spooled, __ATOMIC_ACQUIRE);
 }
 
 int64_t project_in_flight_total(enum upstream_id id)

@@ -297,6 +297,44 @@ enum render_outcome render_cancel(const struct render_request *rq, int status,
 	return RENDER_DONE;
 }
 
+enum render_outcome render_spool(const struct render_request *rq, int status,
+				 const json_t *answer, FILE *out, FILE *err)
+{
+	(void)rq;
+	(void)status;
+	(void)err;
+	char n[32];
+	if (json_object_get(answer, "id")) {
+		fprintf(out, "record %s of %s is pending again\n", num(answer, "id", n, sizeof(n)),
+			str(answer, "project") ? str(answer, "project") : "?");
+		return RENDER_DONE;
+	}
+	const json_t *projects = json_object_get(answer, "projects");
+	if (!json_object_size(projects)) {
+		fputs("the spool is empty\n", out);
+		return RENDER_DONE;
+	}
+	const char *name;
+	const json_t *p;
+	json_object_foreach((json_t *)projects, name, p) {
+		char r[32], b[32], a[32];
+		fprintf(out, "%s: %s records (%s pending), %s bytes, oldest %s s\n",
+			strcmp(name, "-") ? name : "(global)", num(p, "records", r, sizeof(r)),
+			num(p, "pending", n, sizeof(n)), num(p, "bytes", b, sizeof(b)),
+			num(p, "oldest_age", a, sizeof(a)));
+		size_t i;
+		const json_t *d;
+		json_array_foreach(json_object_get(p, "dead_letters"), i, d) {
+			char id[32], st[32], at[32];
+			fprintf(out, "  dead letter %s: status %s after %s attempt(s): %.80s\n",
+				num(d, "id", id, sizeof(id)), num(d, "status", st, sizeof(st)),
+				num(d, "attempts", at, sizeof(at)),
+				str(d, "answer") ? str(d, "answer") : "");
+		}
+	}
+	return RENDER_DONE;
+}
+
 /* ---- status table ---- */
 
 #define TABLE_MAX_COLS 8
@@ -469,8 +507,9 @@ static void status_projects(const json_t *projects, FILE *out)
 		fputs("  (none seen yet; every project follows the global mode)\n", out);
 		return;
 	}
-	struct table t = { .n_cols = 6 };
-	const char *head[] = { "NAME", "MODE", "SCOPE", "IN_FLIGHT old/new", "UNSENT", "NOTE" };
+	struct table t = { .n_cols = 7 };
+	const char *head[] = { "NAME", "MODE", "SCOPE", "IN_FLIGHT old/new", "UNSENT",
+			       "SPOOL records/bytes/dead", "NOTE" };
 	table_row(&t, head);
 	size_t n;
 	const char **keys = sorted_keys(projects, &n);
@@ -479,6 +518,11 @@ static void status_projects(const json_t *projects, FILE *out)
 		const json_t *p = json_object_get(projects, keys[i]);
 		const json_t *fl = json_object_get(p, "in_flight");
 		char o[32], nw[32], flight[80], unsent[32], note[512] = "";
+		char sr[32], sb[32], sd[32], spool[112] = "-";
+		const json_t *sp = json_object_get(p, "spool");
+		if (sp)
+			snprintf(spool, sizeof(spool), "%s/%s/%s", num(sp, "records", sr, sizeof(sr)),
+				 num(sp, "bytes", sb, sizeof(sb)), num(sp, "dead_letters", sd, sizeof(sd)));
 		snprintf(flight, sizeof(flight), "%s/%s", num(fl, "old", o, sizeof(o)),
 			 num(fl, "new", nw, sizeof(nw)));
 		num(p, "unsent_forms", unsent, sizeof(unsent));
@@ -487,7 +531,7 @@ static void status_projects(const json_t *projects, FILE *out)
 			 until && reason ? ", " : "", reason ? "reason: " : "", reason ? reason : "");
 		const char *row[] = { keys[i], str(p, "mode") ?: "?",
 				      json_is_true(json_object_get(p, "own_mode")) ? "own" : "following",
-				      flight, unsent, note };
+				      flight, unsent, spool, note };
 		table_row(&t, row);
 	}
 	free(keys);

@@ -118,8 +118,8 @@ static int parse_match(struct conf_reader *r, const config_setting_t *m, struct 
 static int parse_route(struct conf_reader *r, const config_setting_t *e,
 		       struct route *rt, const struct route *before, size_t n_before)
 {
-	static const char *const keys[] = { "name", "match", "project", "spool", "max_body",
-					    "maintenance", NULL };
+	static const char *const keys[] = { "name", "match", "project", "spool", "spool_auth",
+					    "max_body", "maintenance", NULL };
 	rt->line = config_setting_source_line(e);
 	int ok = conf_check_keys(r, e, keys) ? 0 : -1;
 	if (!config_setting_is_group(e))
@@ -193,6 +193,24 @@ static int parse_route(struct conf_reader *r, const config_setting_t *e,
 		}
 	}
 	free(maint);
+
+	char *auth = NULL;
+	rc = conf_get_string(r, e, "spool_auth", &auth);
+	if (rc < 0)
+		ok = -1;
+	else if (rc == 1) {
+		if (strcmp(auth, "optional") == 0)
+			rt->spool_auth = ROUTE_SPOOL_AUTH_OPTIONAL;
+		else if (strcmp(auth, "required") == 0)
+			rt->spool_auth = ROUTE_SPOOL_AUTH_REQUIRED;
+		else {
+			const config_setting_t *m = config_setting_get_member(e, "spool_auth");
+			conf_error(r, m, "%s: \"%s\" is not one of \"required\", \"optional\"",
+				   WHERE(m), auth);
+			ok = -1;
+		}
+	}
+	free(auth);
 	return ok;
 }
 

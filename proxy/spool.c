@@ -13,6 +13,9 @@ void spool_conf_defaults(struct spool_conf *c)
 		.max_record_bytes = 32ULL << 20,
 		.segment_bytes = 64ULL << 20,
 		.response_status = 201,
+		.retry_min = 1,
+		.retry_max = 300,
+		.max_attempts = 20,
 	};
 }
 
@@ -20,7 +23,7 @@ int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct co
 {
 	static const char *const keys[] = { "dir", "max_bytes", "max_record_bytes",
 					    "segment_bytes", "response_status", "response_body",
-					    NULL };
+					    "retry_min", "retry_max", "max_attempts", NULL };
 	int ok = conf_check_keys(r, s, keys) ? 0 : -1;
 	if (!config_setting_is_group(s))
 		return -1;
@@ -64,6 +67,21 @@ int spool_conf_parse(struct conf_reader *r, const config_setting_t *s, struct co
 		sp->response_status = (int)status;
 	if (conf_get_string(r, s, "response_body", &sp->response_body) < 0)
 		ok = -1;
+
+	if (conf_get_duration(r, s, "retry_min", 0.01, 86400, &sp->retry_min) < 0 ||
+	    conf_get_duration(r, s, "retry_max", 0.01, 86400, &sp->retry_max) < 0)
+		ok = -1;
+	else if (sp->retry_max < sp->retry_min) {
+		const config_setting_t *at = config_setting_get_member(s, "retry_max");
+		conf_error(r, at ? at : s, "spool: retry_max (%g) is smaller than retry_min (%g)", sp->retry_max,
+			   sp->retry_min);
+		ok = -1;
+	}
+	long long attempts = sp->max_attempts;
+	if (conf_get_int(r, s, "max_attempts", 1, 1000000, &attempts) < 0)
+		ok = -1;
+	else
+		sp->max_attempts = (unsigned)attempts;
 	return ok;
 }
 
@@ -72,4 +90,17 @@ void spool_conf_free(struct spool_conf *c)
 	free(c->dir);
 	free(c->response_body);
 	c->dir = c->response_body = NULL;
+}
+
+const char *spool_conf_restart_key(const struct spool_conf *a, const struct spool_conf *b)
+{
+	if (!conf_str_equal(a->dir, b->dir))
+		return "spool.dir";
+	if (a->max_bytes != b->max_bytes)
+		return "spool.max_bytes";
+	if (a->max_record_bytes != b->max_record_bytes)
+		return "spool.max_record_bytes";
+	if (a->segment_bytes != b->segment_bytes)
+		return "spool.segment_bytes";
+	return NULL;
 }

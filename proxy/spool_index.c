@@ -321,6 +321,18 @@ size_t spool_index_pending(const struct spool_index *x, const char *project, uin
 	return k;
 }
 
+size_t spool_index_dead(const struct spool_index *x, const char *project, uint64_t *ids, size_t max)
+{
+	size_t k = 0;
+	const struct proj *p = proj_get(x, project, NULL);
+	for (size_t i = p ? p->head : 0; p && i < p->n && k < max; i++) {
+		const struct rec *r = rec_find(x, p->ids[i]);
+		if (r && r->state == REC_DEAD)
+			ids[k++] = r->id;
+	}
+	return k;
+}
+
 int spool_index_dead_info(const struct spool_index *x, uint64_t id, struct spool_dead_info *d)
 {
 	const struct rec *r = rec_find(x, id);

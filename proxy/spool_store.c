@@ -787,6 +787,14 @@ size_t spool_store_pending(struct spool_store *s, const char *project, uint64_t 
 	return k;
 }
 
+size_t spool_store_dead(struct spool_store *s, const char *project, uint64_t *ids, size_t max)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t k = spool_index_dead(s->idx, project, ids, max);
+	pthread_mutex_unlock(&s->mu);
+	return k;
+}
+
 int spool_store_dead_info(struct spool_store *s, uint64_t id, struct spool_dead_info *d)
 {
 	pthread_mutex_lock(&s->mu);

@@ -17,8 +17,11 @@
 #include "dispatch.h"
 #include "duration.h"
 #include "gate.h"
+#include "intake.h"
 #include "listener.h"
 #include "log.h"
+#include "replay.h"
+#include "spool_waiter.h"
 #include "stats.h"
 #include "upstream.h"
 
@@ -42,6 +45,8 @@ struct worker {
 	struct upstream_pool **retired;  /* pools of earlier configs, freed at exit */
 	size_t n_retired;
 	struct event *drain_ev;          /* drain timeout */
+	struct event *spool_ev;          /* env.spool_waiter has events */
+	struct replay *replay;           /* worker 0's, with a spool */
 };
 
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
@@ -74,6 +79,8 @@ static void worker_stop(struct worker *w)
 	if (w->stopping)
 		return;
 	w->stopping = true;
+	replay_free(w->replay); /* a record cut short stays pending */
+	w->replay = NULL;
 	listener_close_all(w->listeners);
 	w->listeners = NULL;
 	conn_shutdown_all(&w->env);
@@ -162,8 +169,11 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t n;
 	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("worker %d: notify: %s", w->id, strerror(errno));
-	if (__atomic_exchange_n(&w->state_changed, 0, __ATOMIC_ACQ_REL))
+	if (__atomic_exchange_n(&w->state_changed, 0, __ATOMIC_ACQ_REL)) {
 		dispatch_state_changed(&w->env);
+		if (w->replay)
+			replay_kick(w->replay);
+	}
 	const struct config *next = __atomic_exchange_n(&w->pending_cfg, NULL, __ATOMIC_ACQ_REL);
 	if (next)
 		worker_take_config(w, next);
@@ -178,6 +188,16 @@ static void notify(struct worker *w)
 		log_error("worker %d: cannot notify: %s", w->id, strerror(errno));
 }
 
+static void spool_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct worker *w = arg;
+	struct spool_event ev;
+	while (spool_waiter_next(w->env.spool_waiter, &ev))
+		intake_event(&ev);
+}
+
 void worker_set_config(struct worker *w, const struct config *cfg)
 {
 	__atomic_store_n(&w->pending_cfg, cfg, __ATOMIC_RELEASE);
@@ -190,7 +210,7 @@ void worker_notify_state(struct worker *w)
 	notify(w);
 }
 
-struct worker *worker_new(int id, const struct config *cfg)
+struct worker *worker_new(int id, const struct config *cfg, struct spool_store *spool)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -216,6 +236,16 @@ struct worker *worker_new(int id, const struct config *cfg)
 	w->env.gate = gate_new(w->base, &w->stats);
 	if (!w->notify_ev || event_add(w->notify_ev, NULL) < 0 || !w->drain_ev || !w->env.gate)
 		goto fail;
+	if (spool) {
+		w->env.spool = spool;
+		w->env.spool_waiter = spool_waiter_new();
+		w->spool_ev = w->env.spool_waiter
+				      ? event_new(w->base, spool_waiter_fd(w->env.spool_waiter),
+						  EV_READ | EV_PERSIST, spool_cb, w)
+				      : NULL;
+		if (!w->spool_ev || event_add(w->spool_ev, NULL) < 0)
+			goto fail;
+	}
 	w->env.base = w->base;
 	w->env.cfg = cfg;
 	w->env.stats = &w->stats;
@@ -229,6 +259,13 @@ struct worker *worker_new(int id, const struct config *cfg)
 			goto fail;
 	}
 	worker_set_limits(w, cfg);
+	if (spool && id == 0) {
+		/* Before any worker takes a request: the data path's "spool not
+		 * empty" must be true from the start. */
+		replay_count_pending(spool);
+		if (!(w->replay = replay_new(&w->env)))
+			goto fail;
+	}
 	w->listeners = listener_open_all(w->base, cfg->listen, cfg->n_listen, cfg->workers > 1,
 					 id == 0, accept_cb, w);
 	if (!w->listeners)
@@ -246,7 +283,18 @@ void worker_free(struct worker *w)
 	if (w->notify_fd >= 0)
 		close(w->notify_fd);
 	if (w->base) {
+		replay_free(w->replay);
 		conn_free_all(&w->env);
+		if (w->spool_ev)
+			event_free(w->spool_ev);
+		if (w->env.spool_waiter) {
+			/* The store was flushed: the last answers of requests gone
+			 * meanwhile are here, and free what waited for them. */
+			struct spool_event ev;
+			while (spool_waiter_next(w->env.spool_waiter, &ev))
+				intake_event(&ev);
+			spool_waiter_free(w->env.spool_waiter);
+		}
 		gate_free(w->env.gate);
 		listener_close_all(w->listeners);
 		for (int i = 0; i < UPSTREAM_COUNT; i++)

@@ -45,10 +45,10 @@ LAYERS = [
     ("services", "used by the data path and the control plane alike",
      ["dns", "httpclient", "maintenance", "metrics", "project", "route",
       "spool", "spool_store", "state", "state_store", "tls", "upstream"]),
-    # A request flows listener -> conn -> dispatch -> an action (forward;
-    # later the spool), the gate holding it in between when it must wait.
+    # A request flows listener -> conn -> dispatch -> an action (forward,
+    # intake into the spool), the gate holding it in between when it must wait.
     ("data path", "one request, listener to upstream, on a worker thread",
-     ["conn", "dispatch", "forward", "gate", "listener", "worker"]),
+     ["conn", "dispatch", "forward", "gate", "intake", "listener", "replay", "worker"]),
     ("control plane", "operator actions on the control thread",
      ["admin", "control", "journal", "preflight"]),
     # cli -> adminclient (the exchange) and cli -> render (the printers):

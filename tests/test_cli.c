@@ -76,7 +76,7 @@ static void test_commands(void **state)
 {
 	(void)state;
 	const char *yes[] = { "status", "switch", "maintenance", "hold", "resume", "journal",
-			      "reload", "schedule" };
+			      "reload", "schedule", "spool" };
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
 		assert_true(cli_is_command(yes[i]));
 	assert_false(cli_is_command("run"));
@@ -232,6 +232,33 @@ static void test_journal_reload_schedule(void **state)
 	assert_usage(&r, rc, err, "-3");
 	rc = BUILD(&r, err, "schedule", "cancel", "3", "4");
 	assert_usage(&r, rc, err, "'4'");
+}
+
+static void test_spool(void **state)
+{
+	(void)state;
+	struct cli_request r;
+	char err[256];
+	int rc = BUILD(&r, err, "spool", "ls");
+	assert_request(&r, rc, err, "GET", "/spool", NULL);
+	rc = BUILD(&r, err, "spool", "ls", "--project", "alpha");
+	assert_request(&r, rc, err, "GET", "/spool?project=alpha", NULL);
+	rc = BUILD(&r, err, "spool", "ls", "--project", "a&b=c");
+	assert_usage(&r, rc, err, "not a project name");
+	rc = BUILD(&r, err, "spool", "retry", "42");
+	assert_request(&r, rc, err, "POST", "/spool/42/retry", "{}");
+	rc = BUILD(&r, err, "spool");
+	assert_usage(&r, rc, err, "'ls' and 'retry ID'");
+	rc = BUILD(&r, err, "spool", "show", "1");
+	assert_usage(&r, rc, err, "'show'");
+	rc = BUILD(&r, err, "spool", "retry");
+	assert_usage(&r, rc, err, "ID");
+	rc = BUILD(&r, err, "spool", "retry", "0");
+	assert_usage(&r, rc, err, "'0'");
+	rc = BUILD(&r, err, "spool", "retry", "-1");
+	assert_usage(&r, rc, err, "'-1'");
+	rc = BUILD(&r, err, "spool", "ls", "x");
+	assert_usage(&r, rc, err, "'x'");
 }
 
 static void test_usage_generic(void **state)
@@ -553,6 +580,7 @@ int main(void)
 		cmocka_unit_test_setup(test_maintenance, setup_env),
 		cmocka_unit_test_setup(test_hold_resume, setup_env),
 		cmocka_unit_test_setup(test_journal_reload_schedule, setup_env),
+		cmocka_unit_test_setup(test_spool, setup_env),
 		cmocka_unit_test_setup(test_usage_generic, setup_env),
 		cmocka_unit_test_setup(test_help, setup_env),
 		cmocka_unit_test_setup(test_admin_address_precedence, setup_env),

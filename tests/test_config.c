@@ -153,6 +153,8 @@ static void test_contract_minimal_config(void **state)
 	assert_int_equal(cfg->spool->max_record_bytes, 32ULL << 20);
 	assert_int_equal(cfg->spool->response_status, 201);
 	assert_null(cfg->spool->response_body);
+	assert_true(cfg->spool->retry_min == 1.0 && cfg->spool->retry_max == 300.0);
+	assert_int_equal(cfg->spool->max_attempts, 20);
 	assert_int_equal(cfg->maintenance->retry_after, 120);
 	assert_null(cfg->maintenance->body_html);
 	assert_int_equal(cfg->dns->n_servers, 0);
@@ -271,6 +273,28 @@ static void test_unknown_keys(void **state)
 	expect_msg(errs, PRELUDE_LINES + 3,
 		   "unknown key 'max_byte' in spool (did you mean 'max_bytes'?)");
 	expect_msg(errs, PRELUDE_LINES + 4, "unknown top-level key 'colour'");
+	free(errs);
+}
+
+static void test_spool_replay_keys(void **state)
+{
+	(void)state;
+	char *errs;
+	struct config *cfg = load(ADMIN_UNIX
+				  "spool = { dir = \"/tmp/s\"; retry_min = 0.5; retry_max = 2;\n"
+				  "  max_attempts = 3; };\n", &errs);
+	assert_non_null(cfg);
+	assert_true(cfg->spool->retry_min == 0.5 && cfg->spool->retry_max == 2.0);
+	assert_int_equal(cfg->spool->max_attempts, 3);
+	config_free(cfg);
+	free(errs);
+	cfg = load(ADMIN_UNIX
+		   "spool = { dir = \"/tmp/s\"; retry_min = 10;\n"
+		   "  retry_max = 2;\n"
+		   "  max_attempts = 0; };\n", &errs);
+	expect_errors(cfg, errs, 2);
+	expect_msg(errs, PRELUDE_LINES + 3, "spool: retry_max (2) is smaller than retry_min (10)");
+	expect_msg(errs, PRELUDE_LINES + 4, "spool.max_attempts: 0 is out of range");
 	free(errs);
 }
 
@@ -715,6 +739,24 @@ static void test_restart_needed(void **state)
 	snprintf(text, sizeof text, "%sdns = { servers = [ \"127.0.0.1:5353\" ]; max_ttl = 60; };\n",
 		 log);
 	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "dns");
+	/* the spool store is opened once, with its limits */
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool2\"; };\n", both);
+	expect_restart(run, variant(NULL, NULL, NULL, NULL, text), "spool.dir");
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; };\n", both);
+	struct config *sp = variant(NULL, NULL, NULL, NULL, text);
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "response_status = 200; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), NULL);
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "max_bytes = \"2G\"; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), "spool.max_bytes");
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "max_record_bytes = \"1M\"; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), "spool.max_record_bytes");
+	snprintf(text, sizeof text, "%sspool = { dir = \"/tmp/cutover-test/spool\"; "
+		 "segment_bytes = \"1M\"; };\n", both);
+	expect_restart(sp, variant(NULL, NULL, NULL, NULL, text), "spool.segment_bytes");
+	config_free(sp);
 
 	/* several at once: the first in the documented order */
 	expect_restart(run, variant("{ address = \"127.0.0.1:18081\"; }",
@@ -740,6 +782,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_spool_replay_keys),
 		cmocka_unit_test(test_unknown_key_in_admin_and_dns),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_group_expected),

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -161,6 +162,36 @@ static void test_tail_last_two_of_five(void **state)
 	t = journal_tail(j, 100);
 	assert_run(t, 0, 5);
 	json_decref(t);
+	journal_close(j);
+}
+
+static void *post_some(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 100; i++)
+		journal_post(json_pack("{s:i}", "i", i));
+	return NULL;
+}
+
+/* Entries posted from other threads are written, in order, by the owner. */
+static void test_posted_entries_written_by_owner(void **state)
+{
+	struct tmpdir *f = *state;
+	struct journal *j = journal_open(f->path, NULL, 0);
+	assert_non_null(j);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, post_some, NULL), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(journal_write_posted(j), 0);
+	assert_int_equal(journal_write_posted(j), 0); /* nothing twice */
+	json_t *tail = journal_tail(j, 1000);
+	assert_int_equal(json_array_size(tail), 100);
+	for (size_t i = 0; i < 100; i++) {
+		json_t *e = json_array_get(tail, i);
+		assert_int_equal(json_integer_value(json_object_get(e, "i")), (json_int_t)i);
+		assert_non_null(json_object_get(e, "time"));
+	}
+	json_decref(tail);
 	journal_close(j);
 }
 
@@ -366,6 +397,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_append_refuses_non_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_missing_dir_names_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_last_two_of_five, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_posted_entries_written_by_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_empty_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_last_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_skips_invalid_lines, setup, teardown),

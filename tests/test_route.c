@@ -450,13 +450,18 @@ static void test_conf_values(void **state)
 		"  { name = \"restore\"; match = { path = \"^/a/([^/]+)/phone/restore/\"; };\n"
 		"    project = 1; maintenance = \"restore-pending\"; max_body = \"64M\"; },\n"
 		"  { name = \"plain\"; match = { methods = [\"GET\", \"M-SEARCH\"]; path = \"^/x/(y)\"; };\n"
-		"    project = 0; maintenance = \"unavailable\"; max_body = 1000; spool = false; }\n"
+		"    project = 0; maintenance = \"unavailable\"; max_body = 1000; spool = false; },\n"
+		"  { name = \"s1\"; match = { path = \"^/s1\"; }; spool = true; spool_auth = \"required\"; },\n"
+		"  { name = \"s2\"; match = { path = \"^/s2\"; }; spool = true; spool_auth = \"optional\"; }\n"
 		");\n", &errs);
 	if (cfg == NULL || errs[0] != '\0')
 		fail_msg("expected a clean load:\n%s", errs);
 	const struct route_table *t = cfg->routes;
-	assert_int_equal(t->n, 2);
+	assert_int_equal(t->n, 4);
 	assert_int_equal(t->v[0].maintenance, ROUTE_MAINT_RESTORE_PENDING);
+	assert_int_equal(t->v[0].spool_auth, ROUTE_SPOOL_AUTH_OPTIONAL); /* the default */
+	assert_int_equal(t->v[2].spool_auth, ROUTE_SPOOL_AUTH_REQUIRED);
+	assert_int_equal(t->v[3].spool_auth, ROUTE_SPOOL_AUTH_OPTIONAL);
 	assert_int_equal(t->v[0].max_body, 64ULL << 20);
 	assert_int_equal(t->v[0].line, PRELUDE_LINES + 2);
 	assert_int_equal(t->v[1].maintenance, ROUTE_MAINT_UNAVAILABLE);
@@ -494,7 +499,8 @@ static void test_conf_errors(void **state)
 		"  { name = \"e\"; match = { path = \"^/e\"; }; maintenance = \"later\"; spool = \"yes\"; },\n"
 		"  { name = \"f\"; match = { methods = [\"GET\"]; path = 42; verbs = [\"GET\"]; }; },\n"
 		"  { name = \"g\"; match = { path = \"^/g\"; }; max_body = \"12Q\"; project = -1; },\n"
-		"  { name = \"\"; match = { methods = []; path = \"^/h\"; }; }\n"
+		"  { name = \"\"; match = { methods = []; path = \"^/h\"; }; },\n"
+		"  { name = \"i\"; spool = true; spool_auth = \"always\"; }\n"
 		");\n", &errs);
 	assert_null(cfg);
 	expect_msg(errs, P + 2, "invalid regular expression \"^/a/(\"",
@@ -513,9 +519,10 @@ static void test_conf_errors(void **state)
 	expect_msg(errs, P + 10, "out of range");
 	expect_msg(errs, P + 11, "must not be empty");
 	expect_msg(errs, P + 11, "empty list matches no request");
+	expect_msg(errs, P + 12, "\"always\" is not one of \"required\", \"optional\"");
 	/* Every error once, nothing else. */
-	if (count_lines(errs) != 15)
-		fail_msg("expected 15 messages, got:\n%s", errs);
+	if (count_lines(errs) != 16)
+		fail_msg("expected 16 messages, got:\n%s", errs);
 	free(errs);
 }
 

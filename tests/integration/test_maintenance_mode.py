@@ -83,19 +83,20 @@ def test_maintenance_answers_and_off_returns_to_old(env):
     assert r.header("Content-Type", "").startswith("text/html"), r
     assert b"<html" in r.body.lower()
 
-    # a submission is never acknowledged with a 2xx (nothing stores it yet)
+    # a submission goes into the spool, acknowledged once durable
+    # (test_spool_intake.py has the rest)
     ctype, form = multipart_submission()
     r = request(proxy.port, "POST", "/a/alpha/receiver/", [("Content-Type", ctype)], form)
-    assert r.status == 503, r
+    assert r.status == 201, r
     assert_self_made(r)
-    retry_after(r)
+    assert r.header("X-OpenRosa-Version") == "1.0", r
 
-    # ODK Collect's probe of the submission URL
+    # ODK Collect's probe of the submission URL: the spool's record limit
+    # (spool.max_record_bytes, 32M by default)
     r = request(proxy.port, "HEAD", "/a/alpha/receiver/")
     assert r.status == 204, r
     assert_self_made(r)
-    assert r.header("X-OpenRosa-Accept-Content-Length", "").isdigit(), r
-    assert int(r.header("X-OpenRosa-Accept-Content-Length")) > 0
+    assert r.header("X-OpenRosa-Accept-Content-Length") == str(32 << 20), r
 
     # requests without a project follow the global mode too
     r = get(proxy.port, "/echo?m=noproject")
