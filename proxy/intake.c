@@ -142,25 +142,17 @@ static void action_free(struct request *r)
 
 /* Refusals are logged at most once a second per worker, with a count: a
  * full spool must not flood the log too. Never a header value. */
-static _Thread_local struct {
-	struct timespec last;
-	unsigned long held;
-} refusals;
+static _Thread_local struct log_every refusals;
 
 static void log_refusal(const struct request *r, const char *why)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-	refusals.held++;
-	if (refusals.last.tv_sec && now.tv_sec == refusals.last.tv_sec)
+	unsigned long n;
+	if (!log_every_due(&refusals, 1.0, &n))
 		return;
 	char client[64];
 	addr_format_host(conn_peer(r->conn), client, sizeof(client));
 	log_warn("spool: refused %lu submission%s since the last such line; latest %s %s %.*s: %s",
-		 refusals.held, refusals.held == 1 ? "" : "s", client, r->method, (int)r->path_len,
-		 r->path, why);
-	refusals.last = now;
-	refusals.held = 0;
+		 n, n == 1 ? "" : "s", client, r->method, (int)r->path_len, r->path, why);
 }
 
 /* 503 + Retry-After: the device keeps its form and comes back. CLOSE: its
