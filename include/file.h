@@ -5,12 +5,16 @@
 #define CUTOVER_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Writes all LEN bytes of BUF to FD, going on after EINTR and short
  * writes. Returns 0, or -1 with errno set (part of BUF may have been
  * written). */
 int file_write_full(int fd, const void *buf, size_t len);
+/* Reads exactly LEN bytes of FD at offset OFF into BUF, going on after
+ * EINTR and short reads. 0, or -1 with errno (EIO: the file ends first). */
+int file_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 /* Replaces PATH with DATA (LEN bytes) so that a reader, or a restart after
  * a crash, sees the old content or the new one, never a mix: writes

@@ -32,6 +32,22 @@ int file_write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int file_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *b = buf;
+	while (len > 0) {
+		ssize_t r = pread(fd, b, len, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -1 : (errno = EIO, -1);
+		b += r;
+		len -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
 /* The directory holding PATH, for its fsync; NULL on ENOMEM. */
 static char *dir_of(const char *path)
 {

@@ -7,23 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "spool_record.h"
-
-static int pread_full(int fd, void *p, size_t n, uint64_t off)
-{
-	uint8_t *b = p;
-	while (n > 0) {
-		ssize_t r = pread(fd, b, n, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -1 : (errno = EIO, -1);
-		b += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
 
 struct spool_reader {
 	int fd;
@@ -42,7 +27,7 @@ struct spool_reader *spool_reader_open(int dir_fd, const char *segment, uint64_t
 	rd->fd = openat(dir_fd, segment, O_RDONLY | O_CLOEXEC);
 	uint8_t hb[SPOOL_RECORD_HEADER];
 	struct spool_record_hdr h;
-	if (rd->fd < 0 || pread_full(rd->fd, hb, sizeof hb, off) < 0)
+	if (rd->fd < 0 || file_pread_full(rd->fd, hb, sizeof hb, off) < 0)
 		goto fail;
 	if (spool_record_decode_header(hb, sizeof hb, &h) != SPOOL_RECORD_OK || h.id != id) {
 		errno = EIO;
@@ -52,9 +37,9 @@ struct spool_reader *spool_reader_open(int dir_fd, const char *segment, uint64_t
 	if (!(rd->meta = malloc(ml + 2)) || !(rd->sum = spool_sum_new()))
 		goto fail;
 	uint8_t *p = rd->meta, *rt = p + h.project_len + 1, *hd = rt + h.route_len + 1;
-	if (pread_full(rd->fd, p, h.project_len, off + SPOOL_RECORD_HEADER) < 0 ||
-	    pread_full(rd->fd, rt, h.route_len, off + SPOOL_RECORD_HEADER + h.project_len) < 0 ||
-	    pread_full(rd->fd, hd, h.head_len,
+	if (file_pread_full(rd->fd, p, h.project_len, off + SPOOL_RECORD_HEADER) < 0 ||
+	    file_pread_full(rd->fd, rt, h.route_len, off + SPOOL_RECORD_HEADER + h.project_len) < 0 ||
+	    file_pread_full(rd->fd, hd, h.head_len,
 		       off + SPOOL_RECORD_HEADER + h.project_len + h.route_len) < 0)
 		goto fail;
 	spool_sum_update(rd->sum, p, h.project_len);
@@ -88,7 +73,7 @@ ssize_t spool_reader_read(struct spool_reader *r, void *buf, size_t n)
 		return 0;
 	if (n > r->left)
 		n = (size_t)r->left;
-	if (n && pread_full(r->fd, buf, n, r->at) < 0)
+	if (n && file_pread_full(r->fd, buf, n, r->at) < 0)
 		return -1;
 	spool_sum_update(r->sum, buf, n);
 	r->at += n;

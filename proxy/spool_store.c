@@ -109,22 +109,6 @@ static int do_pwrite_full(struct spool_store *s, int fd, const void *p, size_t n
 	return 0;
 }
 
-static int pread_full(int fd, void *p, size_t n, uint64_t off)
-{
-	uint8_t *b = p;
-	while (n > 0) {
-		ssize_t r = pread(fd, b, n, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -1 : (errno = EIO, -1);
-		b += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
 static int unlink_segment(void *arg, const char *name)
 {
 	struct spool_store *s = arg;
@@ -435,7 +419,7 @@ static int write_record(struct spool_store *s, struct spool_write *wr, struct ro
 		rc = -1;
 	for (uint64_t done = 0; rc == 0 && done < wr->staged;) {
 		size_t n = wr->staged - done < COPY_BLOCK ? (size_t)(wr->staged - done) : COPY_BLOCK;
-		rc = pread_full(wr->stage_fd, blk, n, done);
+		rc = file_pread_full(wr->stage_fd, blk, n, done);
 		if (rc == 0)
 			rc = do_pwrite_full(s, s->seg_fd, blk, n, at);
 		done += n;
