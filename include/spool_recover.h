@@ -47,8 +47,9 @@ struct spool_recovery {
 	uint64_t max_id;                    /* records' and FLOOR markers' */
 };
 
-/* Creates DIR (0700) if missing and opens it; refuses a DIR that is not a
- * directory, not ours or open to group/others. Returns the fd or -1 with
+/* Creates DIR (0700) if missing and opens it; sets one open to
+ * group/others to 0700 (warned); refuses a DIR that is not a directory or
+ * not ours. Returns the fd or -1 with
  * the reason in WHY. */
 int spool_recover_dir(const char *dir, char *why, size_t why_len);
 

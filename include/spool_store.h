@@ -39,8 +39,8 @@ struct spool_store_opts {
 	const struct spool_store_hooks *hooks;
 };
 
-/* Opens DIR (created 0700 if missing; refused if group/other may access
- * it or it is not ours), scans every segment (torn tails truncated,
+/* Opens DIR (created 0700 if missing; set to 0700 if group/other may
+ * access it; refused if it is not ours), scans every segment (torn tails truncated,
  * damaged ranges copied to quarantine/ and cut out), applies the markers,
  * deletes fully delivered segments and starts the writer thread. *DAMAGE
  * gets what was quarantined now (malloc'd, *N_DAMAGE entries; free()).

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "file.h"
+#include "log.h"
 
 #define BLOCK (64u << 10)
 
@@ -41,12 +42,17 @@ int spool_recover_dir(const char *dir, char *why, size_t why_len)
 		close(fd);
 		return -1;
 	}
+	/* Ours but open to others (e.g. made by `mkdir -p`): closed, said once.
+	 * The files inside are 0600 whatever the directory's mode was. */
 	if (st.st_mode & 077) {
-		snprintf(why, why_len,
-			 "%s: mode %04o lets group or others in; it holds credentials: chmod 700 it",
-			 dir, (unsigned)(st.st_mode & 07777));
-		close(fd);
-		return -1;
+		if (fchmod(fd, 0700) < 0) {
+			snprintf(why, why_len, "%s: mode %04o lets group or others in and chmod 700 "
+				 "failed: %s", dir, (unsigned)(st.st_mode & 07777), strerror(errno));
+			close(fd);
+			return -1;
+		}
+		log_warn("spool %s: mode was %04o (it holds credentials): set to 0700", dir,
+			 (unsigned)(st.st_mode & 07777));
 	}
 	if (mkdirat(fd, "quarantine", 0700) < 0 && errno != EEXIST) {
 		file_error(why, why_len, dir, "mkdir quarantine", errno);

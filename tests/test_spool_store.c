@@ -713,12 +713,24 @@ static void test_directory_checks(void **state)
 	struct stat st;
 	assert_int_equal(stat(f->dir, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
-	assert_int_equal(chmod(f->dir, 0750), 0);
+	/* Ours but open to others (mkdir -p): closed to 0700 and used. */
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	fix_open(f);
+	assert_int_equal(stat(f->dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	fix_close(f);
+	/* Not a directory: refused, naming it. */
+	char file[512];
+	snprintf(file, sizeof file, "%s/not-a-dir", f->dir);
+	FILE *fp = fopen(file, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	struct spool_store_opts o = f->o;
+	o.dir = file;
 	char why[512] = "";
-	struct spool_store *s = spool_store_open(&f->o, &f->damage, &f->n_damage, why, sizeof why);
-	assert_null(s);
-	assert_non_null(strstr(why, "mode 0750 lets group or others in"));
-	assert_int_equal(chmod(f->dir, 0700), 0);
+	assert_null(spool_store_open(&o, &f->damage, &f->n_damage, why, sizeof why));
+	assert_non_null(strstr(why, file));
+	unlink(file);
 }
 
 int main(void)

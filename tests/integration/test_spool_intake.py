@@ -8,6 +8,7 @@ documented record format (README, "The spool on disk"), checksums included."""
 import email.utils
 import hashlib
 import os
+import stat
 import signal
 import socket
 import struct
@@ -363,12 +364,22 @@ def test_access_log_holds_201_and_no_credential(env):
 def test_start_refused_when_the_store_cannot_open(env):
     harness, old, new = env
     d = harness.dir / "spool"
-    d.mkdir(mode=0o755)
-    os.chmod(d, 0o755)                          # others may enter: records hold credentials
+    d.write_text("a file where the spool directory should be\n")
     port, text = harness.config(old, new)
     rc, err = harness.proxy_start_fails(text)
     assert rc == 1, (rc, err)
     assert "spool" in err and str(d) in err, err
+
+
+def test_spool_directory_open_to_others_is_closed(env):
+    """`mkdir -p` makes 0755; records hold credentials: cutover sets 0700."""
+    harness, old, new = env
+    d = harness.dir / "spool"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    proxy = start(harness, old, new)
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert "set to 0700" in proxy.stderr(), proxy.stderr()
 
 
 def test_start_reports_quarantined_damage(env):
