@@ -1,8 +1,8 @@
 /* spool: the durable store of submissions accepted while their scope is in
  * maintenance, replayed in order when it leaves (CONTRACT.md, "Spool").
  * This module holds its config (the "spool" group); the store is
- * spool_store over the record format of spool_record, not yet wired into
- * the data path. */
+ * spool_store over the record format of spool_record, written by intake
+ * (the data path) and read by replay. */
 #ifndef CUTOVER_SPOOL_H
 #define CUTOVER_SPOOL_H
 
