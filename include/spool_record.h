@@ -122,4 +122,9 @@ size_t spool_marker_encode(const struct spool_marker *m, uint8_t *out);
  * -1 if it is not a valid entry. */
 ssize_t spool_marker_decode(const uint8_t *p, size_t n, struct spool_marker *m);
 
+/* P (realloc) with room for NEED elements of ELEM bytes, *CAP doubled as
+ * needed. Out of memory aborts: the spool's index and marker buffers
+ * cannot be left half-updated. */
+void *spool_grow(void *p, size_t *cap, size_t need, size_t elem);
+
 #endif

@@ -39,20 +39,6 @@ struct spool_index {
 	uint64_t used;
 };
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return p;
-	size_t c = *cap ? *cap : 16;
-	while (c < need)
-		c *= 2;
-	void *q = realloc(p, c * elem);
-	if (!q)
-		abort(); /* the index cannot be half-updated; out of memory is fatal here */
-	*cap = c;
-	return q;
-}
-
 struct spool_index *spool_index_new(void)
 {
 	return calloc(1, sizeof(struct spool_index));
@@ -140,7 +126,7 @@ static void all_oldest(struct spool_index *x)
 
 uint32_t spool_index_add_segment(struct spool_index *x, const char *name)
 {
-	x->segs = grow(x->segs, &x->cap_segs, x->n_segs + 1, sizeof *x->segs);
+	x->segs = spool_grow(x->segs, &x->cap_segs, x->n_segs + 1, sizeof *x->segs);
 	struct seg *g = &x->segs[x->n_segs];
 	*g = (struct seg){ 0 };
 	snprintf(g->name, sizeof g->name, "%s", name);
@@ -155,18 +141,18 @@ int spool_index_add(struct spool_index *x, uint64_t id, uint32_t seg, uint64_t o
 	uint32_t pi;
 	struct proj *p = proj_get(x, project, &pi);
 	if (!p) {
-		x->projs = grow(x->projs, &x->cap_projs, x->n_projs + 1, sizeof *x->projs);
+		x->projs = spool_grow(x->projs, &x->cap_projs, x->n_projs + 1, sizeof *x->projs);
 		p = &x->projs[x->n_projs];
 		*p = (struct proj){ .name = strdup(project) };
 		if (!p->name)
 			abort();
 		pi = (uint32_t)x->n_projs++;
 	}
-	x->recs = grow(x->recs, &x->cap_recs, x->n_recs + 1, sizeof *x->recs);
+	x->recs = spool_grow(x->recs, &x->cap_recs, x->n_recs + 1, sizeof *x->recs);
 	struct rec *r = &x->recs[x->n_recs++];
 	*r = (struct rec){ .id = id, .off = off, .size = size, .accepted_us = accepted_us,
 			   .seg = seg, .proj = pi, .state = REC_PENDING };
-	p->ids = grow(p->ids, &p->cap, p->n + 1, sizeof *p->ids);
+	p->ids = spool_grow(p->ids, &p->cap, p->n + 1, sizeof *p->ids);
 	p->ids[p->n++] = id;
 	x->segs[seg].live++;
 	x->segs[seg].gone = 0;
@@ -353,7 +339,7 @@ size_t spool_index_segments(const struct spool_index *x)
 size_t spool_index_markers(const struct spool_index *x, uint64_t floor_id, uint8_t **buf)
 {
 	size_t cap = 0, len = 0;
-	uint8_t *b = grow(NULL, &cap, SPOOL_MARKER_MAX, 1);
+	uint8_t *b = spool_grow(NULL, &cap, SPOOL_MARKER_MAX, 1);
 	struct spool_marker m = { .kind = SPOOL_MARK_FLOOR, .id = floor_id };
 	len += spool_marker_encode(&m, b);
 	for (size_t i = 0; i < x->n_recs; i++) {
@@ -369,7 +355,7 @@ size_t spool_index_markers(const struct spool_index *x, uint64_t floor_id, uint8
 			m.answer_len = (uint16_t)r->dead->answer_len;
 			memcpy(m.answer, r->dead->answer, r->dead->answer_len);
 		}
-		b = grow(b, &cap, len + SPOOL_MARKER_MAX, 1);
+		b = spool_grow(b, &cap, len + SPOOL_MARKER_MAX, 1);
 		len += spool_marker_encode(&m, b + len);
 	}
 	*buf = b;

@@ -325,3 +325,17 @@ ssize_t spool_marker_decode(const uint8_t *p, size_t n, struct spool_marker *m)
 	memcpy(m->answer, p + 32, alen);
 	return (ssize_t)(SPOOL_MARKER_FIXED + alen);
 }
+
+void *spool_grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return p;
+	size_t c = *cap ? *cap : 16;
+	while (c < need)
+		c *= 2;
+	void *q = realloc(p, c * elem);
+	if (!q)
+		abort(); /* the spool's bookkeeping cannot be half-updated */
+	*cap = c;
+	return q;
+}

@@ -72,20 +72,6 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return p;
-	size_t c = *cap ? *cap : 16;
-	while (c < need)
-		c *= 2;
-	void *q = realloc(p, c * elem);
-	if (!q)
-		abort(); /* the index cannot be half-updated; out of memory is fatal here */
-	*cap = c;
-	return q;
-}
-
 static int do_sync(struct spool_store *s, int fd)
 {
 	s->syncs++;
@@ -126,7 +112,7 @@ static void reclaim(struct spool_store *s, int active)
 /* Queues marker M for the writer (mu held). */
 static void marker_queue(struct spool_store *s, const struct spool_marker *m)
 {
-	s->marks = grow(s->marks, &s->marks_cap, s->marks_len + SPOOL_MARKER_MAX, 1);
+	s->marks = spool_grow(s->marks, &s->marks_cap, s->marks_len + SPOOL_MARKER_MAX, 1);
 	s->marks_len += spool_marker_encode(m, s->marks + s->marks_len);
 	pthread_cond_signal(&s->wake);
 }
@@ -346,7 +332,7 @@ static void sync_touched(struct spool_store *s, struct touched *t)
 
 static void touch(struct round *rd, int fd, uint32_t idx, uint64_t start, int created)
 {
-	rd->t = grow(rd->t, &rd->cap, rd->n + 1, sizeof *rd->t);
+	rd->t = spool_grow(rd->t, &rd->cap, rd->n + 1, sizeof *rd->t);
 	rd->t[rd->n++] = (struct touched){ .fd = fd, .idx = idx, .start = start, .created = created };
 }
 
@@ -591,7 +577,7 @@ static void *writer_main(void *arg)
 			reclaim(s, s->seg_fd >= 0 ? (int)s->seg_idx : -1);
 		} else {
 			/* keep them, first, for the next round */
-			s->marks = grow(s->marks, &s->marks_cap, s->marks_len + marks_len, 1);
+			s->marks = spool_grow(s->marks, &s->marks_cap, s->marks_len + marks_len, 1);
 			memmove(s->marks + marks_len, s->marks, s->marks_len);
 			memcpy(s->marks, marks, marks_len);
 			s->marks_len += marks_len;
