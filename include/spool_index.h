@@ -61,10 +61,12 @@ size_t spool_index_pending(const struct spool_index *x, const char *project, uin
 			   uint64_t *ids, size_t max);
 /* Up to MAX ids of PROJECT's dead letters, in acceptance order. */
 size_t spool_index_dead(const struct spool_index *x, const char *project, uint64_t *ids, size_t max);
+/* Failed sends of pending record ID so far (0 if not pending). */
+uint32_t spool_index_attempts(const struct spool_index *x, uint64_t id);
 int spool_index_dead_info(const struct spool_index *x, uint64_t id, struct spool_dead_info *d);
 size_t spool_index_segments(const struct spool_index *x);
 /* The state as markers (a FLOOR of FLOOR_ID, then one per delivered or
- * dead record), malloc'd into *BUF: what a compacted marker log holds. */
+ * dead record and per pending one with failed sends), malloc'd into *BUF: what a compacted marker log holds. */
 size_t spool_index_markers(const struct spool_index *x, uint64_t floor_id, uint8_t **buf);
 
 #endif

@@ -100,6 +100,9 @@ enum spool_marker_kind {
 	SPOOL_MARK_RETRY = 3,        /* a dead letter goes back to pending */
 	SPOOL_MARK_FLOOR = 4,        /* ids below this were given (kept when
 	                                markers are compacted) */
+	SPOOL_MARK_ATTEMPT = 5,      /* a send failed and will be retried: the
+	                                attempts so far, so a restart does not
+	                                grant max_attempts afresh */
 };
 
 #define SPOOL_MARKER_ANSWER_MAX 512

@@ -96,6 +96,11 @@ int spool_store_mark_delivered(struct spool_store *s, uint64_t id);
 int spool_store_mark_dead(struct spool_store *s, uint64_t id, uint32_t attempts, int status,
 			  const void *answer, size_t answer_len);
 int spool_store_mark_retry(struct spool_store *s, uint64_t id); /* dead -> pending */
+/* A send of pending ID failed and will be retried: ATTEMPTS so far, kept
+ * so that a restart does not grant spool.max_attempts afresh. */
+int spool_store_mark_attempt(struct spool_store *s, uint64_t id, uint32_t attempts, int status);
+/* What spool_store_mark_attempt last recorded for pending ID (else 0). */
+uint32_t spool_store_attempts(struct spool_store *s, uint64_t id);
 
 /* ---- reading one record (the replay) ---- */
 

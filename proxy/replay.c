@@ -281,6 +281,7 @@ static void outcome(struct runner *ru, int status, const char *why)
 				   ? ru->retry_after
 				   : replay_backoff(sc->retry_min, sc->retry_max, ru->attempts,
 						    (double)rand_r(&ru->rp->seed) / RAND_MAX);
+		spool_store_mark_attempt(s, ru->id, ru->attempts, status);
 		log_info("spool: record %llu of %s: %s%s%d, attempt %u of %u, again in %.1fs",
 			 (unsigned long long)ru->id, ru->name, status ? "" : reason,
 			 status ? "status " : " ", status, ru->attempts, sc->max_attempts, d);
@@ -575,7 +576,7 @@ static void runner_next(struct runner *ru)
 	}
 	if (id != ru->id) {
 		ru->id = id;
-		ru->attempts = 0;
+		ru->attempts = spool_store_attempts(ru->rp->env->spool, id);
 	}
 	admit(ru);
 }

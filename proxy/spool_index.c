@@ -18,6 +18,7 @@ struct rec {
 	int64_t accepted_us;
 	uint32_t seg, proj;
 	uint8_t state;
+	uint32_t attempts;           /* failed sends while pending (ATTEMPT markers) */
 	struct spool_dead_info *dead;
 };
 
@@ -215,6 +216,12 @@ int spool_index_apply(struct spool_index *x, const struct spool_marker *m)
 		if (r->state != REC_DEAD)
 			return -1;
 		rec_set_state(x, r, REC_PENDING);
+		r->attempts = 0;         /* the operator grants a fresh budget */
+		return 0;
+	case SPOOL_MARK_ATTEMPT:
+		if (r->state != REC_PENDING)
+			return -1;
+		r->attempts = m->attempts;
 		return 0;
 	case SPOOL_MARK_FLOOR:
 		break;
@@ -319,6 +326,12 @@ size_t spool_index_dead(const struct spool_index *x, const char *project, uint64
 	return k;
 }
 
+uint32_t spool_index_attempts(const struct spool_index *x, uint64_t id)
+{
+	const struct rec *r = rec_find(x, id);
+	return r && r->state == REC_PENDING ? r->attempts : 0;
+}
+
 int spool_index_dead_info(const struct spool_index *x, uint64_t id, struct spool_dead_info *d)
 {
 	const struct rec *r = rec_find(x, id);
@@ -344,8 +357,15 @@ size_t spool_index_markers(const struct spool_index *x, uint64_t floor_id, uint8
 	len += spool_marker_encode(&m, b);
 	for (size_t i = 0; i < x->n_recs; i++) {
 		const struct rec *r = &x->recs[i];
-		if (r->state == REC_PENDING)
+		if (r->state == REC_PENDING && !r->attempts)
 			continue;
+		if (r->state == REC_PENDING) {
+			m = (struct spool_marker){ .kind = SPOOL_MARK_ATTEMPT, .id = r->id,
+						   .attempts = r->attempts };
+			b = spool_grow(b, &cap, len + SPOOL_MARKER_MAX, 1);
+			len += spool_marker_encode(&m, b + len);
+			continue;
+		}
 		m = (struct spool_marker){ .kind = r->dead ? SPOOL_MARK_DEAD : SPOOL_MARK_DELIVERED,
 					   .id = r->id };
 		if (r->dead) {

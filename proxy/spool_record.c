@@ -308,7 +308,7 @@ ssize_t spool_marker_decode(const uint8_t *p, size_t n, struct spool_marker *m)
 	if (memcmp(p, marker_magic, 4) != 0 || p[5] != 0)
 		return -1;
 	size_t alen = get16(p + 6);
-	if (alen > SPOOL_MARKER_ANSWER_MAX || p[4] < SPOOL_MARK_DELIVERED || p[4] > SPOOL_MARK_FLOOR)
+	if (alen > SPOOL_MARKER_ANSWER_MAX || p[4] < SPOOL_MARK_DELIVERED || p[4] > SPOOL_MARK_ATTEMPT)
 		return -1;
 	if (n < SPOOL_MARKER_FIXED + alen)
 		return 0;

@@ -145,6 +145,21 @@ int spool_store_mark_dead(struct spool_store *s, uint64_t id, uint32_t attempts,
 	return mark(s, &m);
 }
 
+int spool_store_mark_attempt(struct spool_store *s, uint64_t id, uint32_t attempts, int status)
+{
+	struct spool_marker m = { .kind = SPOOL_MARK_ATTEMPT, .id = id, .time_us = now_us(),
+				  .attempts = attempts, .status = status };
+	return mark(s, &m);
+}
+
+uint32_t spool_store_attempts(struct spool_store *s, uint64_t id)
+{
+	pthread_mutex_lock(&s->mu);
+	uint32_t n = spool_index_attempts(s->idx, id);
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
 int spool_store_mark_retry(struct spool_store *s, uint64_t id)
 {
 	struct spool_marker m = { .kind = SPOOL_MARK_RETRY, .id = id, .time_us = now_us() };

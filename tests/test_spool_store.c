@@ -647,6 +647,8 @@ static void test_markers(void **state)
 	assert_int_equal(spool_store_mark_delivered(f->s, e[1].id), 0);
 	assert_int_equal(spool_store_mark_delivered(f->s, e[1].id), -1); /* already */
 	assert_int_equal(spool_store_mark_dead(f->s, e[2].id, 3, 409, "conflict", 8), 0);
+	assert_int_equal(spool_store_mark_attempt(f->s, e[3].id, 2, 503), 0);
+	assert_int_equal(spool_store_mark_attempt(f->s, e[2].id, 4, 503), -1); /* dead */
 	spool_store_flush(f->s);
 	assert_int_equal(spool_store_segment_count(f->s), 2); /* the first one deleted */
 	assert_int_equal(count_files(f->dir, "seg-"), 2);
@@ -656,6 +658,9 @@ static void test_markers(void **state)
 	assert_int_equal(t.dead, 1);
 	fix_open(f);
 	check_project(f, "alpha", e + 3, 3);
+	/* failed sends survive the restart and the markers' compaction */
+	assert_int_equal(spool_store_attempts(f->s, e[3].id), 2);
+	assert_int_equal(spool_store_attempts(f->s, e[4].id), 0);
 	assert_null(spool_store_read(f->s, e[0].id));
 	struct spool_dead_info d;
 	assert_int_equal(spool_store_dead_info(f->s, e[2].id, &d), 1);
@@ -672,6 +677,8 @@ static void test_markers(void **state)
 	fix_open(f);
 	check_project(f, "alpha", e + 2, 4);
 	assert_int_equal(spool_store_dead_info(f->s, e[2].id, &d), 0);
+	assert_int_equal(spool_store_attempts(f->s, e[2].id), 0); /* a fresh budget */
+	assert_int_equal(spool_store_attempts(f->s, e[3].id), 2);
 	/* everything delivered: every segment but none is left after a restart */
 	for (int i = 2; i < 6; i++)
 		assert_int_equal(spool_store_mark_delivered(f->s, e[i].id), 0);

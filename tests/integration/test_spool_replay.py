@@ -334,6 +334,27 @@ def test_restart_resumes_the_replay(rig, harness):
     assert [r["path"] for r in got if r["n"] >= before][-3:] == [s["path"] for s in sent]
 
 
+def test_attempts_survive_a_restart(rig, harness):
+    # max_attempts bounds the sends of a record over the daemon's lives, not
+    # per life: 2 failed sends, a restart, then only 2 more before the dead
+    # letter (before the attempts were kept, the restart granted 4 afresh: 6)
+    def script(rec):
+        return 500, [], b"down", 0
+
+    proxy, admin, old, new = rig(new_script=script,
+                                 spool="retry_min = 0.5; retry_max = 0.5; max_attempts = 4;")
+    assert admin.maintenance(True).status == 200
+    sent = submit(proxy.port, "alpha", 0)
+    assert admin.switch("new", force=True).status == 200
+    wait_for(lambda: "attempt 2 of 4" in proxy.stderr(), 10, what="the second failed send")
+    proxy = restart_proxy(harness, proxy)
+    admin = proxy_admin(proxy)
+    wait_for(lambda: spool_totals(admin)["dead_letters"] == 1, 10, what="the dead letter")
+    assert [r["path"] for r in new.records()] == [sent["path"]] * 4
+    dead = admin.get("/spool").json["projects"]["alpha"]["dead_letters"]
+    assert dead[0]["attempts"] == 4 and dead[0]["status"] == 500, dead
+
+
 def test_switch_away_waits_for_a_replay_in_flight(rig):
     started = threading.Event()
 
