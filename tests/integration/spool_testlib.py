@@ -106,7 +106,8 @@ def recorded_header(rec, name):
 
 def read_records(spool_dir):
     """Every record of every segment: dicts with id, project, route, head,
-    body; the header and data sums are checked (SHA-256, truncated)."""
+    body, segment (file name), offset and size in it; the header and data
+    sums are checked (SHA-256, truncated)."""
     out = []
     for seg in sorted(Path(spool_dir).glob("seg-*.spool")):
         data = seg.read_bytes()
@@ -125,7 +126,8 @@ def read_records(spool_dir):
             assert len(body) == body_len, (seg, off)
             assert hashlib.sha256(project + route + head + body).digest()[:16] == hdr[40:56]
             out.append({"id": rid, "project": project.decode(), "route": route.decode(),
-                        "head": head, "body": body})
+                        "head": head, "body": body, "segment": seg.name, "offset": off,
+                        "size": h0 + head_len + body_len - off})
             off = h0 + head_len + body_len
     return out
 
