@@ -445,11 +445,21 @@ static void test_torn_tail(void **state)
 	first_segment(f, seg, sizeof seg);
 	struct stat st;
 	assert_int_equal(stat(seg, &st), 0);
-	assert_int_equal(truncate(seg, st.st_size - 2500), 0); /* mid-body of the last */
+	off_t cut = st.st_size - 2500;
+	assert_int_equal(truncate(seg, cut), 0); /* mid-body of the last */
 	fix_open(f);
-	assert_int_equal(f->n_damage, 0);
+	/* cut short: an unacknowledged write or a damaged disk, told apart by
+	 * nobody: its bytes are kept in quarantine/ and reported, then cut off */
+	assert_int_equal(f->n_damage, 1);
+	assert_string_equal(f->damage[0].reason, "cut short");
+	uint64_t tail_len = f->damage[0].length;
+	assert_int_equal(f->damage[0].offset + tail_len, (uint64_t)cut);
+	char qdir[256];
+	snprintf(qdir, sizeof qdir, "%s/quarantine", f->dir);
+	assert_int_equal(tmpdir_count(qdir), 1);
 	check_project(f, "alpha", e, 4);
 	assert_int_equal(stat(seg, &st), 0);
+	assert_int_equal(st.st_size, cut - (off_t)tail_len);
 	/* the torn bytes are gone from the file, and later records follow */
 	e[4].id = put_ok(f, "alpha", 4, 5000, 1000);
 	fix_open(f);

@@ -216,6 +216,50 @@ def test_kill_9_loop_loses_no_acknowledged_submission(rig, harness):
     assert spool_totals(admin)["dead_letters"] == 0
 
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_damaged_segment_is_quarantined_and_the_rest_replays(rig, harness, damage):
+    """Segments of 64K hold about three forms: the first one is cut inside
+    its last record, or a byte of its middle record's body flips. The start
+    goes on, the damage goes to quarantine/ and to stderr (segment and
+    offset), and the other forms replay in order, byte-identical."""
+    proxy, admin, old, new = rig(spool="segment_bytes = \"64K\"; retry_min = 0.05;")
+    assert admin.maintenance(True).status == 200
+    forms = []
+    for i in range(8):
+        f = form("alpha", i, extra=b"d%d" % i * 5000)
+        assert send(proxy.port, f).status == 201
+        forms.append(f)
+    assert not proxy.stop_and_check()
+    recs = read_records(harness.dir / "spool")
+    assert [r["body"] for r in recs] == [f["body"] for f in forms]
+    first = [r for r in recs if r["segment"] == recs[0]["segment"]]
+    assert 2 <= len(first) < len(recs), [(r["segment"], r["offset"]) for r in recs]
+    seg = harness.dir / "spool" / first[0]["segment"]
+    hit = first[-1] if damage == "truncated" else first[len(first) // 2]
+    data = bytearray(seg.read_bytes())
+    if damage == "truncated":
+        data = data[:hit["offset"] + hit["size"] // 2]
+    else:
+        data[hit["offset"] + hit["size"] - 100] ^= 0x01      # inside the body
+    seg.write_bytes(bytes(data))
+    lost = forms[recs.index(hit)]
+
+    proxy = Cutover(harness.dir, proxy.config_path.read_text(), wait_ready=False, port=proxy.port)
+    harness.proxies.append(proxy)
+    proxy.wait_ready()
+    admin = proxy_admin(proxy)
+    err = proxy.stderr()
+    assert seg.name in err and "offset %d" % hit["offset"] in err and "quarantine" in err, err
+    quarantined = list((harness.dir / "spool" / "quarantine").iterdir())
+    assert len(quarantined) == 1, quarantined
+    assert quarantined[0].read_bytes() == bytes(data[hit["offset"]:hit["offset"] + hit["size"]])
+    assert spool_totals(admin)["records"] == len(forms) - 1
+    assert admin.switch("new", force=True).status == 200
+    wait_for(lambda: spool_totals(admin)["records"] == 0, 20, what="the spool drained")
+    assert_arrived_in_order(new.records(), [f for f in forms if f is not lost])
+    assert lost["path"] not in [r["path"] for r in new.records()]
+
+
 def test_connection_dropped_after_the_upstream_stored_the_form(rig):
     """The upstream reads the whole request, stores it and closes without
     an answer (once): the replay sends it again, the upstream answers the
