@@ -63,6 +63,9 @@ struct spool_store {
 	int seg_fd;
 	uint32_t seg_idx;
 	uint64_t seg_size;
+	/* the disk refused a record: the segment being written is closed and
+	 * deleted as soon as all its records are delivered, not at rotation */
+	int disk_full;
 };
 
 static int64_t now_us(void)
@@ -568,12 +571,21 @@ static void *writer_main(void *arg)
 						wr->accepted_us, wr->project);
 				spool_waiter_push(wr->w, wr, wr->cookie, SPOOL_EVENT_DONE, 0, wr->id);
 			} else {
+				if (wr->err == ENOSPC || wr->err == EDQUOT)
+					s->disk_full = 1;
 				spool_waiter_push(wr->w, wr, wr->cookie, SPOOL_EVENT_FAILED, wr->err, 0);
 			}
 			write_free(wr);
 		}
 		if (marks_ok) {
 			free(marks);
+			if (s->disk_full && s->seg_fd >= 0 &&
+			    !spool_index_segment_live(s->idx, s->seg_idx)) {
+				close(s->seg_fd);
+				s->seg_fd = -1;
+			}
+			if (s->seg_fd < 0)
+				s->disk_full = 0;
 			reclaim(s, s->seg_fd >= 0 ? (int)s->seg_idx : -1);
 		} else {
 			/* keep them, first, for the next round */

@@ -591,6 +591,35 @@ static void test_write_error(void **state)
 	check_project(f, "alpha", e, 2);
 }
 
+/* The disk refused a record: once every record of the segment being
+ * written is delivered, the segment is deleted then, not at its rotation
+ * (which a full disk never reaches), and the disk gets its space back. */
+static void test_full_disk_frees_the_written_segment(void **state)
+{
+	struct fix *f = *state;
+	fix_open(f);
+	uint64_t a = put_ok(f, "alpha", 0, 3000, 1000);
+	uint64_t b = put_ok(f, "alpha", 1, 3000, 1000);
+	pthread_mutex_lock(&f->h.mu);
+	f->h.fail_writes = 1;
+	pthread_mutex_unlock(&f->h.mu);
+	int err;
+	assert_int_equal(put(f, "alpha", 2, 3000, 1000, 0, &err), 0);
+	assert_int_equal(err, ENOSPC);
+	assert_int_equal(spool_store_mark_delivered(f->s, a), 0);
+	assert_int_equal(spool_store_mark_delivered(f->s, b), 0);
+	spool_store_flush(f->s);
+	assert_int_equal(spool_store_segment_count(f->s), 0);
+	assert_int_equal(count_files(f->dir, "seg-"), 0);
+	/* the next record opens a new segment */
+	struct expect e = { "alpha", 3, 3000, 0 };
+	e.id = put_ok(f, "alpha", 3, 3000, 1000);
+	check_project(f, "alpha", &e, 1);
+	fix_open(f);
+	assert_int_equal(f->n_damage, 0);
+	check_project(f, "alpha", &e, 1);
+}
+
 static void test_sync_error(void **state)
 {
 	struct fix *f = *state;
@@ -754,6 +783,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_disk_frees_the_written_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_checks_sum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_markers, setup, teardown),

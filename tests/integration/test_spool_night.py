@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from cutover_testlib import (HOST, SANITIZED, Client, Cutover, build_request,
-                             multipart_submission, proxy_admin, request, wait_for)
+from cutover_testlib import (SANITIZED, Client, Cutover, build_request, multipart_submission,
+                             proxy_admin, wait_for)
 from spool_testlib import DATE, chunked, read_records, recorded_header, spool_totals
 
 INSTANCE = re.compile(rb"<instanceID>([^<]*)</instanceID>")
@@ -258,6 +258,70 @@ def test_damaged_segment_is_quarantined_and_the_rest_replays(rig, harness, damag
     wait_for(lambda: spool_totals(admin)["records"] == 0, 20, what="the spool drained")
     assert_arrived_in_order(new.records(), [f for f in forms if f is not lost])
     assert lost["path"] not in [r["path"] for r in new.records()]
+
+
+def mount_tmpfs(path, size):
+    """Mounts a SIZE tmpfs (0700) on PATH, or skips the test saying why."""
+    if os.geteuid() != 0:
+        pytest.skip("ENOSPC test needs root to mount a tmpfs (euid %d)" % os.geteuid())
+    path.mkdir(mode=0o700)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+                        str(path)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("ENOSPC test: mount -t tmpfs failed: %s" % (p.stderr.strip() or p.returncode))
+
+
+def test_full_disk_refuses_with_503_and_still_replays(rig, harness):
+    """spool.dir on a 4 MiB tmpfs, max_bytes far above it: the disk fills
+    first. Every answer is 201 or 503 + Retry-After; every 201 arrives after
+    `switch new`; once the replay has freed the space the spool takes
+    submissions again."""
+    d = harness.dir / "spool"
+    mount_tmpfs(d, "4m")
+    try:
+        proxy, admin, old, new = rig(spool='max_bytes = "64M"; max_record_bytes = "2M"; '
+                                           "retry_min = 0.05;")
+        assert admin.maintenance(True).status == 200
+        acked, refused = [], 0
+        for i in range(60):
+            # 150..450 KiB, some past record_buffer (staged in a temp file)
+            f = form("full", i, extra=b"F" * ((150 + 100 * (i % 4)) << 10))
+            r = send(proxy.port, f, chunk=(i % 3 == 2))
+            if r.status == 201:
+                acked.append(f)
+                continue
+            assert r.status == 503, (f["path"], r)
+            assert (r.header("Retry-After") or "").isdigit(), r
+            refused += 1
+            if refused >= 6:
+                break
+        assert refused >= 6 and acked, (len(acked), refused)
+        print("%d acknowledged, %d refused on a full 4 MiB tmpfs" % (len(acked), refused))
+        assert spool_totals(admin)["records"] == len(acked)
+        assert [r["body"] for r in read_records(d)] == [f["body"] for f in acked]
+        assert not new.records() and not old.records()
+        assert admin.switch("new", force=True).status == 200
+        wait_for(lambda: spool_totals(admin)["records"] == 0, 20, what="the spool drained")
+        assert_arrived_in_order(new.records(), acked)
+        # the replay frees the disk (delivered segments are deleted): then,
+        # in maintenance again, the spool takes forms
+        wait_for(lambda: disk_free(d) >= 3 << 20, 10,
+                 what="the delivered records' space back (%d bytes free)" % disk_free(d))
+        assert admin.maintenance(True).status == 200
+        again = [form("full", 100 + i, extra=b"A" * (400 << 10)) for i in range(4)]
+        for f in again:
+            r = send(proxy.port, f)
+            assert r.status == 201, (f["path"], r, disk_free(d))
+        assert spool_totals(admin)["records"] == len(again)
+    finally:
+        problems = [q for p in harness.proxies for q in p.stop_and_check()]
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+    assert not problems, problems
+
+
+def disk_free(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
 
 
 def test_connection_dropped_after_the_upstream_stored_the_form(rig):
