@@ -127,8 +127,8 @@ def test_kill_9_loop_loses_no_acknowledged_submission(rig, harness):
     Every third cycle from the second on kills during a replay instead
     (scope switched to new, the upstream slow). At the end every instanceID
     that got a 2xx arrives, none arrives that was never sent or torn.
-    The ASan build runs 15 cycles (each start is slower there)."""
-    cycles = 15 if SANITIZED else 50
+    The ASan build runs 30 cycles of 12 threads (each start is slower there)."""
+    cycles = 30 if SANITIZED else 50
     threads_n = 12 if SANITIZED else 24
     rng = random.Random(14)
     slow = {"delay": 0.0}
