@@ -44,7 +44,7 @@ struct spool_recovery {
 	size_t n_marks;
 	struct spool_damage *damage;
 	size_t n_damage;
-	uint64_t max_id;                    /* records' and FLOOR markers' */
+	uint64_t max_id;                    /* the highest of records and markers */
 };
 
 /* Creates DIR (0700) if missing and opens it; sets one open to

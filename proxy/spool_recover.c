@@ -311,7 +311,9 @@ static int read_markers(int dir_fd, const char *dir, struct spool_recovery *o, c
 			if (n > 0) {
 				o->marks = grow(o->marks, o->n_marks, sizeof *o->marks);
 				o->marks[o->n_marks++] = m;
-				if (m.kind == SPOOL_MARK_FLOOR && m.id > o->max_id)
+				/* every id a marker names was used: a new record
+				 * taking it would meet the old record's fate */
+				if (m.id > o->max_id)
 					o->max_id = m.id;
 				pos += (size_t)n;
 			} else if (n < 0) {

@@ -543,6 +543,26 @@ static void test_record_limit(void **state)
 	check_project(f, "alpha", &e, 1);
 }
 
+/* One record delivered, its segment deleted at the next start, then one
+ * more start: a new record must not take the old id, whose delivered
+ * marker is still in the log (it would be taken for delivered). */
+static void test_ids_never_reused_after_reclaim(void **state)
+{
+	struct fix *f = *state;
+	fix_open(f);
+	uint64_t a = put_ok(f, "alpha", 0, 3000, 1000);
+	assert_int_equal(spool_store_mark_delivered(f->s, a), 0);
+	spool_store_flush(f->s);
+	fix_open(f);
+	assert_int_equal(count_files(f->dir, "seg-"), 0);
+	fix_open(f);
+	struct expect e = { "alpha", 1, 3000, 0 };
+	e.id = put_ok(f, "alpha", 1, 3000, 1000);
+	assert_true(e.id > a);
+	fix_open(f);
+	check_project(f, "alpha", &e, 1);
+}
+
 static void test_total_limit(void **state)
 {
 	struct fix *f = *state;
@@ -783,6 +803,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ids_never_reused_after_reclaim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk_frees_the_written_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_checks_sum, setup, teardown),

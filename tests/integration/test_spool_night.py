@@ -16,7 +16,7 @@ import time
 import pytest
 
 from cutover_testlib import (SANITIZED, Client, Cutover, build_request, multipart_submission,
-                             proxy_admin, wait_for)
+                             proxy_admin, restart_proxy, wait_for)
 from spool_testlib import DATE, chunked, read_records, recorded_header, spool_totals
 
 INSTANCE = re.compile(rb"<instanceID>([^<]*)</instanceID>")
@@ -373,3 +373,27 @@ def test_409_is_a_dead_letter_and_later_forms_still_arrive(rig):
     dead = admin.get("/spool").json["projects"]["odk"]["dead_letters"]
     assert len(dead) == 1 and dead[0]["status"] == 409 and dead[0]["attempts"] == 1, dead
     assert dead[0]["answer"].startswith("<error>A submission already exists"), dead
+
+
+def test_a_second_window_after_restarts_replays_its_form(rig, harness):
+    """One form in a window, delivered; two restarts; one form in the next
+    window, a restart before its replay: it still arrives (a record id of
+    the first window used again would meet that window's delivered marker)."""
+    proxy, admin, old, new = rig()
+    first, second = form("win", 1), form("win", 2)
+    assert admin.maintenance(True).status == 200
+    assert send(proxy.port, first).status == 201
+    assert admin.switch("new", force=True).status == 200
+    wait_for(lambda: spool_totals(admin)["records"] == 0, 10, what="the first window replayed")
+    for _ in range(2):
+        proxy = restart_proxy(harness, proxy)
+    admin = proxy_admin(proxy)
+    assert admin.maintenance(True).status == 200
+    assert send(proxy.port, second).status == 201
+    proxy = restart_proxy(harness, proxy)
+    admin = proxy_admin(proxy)
+    assert spool_totals(admin)["records"] == 1, (read_records(harness.dir / "spool"),
+                                                 proxy.stderr())
+    assert admin.switch("new", force=True).status == 200
+    wait_for(lambda: len(new.records()) >= 2, 10, what="the second window's form")
+    assert_arrived_in_order(new.records(), [first, second])
