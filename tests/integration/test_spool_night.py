@@ -295,7 +295,16 @@ def test_full_disk_refuses_with_503_and_still_replays(rig, harness):
             refused += 1
             if refused >= 6:
                 break
-        assert refused >= 6 and acked, (len(acked), refused)
+        # then small ones until even they are refused: the disk is full
+        for i in range(60, 400):
+            f = form("full", i, extra=b"f" * (3 << 10))
+            r = send(proxy.port, f)
+            if r.status != 201:
+                assert r.status == 503 and (r.header("Retry-After") or "").isdigit(), r
+                refused += 1
+                break
+            acked.append(f)
+        assert refused >= 7 and acked, (len(acked), refused)
         print("%d acknowledged, %d refused on a full 4 MiB tmpfs" % (len(acked), refused))
         assert spool_totals(admin)["records"] == len(acked)
         assert [r["body"] for r in read_records(d)] == [f["body"] for f in acked]
