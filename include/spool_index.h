@@ -42,6 +42,8 @@ int spool_index_add(struct spool_index *x, uint64_t id, uint32_t seg, uint64_t o
 /* Applies marker M: 0, or -1 when its record is unknown or not in a state
  * that allows it (delivered twice, dead twice, retry of a pending one). */
 int spool_index_apply(struct spool_index *x, const struct spool_marker *m);
+/* Whether segment SEG holds a record not delivered (pending or dead). */
+int spool_index_segment_live(const struct spool_index *x, uint32_t seg);
 /* Deletes (through UNLINK, which returns 0 or -1) the segments whose
  * records are all delivered, except segment ACTIVE (-1: none), and drops
  * their records. */

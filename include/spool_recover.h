@@ -1,6 +1,6 @@
 /* spool_recover: what a start finds in the spool directory. Checks the
  * directory (ours, 0700), scans every segment with spool_record_scan,
- * truncates torn tails, copies damaged ranges to quarantine/ and cuts them
+ * copies torn tails and damaged ranges to quarantine/ and cuts them
  * out of their segment (so a damage is reported once, and a record is
  * never replayed half), and reads the marker log. spool_store builds its
  * index from the result. */
@@ -44,7 +44,7 @@ struct spool_recovery {
 	size_t n_marks;
 	struct spool_damage *damage;
 	size_t n_damage;
-	uint64_t max_id;                    /* records' and FLOOR markers' */
+	uint64_t max_id;                    /* the highest of records and markers */
 };
 
 /* Creates DIR (0700) if missing and opens it; sets one open to

@@ -40,7 +40,7 @@ struct spool_store_opts {
 };
 
 /* Opens DIR (created 0700 if missing; set to 0700 if group/other may
- * access it; refused if it is not ours), scans every segment (torn tails truncated,
+ * access it; refused if it is not ours), scans every segment (torn tails and
  * damaged ranges copied to quarantine/ and cut out), applies the markers,
  * deletes fully delivered segments and starts the writer thread. *DAMAGE
  * gets what was quarantined now (malloc'd, *N_DAMAGE entries; free()).

@@ -229,6 +229,11 @@ int spool_index_apply(struct spool_index *x, const struct spool_marker *m)
 	return -1;
 }
 
+int spool_index_segment_live(const struct spool_index *x, uint32_t seg)
+{
+	return seg < x->n_segs && x->segs[seg].live > 0;
+}
+
 void spool_index_reclaim(struct spool_index *x, int active,
 			 int (*unlink_segment)(void *arg, const char *name), void *arg)
 {

@@ -164,9 +164,11 @@ static int copy_range(int in, uint64_t off, int out, uint64_t out_off, uint64_t 
 	return 0;
 }
 
-/* Moves the damaged ranges of segment C->seg to quarantine/ and rewrites
- * the segment with its good records only (temp file, fsync, rename). */
-static int quarantine(int dir_fd, const char *dir, struct scan_ctx *c, char *why, size_t why_len)
+/* Copies the damaged ranges of segment C->seg to quarantine/; then, unless
+ * the only damage is a cut-short tail (cut off by the caller), rewrites the
+ * segment with its good records only (temp file, fsync, rename). */
+static int quarantine(int dir_fd, const char *dir, struct scan_ctx *c, int tail_only, char *why,
+		      size_t why_len)
 {
 	struct spool_recovery *o = c->out;
 	uint8_t *buf = malloc(BLOCK);
@@ -195,6 +197,10 @@ static int quarantine(int dir_fd, const char *dir, struct scan_ctx *c, char *why
 		}
 		close(q);
 		o->n_damage++;
+	}
+	if (tail_only) {
+		rc = 0;
+		goto out;
 	}
 	char tmp[SPOOL_SEGMENT_NAME_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s.tmp", c->seg);
@@ -243,15 +249,19 @@ static int scan_segment(int dir_fd, const char *dir, struct spool_recovery *o, u
 		file_error(why, why_len, dir, g->name, c.err ? c.err : errno);
 		goto fail;
 	}
-	if (c.n_dmg) {
-		if (quarantine(dir_fd, dir, &c, why, why_len) < 0)
-			goto fail;
-	} else if ((uint64_t)end < (uint64_t)st.st_size) {
-		/* a torn tail: a record the writer never finished, never acknowledged */
-		if (ftruncate(c.fd, end) < 0 || fsync(c.fd) < 0) {
-			file_error(why, why_len, dir, g->name, errno);
-			goto fail;
-		}
+	/* A record cut short at the end: one a crash stopped mid-write (never
+	 * acknowledged) or an acknowledged one a damaged disk cut; the two look
+	 * alike, so its bytes are kept and reported too, then cut off. */
+	int torn = (uint64_t)end < (uint64_t)st.st_size;
+	int only_torn = torn && !c.n_dmg;
+	if (torn)
+		scan_damage(&c, (uint64_t)end, (uint64_t)st.st_size - (uint64_t)end,
+			    SPOOL_RECORD_SHORT);
+	if (c.n_dmg && quarantine(dir_fd, dir, &c, only_torn, why, why_len) < 0)
+		goto fail;
+	if (only_torn && (ftruncate(c.fd, end) < 0 || fsync(c.fd) < 0)) {
+		file_error(why, why_len, dir, g->name, errno);
+		goto fail;
 	}
 	g->size = 0;
 	for (size_t i = c.first_rec; i < o->n_recs; i++)
@@ -301,7 +311,9 @@ static int read_markers(int dir_fd, const char *dir, struct spool_recovery *o, c
 			if (n > 0) {
 				o->marks = grow(o->marks, o->n_marks, sizeof *o->marks);
 				o->marks[o->n_marks++] = m;
-				if (m.kind == SPOOL_MARK_FLOOR && m.id > o->max_id)
+				/* every id a marker names was used: a new record
+				 * taking it would meet the old record's fate */
+				if (m.id > o->max_id)
 					o->max_id = m.id;
 				pos += (size_t)n;
 			} else if (n < 0) {

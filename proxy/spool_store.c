@@ -63,6 +63,9 @@ struct spool_store {
 	int seg_fd;
 	uint32_t seg_idx;
 	uint64_t seg_size;
+	/* the disk refused a record: the segment being written is closed and
+	 * deleted as soon as all its records are delivered, not at rotation */
+	int disk_full;
 };
 
 static int64_t now_us(void)
@@ -569,8 +572,11 @@ static void *writer_main(void *arg)
 		sync_round(s, &rd);
 		int marks_ok = 1;
 		if (marks_len && (file_write_full(s->markers_fd, marks, marks_len) < 0 ||
-				  do_sync(s, s->markers_fd) < 0))
+				  do_sync(s, s->markers_fd) < 0)) {
 			marks_ok = 0;
+			if (errno == ENOSPC || errno == EDQUOT)
+				s->disk_full = 1;
+		}
 
 		pthread_mutex_lock(&s->mu);
 		for (struct spool_write *wr = batch, *next; wr; wr = next) {
@@ -583,13 +589,14 @@ static void *writer_main(void *arg)
 						wr->accepted_us, wr->project);
 				spool_waiter_push(wr->w, wr, wr->cookie, SPOOL_EVENT_DONE, 0, wr->id);
 			} else {
+				if (wr->err == ENOSPC || wr->err == EDQUOT)
+					s->disk_full = 1;
 				spool_waiter_push(wr->w, wr, wr->cookie, SPOOL_EVENT_FAILED, wr->err, 0);
 			}
 			write_free(wr);
 		}
 		if (marks_ok) {
 			free(marks);
-			reclaim(s, s->seg_fd >= 0 ? (int)s->seg_idx : -1);
 		} else {
 			/* keep them, first, for the next round */
 			s->marks = spool_grow(s->marks, &s->marks_cap, s->marks_len + marks_len, 1);
@@ -598,6 +605,19 @@ static void *writer_main(void *arg)
 			s->marks_len += marks_len;
 			free(marks);
 			backoff = 1;
+		}
+		/* Delivered segments go once their markers are durable; on a full
+		 * disk even before, since the markers need the space they hold (a
+		 * crash meanwhile at worst sends a delivered record again). */
+		if (marks_ok || s->disk_full) {
+			if (s->disk_full && s->seg_fd >= 0 &&
+			    !spool_index_segment_live(s->idx, s->seg_idx)) {
+				close(s->seg_fd);
+				s->seg_fd = -1;
+			}
+			if (s->seg_fd < 0)
+				s->disk_full = 0;
+			reclaim(s, s->seg_fd >= 0 ? (int)s->seg_idx : -1);
 		}
 		free(rd.t);
 		s->flush_done = req;

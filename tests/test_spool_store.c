@@ -445,11 +445,21 @@ static void test_torn_tail(void **state)
 	first_segment(f, seg, sizeof seg);
 	struct stat st;
 	assert_int_equal(stat(seg, &st), 0);
-	assert_int_equal(truncate(seg, st.st_size - 2500), 0); /* mid-body of the last */
+	off_t cut = st.st_size - 2500;
+	assert_int_equal(truncate(seg, cut), 0); /* mid-body of the last */
 	fix_open(f);
-	assert_int_equal(f->n_damage, 0);
+	/* cut short: an unacknowledged write or a damaged disk, told apart by
+	 * nobody: its bytes are kept in quarantine/ and reported, then cut off */
+	assert_int_equal(f->n_damage, 1);
+	assert_string_equal(f->damage[0].reason, "cut short");
+	uint64_t tail_len = f->damage[0].length;
+	assert_int_equal(f->damage[0].offset + tail_len, (uint64_t)cut);
+	char qdir[256];
+	snprintf(qdir, sizeof qdir, "%s/quarantine", f->dir);
+	assert_int_equal(tmpdir_count(qdir), 1);
 	check_project(f, "alpha", e, 4);
 	assert_int_equal(stat(seg, &st), 0);
+	assert_int_equal(st.st_size, cut - (off_t)tail_len);
 	/* the torn bytes are gone from the file, and later records follow */
 	e[4].id = put_ok(f, "alpha", 4, 5000, 1000);
 	fix_open(f);
@@ -533,6 +543,26 @@ static void test_record_limit(void **state)
 	check_project(f, "alpha", &e, 1);
 }
 
+/* One record delivered, its segment deleted at the next start, then one
+ * more start: a new record must not take the old id, whose delivered
+ * marker is still in the log (it would be taken for delivered). */
+static void test_ids_never_reused_after_reclaim(void **state)
+{
+	struct fix *f = *state;
+	fix_open(f);
+	uint64_t a = put_ok(f, "alpha", 0, 3000, 1000);
+	assert_int_equal(spool_store_mark_delivered(f->s, a), 0);
+	spool_store_flush(f->s);
+	fix_open(f);
+	assert_int_equal(count_files(f->dir, "seg-"), 0);
+	fix_open(f);
+	struct expect e = { "alpha", 1, 3000, 0 };
+	e.id = put_ok(f, "alpha", 1, 3000, 1000);
+	assert_true(e.id > a);
+	fix_open(f);
+	check_project(f, "alpha", &e, 1);
+}
+
 static void test_total_limit(void **state)
 {
 	struct fix *f = *state;
@@ -579,6 +609,35 @@ static void test_write_error(void **state)
 	fix_open(f);
 	assert_int_equal(f->n_damage, 0);
 	check_project(f, "alpha", e, 2);
+}
+
+/* The disk refused a record: once every record of the segment being
+ * written is delivered, the segment is deleted then, not at its rotation
+ * (which a full disk never reaches), and the disk gets its space back. */
+static void test_full_disk_frees_the_written_segment(void **state)
+{
+	struct fix *f = *state;
+	fix_open(f);
+	uint64_t a = put_ok(f, "alpha", 0, 3000, 1000);
+	uint64_t b = put_ok(f, "alpha", 1, 3000, 1000);
+	pthread_mutex_lock(&f->h.mu);
+	f->h.fail_writes = 1;
+	pthread_mutex_unlock(&f->h.mu);
+	int err;
+	assert_int_equal(put(f, "alpha", 2, 3000, 1000, 0, &err), 0);
+	assert_int_equal(err, ENOSPC);
+	assert_int_equal(spool_store_mark_delivered(f->s, a), 0);
+	assert_int_equal(spool_store_mark_delivered(f->s, b), 0);
+	spool_store_flush(f->s);
+	assert_int_equal(spool_store_segment_count(f->s), 0);
+	assert_int_equal(count_files(f->dir, "seg-"), 0);
+	/* the next record opens a new segment */
+	struct expect e = { "alpha", 3, 3000, 0 };
+	e.id = put_ok(f, "alpha", 3, 3000, 1000);
+	check_project(f, "alpha", &e, 1);
+	fix_open(f);
+	assert_int_equal(f->n_damage, 0);
+	check_project(f, "alpha", &e, 1);
 }
 
 static void test_sync_error(void **state)
@@ -751,6 +810,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ids_never_reused_after_reclaim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_disk_frees_the_written_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_checks_sum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_markers, setup, teardown),

@@ -5,7 +5,8 @@ unless cutover exits 0 within 10 s with no sanitizer report on stderr."""
 
 import pytest
 
-from cutover_testlib import Harness, free_port as _free_port
+from cutover_testlib import Cutover, Harness, free_port as _free_port, proxy_admin
+from spool_testlib import Recorder
 
 NGINX_FILES = {
     "big.bin": 1 << 30,                      # 1 GiB, sparse
@@ -68,3 +69,27 @@ def proxy(harness, old, new):
 def nginx(harness):
     """nginx-light serving /big.bin (1 GiB sparse), /small.txt and /64k.bin."""
     return harness.nginx(NGINX_FILES)
+
+
+@pytest.fixture
+def rig(harness):
+    """make(...) -> (cutover, admin, old, new) with Recorder upstreams and SPOOL
+    as the inside of the spool group (after its dir)."""
+    made = []
+
+    def make(old_script=None, new_script=None, spool="retry_min = 0.05; retry_max = 0.2;",
+             old=None, new=None, port=None, **kw):
+        old = old or Recorder(old_script)
+        new = new or Recorder(new_script)
+        made.extend([old, new])
+        port, text = harness.config(old, new, port=port, **kw)
+        d = harness.dir / "spool"
+        text = text.replace('spool = { dir = "%s"; };' % d, 'spool = { dir = "%s"; %s };' % (d, spool))
+        c = Cutover(harness.dir, text, wait_ready=False, port=port)
+        harness.proxies.append(c)
+        c.wait_ready()
+        return c, proxy_admin(c), old, new
+
+    yield make
+    for r in made:
+        r.close()

@@ -6,24 +6,22 @@ restart and a kill -9. Records are read back from the segment files by the
 documented record format (README, "The spool on disk"), checksums included."""
 
 import email.utils
-import hashlib
 import os
 import stat
 import signal
 import socket
 import struct
 import time
-from pathlib import Path
 
 import pytest
 
 from cutover_testlib import (Client, Cutover, build_request, multipart_submission, proxy_admin,
                              request, restart_proxy, run_cli, wait_for)
+from spool_testlib import BASIC, chunked, read_records
 
 ACK_NATURE = b'nature="submit_success"'
 HOP_BY_HOP = ("connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
               "proxy-connection", "proxy-authorization")
-BASIC = "Basic ZGV2aWNlOnMzY3JldA=="        # device:s3cret
 
 
 def start(harness, old, new, spool=None, routes=None):
@@ -48,32 +46,6 @@ def env(harness):
     return harness, old, new
 
 
-def read_records(spool_dir):
-    """Every record of every segment: dicts with id, project, route, head,
-    body; the header and data sums are checked (SHA-256, truncated)."""
-    out = []
-    for seg in sorted(Path(spool_dir).glob("seg-*.spool")):
-        data = seg.read_bytes()
-        off = 0
-        while off < len(data):
-            hdr = data[off:off + 64]
-            assert len(hdr) == 64 and hdr[:4] == b"CSPL", (seg, off)
-            assert hashlib.sha256(hdr[:56]).digest()[:8] == hdr[56:64], (seg, off)
-            rid, accepted, body_len, head_len, plen, rlen = struct.unpack_from("<QqQIHH", hdr, 8)
-            p = off + 64
-            project = data[p:p + plen]
-            route = data[p + plen:p + plen + rlen]
-            h0 = p + plen + rlen
-            head = data[h0:h0 + head_len]
-            body = data[h0 + head_len:h0 + head_len + body_len]
-            assert len(body) == body_len, (seg, off)
-            assert hashlib.sha256(project + route + head + body).digest()[:16] == hdr[40:56]
-            out.append({"id": rid, "project": project.decode(), "route": route.decode(),
-                        "head": head, "body": body})
-            off = h0 + head_len + body_len
-    return out
-
-
 def header_lines(head):
     lines = head.split(b"\r\n")
     assert lines[-2:] == [b"", b""], head       # ends with the blank line
@@ -95,14 +67,6 @@ def assert_refused(r):
     v = r.header("Retry-After")
     assert v is not None and v.isdigit(), r
     return int(v)
-
-
-def chunked(body, size=1000):
-    out = b""
-    for i in range(0, len(body), size):
-        piece = body[i:i + size]
-        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
-    return out + b"0\r\n\r\n"
 
 
 def submit_chunked(port, path, headers, body):
