@@ -39,7 +39,7 @@ import tempfile
 LAYERS = [
     ("leaf", "include none of ours, or only other leaves",
      ["addr", "bev", "conf", "duration", "file", "heartbeat", "http1", "log", "response",
-      "spool_index", "spool_reader", "spool_record", "spool_recover", "spool_waiter", "stats", "when"]),
+      "spool_head", "spool_index", "spool_reader", "spool_record", "spool_recover", "spool_waiter", "stats", "when"]),
     # state_store sits here, not in the control plane: state persists each
     # snapshot through it, and state is a service the data path reads.
     ("services", "used by the data path and the control plane alike",
@@ -50,7 +50,7 @@ LAYERS = [
     ("data path", "one request, listener to upstream, on a worker thread",
      ["conn", "dispatch", "forward", "gate", "intake", "listener", "replay", "worker"]),
     ("control plane", "operator actions on the control thread",
-     ["admin", "control", "journal", "preflight", "status"]),
+     ["admin", "admin_spool", "control", "journal", "preflight", "status"]),
     # cli -> adminclient (the exchange) and cli -> render (the printers):
     # neither includes cli.h, so cli's command table can name the printers.
     ("entry", "the binary's entry points and the config wiring",
