@@ -231,6 +231,11 @@ static void print_journal_entry(const json_t *e, FILE *out, const char *indent)
 		char n[32];
 		fprintf(out, "  %s in flight to %s", num(e, "in_flight", n, sizeof(n)), up);
 	}
+	char n[32];
+	if (json_is_integer(json_object_get(e, "count")))
+		fprintf(out, "  %s record(s)", num(e, "count", n, sizeof(n)));
+	else if (action && !strncmp(action, "spool-", 6) && json_is_integer(json_object_get(e, "id")))
+		fprintf(out, "  record %s", num(e, "id", n, sizeof(n)));
 	if (str(e, "reason"))
 		fprintf(out, "  \"%s\"", str(e, "reason"));
 	if (json_is_true(json_object_get(e, "forced")))
