@@ -233,14 +233,18 @@ def test_export_then_replay_one_record_with_curl(rig, tmp_path):
 def test_export_pages_through_many_records(rig, tmp_path):
     proxy, admin, old, new = rig()
     assert admin.maintenance(True).status == 200
-    n = 130
+    n = 1050                       # the CLI asks for 500 a page: three pages
     for i in range(n):
-        submit(proxy.port, "alpha", i)
+        submit(proxy.port, "alpha" if i % 3 else "beta", i)
     first = admin.get("/spool/records?limit=50")
     assert first.status == 200 and len(first.json["records"]) == 50, first
     nxt = first.json["next"]
-    second = admin.get("/spool/records?limit=100&after=%d" % nxt).json
-    assert len(second["records"]) == 80 and second["next"] is None, second
+    second = admin.get("/spool/records?limit=1000&after=%d" % nxt).json
+    assert len(second["records"]) == 1000 and second["next"] is not None, second["next"]
+    last = admin.get("/spool/records?limit=1000&after=%d" % second["next"]).json
+    assert last["records"] == [] and last["next"] is None, last
+    beta = admin.get("/spool/records?limit=1000&project=beta").json["records"]
+    assert len(beta) == 350 and {r["project"] for r in beta} == {"beta"}
     out = cli(proxy, "spool", "export", str(tmp_path / "all"))
     assert out.returncode == 0 and "%d records" % n in out.stdout, out
     assert len(list((tmp_path / "all").glob("*.body"))) == n
