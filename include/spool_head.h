@@ -37,6 +37,11 @@ size_t spool_head_redact(const char *line, size_t line_len, bool credentials, ch
  * cutover's own note (the device's address), never sent upstream. */
 bool spool_head_curl_skips(const char *line, size_t line_len);
 
+/* Header line LINE as a line of curl's header file, into OUT (LINE_LEN + 1
+ * bytes): the same, except that a header with an empty value becomes
+ * "Name;" (curl drops "Name:" instead of sending it). Returns the length. */
+size_t spool_head_curl_line(const char *line, size_t line_len, char *out);
+
 /* Bytes as ISO-8859-1 code points in UTF-8 (each byte one character), so
  * any head travels through JSON and comes back the same: OUT needs 2 *
  * LEN bytes. Returns the length written. */

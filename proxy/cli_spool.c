@@ -198,9 +198,14 @@ static void sh_quote(FILE *f, const char *p, size_t n)
 	fputc('\'', f);
 }
 
-/* ID.headers: the end-to-end headers as curl takes them (-H @FILE); sets
- * *REDACTED when an Authorization line holds no credential. */
-static int write_headers(int dfd, const char *name, const json_t *head, bool *redacted,
+/* What the script must know of a record's headers. */
+struct head_facts {
+	bool redacted;               /* an Authorization line holds no credential */
+	bool accept, user_agent;     /* the device sent them (else curl must not add its own) */
+};
+
+/* ID.headers: the end-to-end headers as curl takes them (-H @FILE). */
+static int write_headers(int dfd, const char *name, const json_t *head, struct head_facts *hf,
 			 FILE *err)
 {
 	char *text = NULL;
@@ -221,13 +226,22 @@ static int write_headers(int dfd, const char *name, const json_t *head, bool *re
 			break;
 		}
 		if (!spool_head_curl_skips(b, n)) {
-			fwrite(b, 1, n, f);
+			char *c = malloc(n + 1);
+			if (!c) {
+				free(b);
+				rc = -1;
+				break;
+			}
+			fwrite(c, 1, spool_head_curl_line(b, n, c), f);
 			fputc('\n', f);
+			free(c);
 			if (spool_head_is(b, n, "authorization") &&
 			    n >= strlen(SPOOL_HEAD_REDACTED) &&
 			    !memcmp(b + n - strlen(SPOOL_HEAD_REDACTED), SPOOL_HEAD_REDACTED,
 				    strlen(SPOOL_HEAD_REDACTED)))
-				*redacted = true;
+				hf->redacted = true;
+			hf->accept |= spool_head_is(b, n, "accept");
+			hf->user_agent |= spool_head_is(b, n, "user-agent");
 		}
 		free(b);
 	}
@@ -243,7 +257,8 @@ static int write_headers(int dfd, const char *name, const json_t *head, bool *re
 
 /* ID.sh: curl with the record's method, its headers and body files, and
  * its target after ${CUTOVER_TARGET}. */
-static int write_script(int dfd, uint64_t id, const json_t *doc, bool redacted, FILE *err)
+static int write_script(int dfd, uint64_t id, const json_t *doc, const struct head_facts *hf,
+			FILE *err)
 {
 	size_t mlen = 0, tlen = 0;
 	const char *m = json_string_value(json_object_get(doc, "method"));
@@ -263,17 +278,19 @@ static int write_script(int dfd, uint64_t id, const json_t *doc, bool redacted, 
 			(unsigned long long)id, project ? project : "?",
 			json_string_value(json_object_get(doc, "accepted")),
 			json_string_value(json_object_get(doc, "state")));
-		if (redacted)
+		if (hf->redacted)
 			fprintf(f, "# Authorization is redacted in %llu.headers: put the credential back\n"
 				   "# there first (or export with --with-credentials).\n",
 				(unsigned long long)id);
 		fprintf(f, "set -eu\ncd \"$(dirname \"$0\")\"\n"
 			   "exec curl --silent --show-error --globoff --request ");
 		sh_quote(f, method, mlen);
-		fprintf(f, " \\\n  --header @'%llu.headers' --header 'Expect:' --data-binary @'%llu.body' \\\n"
+		/* "Name:" stops curl adding a header the device did not send. */
+		fprintf(f, " \\\n  --header @'%llu.headers' --header 'Expect:'%s%s --data-binary @'%llu.body' \\\n"
 			   "  --write-out '\\nHTTP %%{http_code}\\n' \\\n"
 			   "  \"${CUTOVER_TARGET:?base URL of the server}\"",
-			(unsigned long long)id, (unsigned long long)id);
+			(unsigned long long)id, hf->accept ? "" : " --header 'Accept:'",
+			hf->user_agent ? "" : " --header 'User-Agent:'", (unsigned long long)id);
 		sh_quote(f, target, tlen);
 		fputc('\n', f);
 		if (fclose(f) == 0)
@@ -331,15 +348,15 @@ static int export_one(const struct cli_spool_conn *c, int dfd, uint64_t id, bool
 	json_object_del(meta, "head");
 	char *text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 	json_decref(meta);
-	bool redacted = false;
+	struct head_facts hf = { 0 };
 	snprintf(name, sizeof(name), "%llu.json", (unsigned long long)id);
 	int rc = text ? write_file(dfd, name, 0600, text, strlen(text), err) : -1;
 	free(text);
 	snprintf(name, sizeof(name), "%llu.headers", (unsigned long long)id);
 	if (rc == 0)
-		rc = write_headers(dfd, name, json_object_get(doc, "head"), &redacted, err);
+		rc = write_headers(dfd, name, json_object_get(doc, "head"), &hf, err);
 	if (rc == 0)
-		rc = write_script(dfd, id, doc, redacted, err);
+		rc = write_script(dfd, id, doc, &hf, err);
 	json_decref(doc);
 	snprintf(name, sizeof(name), "%llu.body", (unsigned long long)id);
 	int fd = rc == 0 ? create(dfd, name, 0600, err) : -1;

@@ -73,6 +73,22 @@ bool spool_head_curl_skips(const char *line, size_t line_len)
 	return false;
 }
 
+size_t spool_head_curl_line(const char *line, size_t line_len, char *out)
+{
+	const char *colon = memchr(line, ':', line_len);
+	size_t i = colon ? (size_t)(colon - line) + 1 : line_len;
+	while (i < line_len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (colon && i == line_len) {
+		size_t n = (size_t)(colon - line);
+		memcpy(out, line, n);
+		out[n] = ';';
+		return n + 1;
+	}
+	memcpy(out, line, line_len);
+	return line_len;
+}
+
 size_t spool_head_latin1_to_utf8(const char *in, size_t len, char *out)
 {
 	size_t n = 0;

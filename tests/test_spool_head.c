@@ -82,6 +82,21 @@ static void test_curl_skips_what_curl_sets(void **state)
 		assert_false(spool_head_curl_skips(keep[i], strlen(keep[i])));
 }
 
+static void test_curl_line_keeps_an_empty_header(void **state)
+{
+	(void)state;
+	char out[64];
+	const char *cases[][2] = {
+		{ "X-Empty:", "X-Empty;" }, { "X-Empty:  \t", "X-Empty;" },
+		{ "X-A: 1", "X-A: 1" }, { "Date: Fri, 04 Dec 2026", "Date: Fri, 04 Dec 2026" },
+	};
+	for (size_t i = 0; i < 4; i++) {
+		size_t n = spool_head_curl_line(cases[i][0], strlen(cases[i][0]), out);
+		out[n] = '\0';
+		assert_string_equal(out, cases[i][1]);
+	}
+}
+
 static void test_latin1_round_trip(void **state)
 {
 	(void)state;
@@ -104,6 +119,7 @@ int main(void)
 		cmocka_unit_test(test_redaction_keeps_the_scheme),
 		cmocka_unit_test(test_lines_end_at_the_blank_line),
 		cmocka_unit_test(test_curl_skips_what_curl_sets),
+		cmocka_unit_test(test_curl_line_keeps_an_empty_header),
 		cmocka_unit_test(test_latin1_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

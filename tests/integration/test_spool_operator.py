@@ -11,7 +11,8 @@ import os
 import stat
 import subprocess
 
-from cutover_testlib import Client, build_request, multipart_submission, run_cli, wait_for
+from cutover_testlib import (Client, build_request, multipart_submission, request, run_cli,
+                             wait_for)
 from test_spool_replay import (BASIC, DATE, Recorder, chunked, form_headers, header, rig,  # noqa: F401
                                spool_totals, submit)
 
@@ -46,7 +47,6 @@ def submit_big(port, project, i, size, chunk=False):
                    + chunked(body, 65536))
             r = c.read_response("POST")
     else:
-        from cutover_testlib import request
         r = request(port, "POST", path, hs, body, timeout=60)
     assert r.status == 201, r
     return body
@@ -175,11 +175,18 @@ def test_export_then_replay_one_record_with_curl(rig, tmp_path):
     proxy, admin, old, new = rig()
     assert admin.maintenance(True).status == 200
     sent = [submit(proxy.port, "alpha", i) for i in range(3)] + [submit(proxy.port, "beta", 0)]
+    # the record replayed below also carries a header with an empty value,
+    # which curl sends only when its header file says "Name;"
+    ctype, form = multipart_submission("uuid:empty-header")
+    path = "/a/alpha/receiver/?empty=1"
+    r = request(proxy.port, "POST", path, form_headers(ctype, 1) + [("X-Empty", "")], form)
+    assert r.status == 201, r
+    sent[1] = {"path": path, "ctype": ctype, "body": form}
     big = submit_big(proxy.port, "alpha", 9, 200000, chunk=True)
     d = tmp_path / "out"
     out = cli(proxy, "spool", "export", str(d))
     assert out.returncode == 0, out.stderr
-    assert "5 records" in out.stdout, out.stdout
+    assert "6 records" in out.stdout, out.stdout
     assert stat.S_IMODE(d.stat().st_mode) == 0o700
     ids = record_ids(admin)
     assert sorted(p.name for p in d.iterdir()) == sorted(
@@ -195,13 +202,15 @@ def test_export_then_replay_one_record_with_curl(rig, tmp_path):
     assert "Authorization: Basic <redacted>" in hdrs, hdrs
     assert not [h for h in hdrs if h.split(":")[0].lower() in
                 ("content-length", "transfer-encoding", "host", "x-cutover-peer")], hdrs
-    assert (d / ("%d.body" % ids[4])).read_bytes() == big
+    by_path = {json.loads((d / ("%d.json" % i)).read_text())["target"]: i for i in ids}
+    assert (d / ("%d.body" % by_path["/a/alpha/receiver/?big=9"])).read_bytes() == big
+    replayed = by_path[sent[1]["path"]]
 
     # replay record 2 of alpha by hand, as an operator would
     target = Recorder()
     try:
         env = dict(os.environ, CUTOVER_TARGET=target.url)
-        r = subprocess.run([str(d / ("%d.sh" % ids[1]))], env=env, capture_output=True,
+        r = subprocess.run([str(d / ("%d.sh" % replayed))], env=env, capture_output=True,
                            timeout=30, stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stderr
         (rec,) = target.records()
@@ -210,9 +219,14 @@ def test_export_then_replay_one_record_with_curl(rig, tmp_path):
         assert header(rec, "Content-Type") == sent[1]["ctype"]
         assert header(rec, "X-OpenRosa-Version") == "1.0"
         assert header(rec, "Date") == DATE
+        assert header(rec, "X-Empty") == "", rec["headers"]
+        # nothing curl would add on its own: the device sent no Accept or User-Agent
+        names = [k.lower() for k, v in rec["headers"]]
+        assert "accept" not in names and "user-agent" not in names, names
+        assert "expect" not in names and "content-length" in names
         # without CUTOVER_TARGET the script says what it needs and sends nothing
         env.pop("CUTOVER_TARGET")
-        r = subprocess.run([str(d / ("%d.sh" % ids[1]))], env=env, capture_output=True,
+        r = subprocess.run([str(d / ("%d.sh" % replayed))], env=env, capture_output=True,
                            timeout=30, stdin=subprocess.DEVNULL)
         assert r.returncode != 0 and b"base URL" in r.stderr, r.stderr
         assert len(target.records()) == 1
