@@ -31,6 +31,8 @@
  *   POST /reload      {}
  *   GET  /journal?n=N 200 {"entries": [ ... oldest first ... ]}
  *   DELETE /schedule/<id>   cancels a scheduled switch
+ *   GET /spool, GET /spool/records, GET /spool/<id>, GET /spool/<id>/body,
+ *   POST /spool/<id>/retry, POST /spool/retry: see admin_spool.h
  *
  *   A change answers 200 {"ok": true, "scope": "global"|"<p>", "from": "old",
  *     "to": "new", "forced": false, "preflight": {"ok": true, "steps": [...]},

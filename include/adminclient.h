@@ -5,6 +5,7 @@
 #define CUTOVER_ADMINCLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct addr;
 
@@ -34,6 +35,13 @@ struct adminclient_answer {
  * adminclient_answer_free. */
 int adminclient_exchange(const struct adminclient_request *req, struct adminclient_answer *ans,
 			 char *err, size_t errlen);
+/* The same, except that a 200 answer framed by Content-Length has its body
+ * written to FD as it arrives (any size, never whole in memory): ANS->body
+ * is then empty and *WRITTEN the bytes written. An answer ending short of
+ * its Content-Length fails (-1, ERR says how short); any other answer is
+ * read into ANS as adminclient_exchange reads it. */
+int adminclient_exchange_to_fd(const struct adminclient_request *req, int fd, uint64_t *written,
+			       struct adminclient_answer *ans, char *err, size_t errlen);
 void adminclient_answer_free(struct adminclient_answer *ans);
 
 #endif

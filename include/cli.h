@@ -1,5 +1,6 @@
 /* cli: the command-line client of the admin API (`cutover status`,
- * `switch`, `maintenance`, `hold`, `resume`, `journal`, `reload`). */
+ * `switch`, `maintenance`, `hold`, `resume`, `journal`, `reload`,
+ * `schedule`, `spool`). */
 #ifndef CUTOVER_CLI_H
 #define CUTOVER_CLI_H
 
@@ -38,7 +39,16 @@ struct cli_request {
 	bool json;               /* --json: print the API's answer as is */
 	bool help;               /* -h/--help: print the command's usage, send nothing */
 	const char *until;       /* maintenance --until as given, for the success line */
+	/* spool show / export: several exchanges, run by cli_spool */
+	int spool_action;        /* 0, CLI_SPOOL_SHOW or CLI_SPOOL_EXPORT */
+	unsigned long long spool_id;
+	const char *spool_dir;   /* export DIR */
+	const char *body_file;   /* show --body FILE */
+	const char *project;     /* --project */
+	bool credentials;        /* --with-credentials */
 };
+
+enum { CLI_SPOOL_SHOW = 1, CLI_SPOOL_EXPORT = 2 };
 
 /* Parses ARGV (argv[0] is the command) into OUT. Returns CLI_OK, or
  * CLI_USAGE with a one-line reason in ERR. OUT is always safe to pass to

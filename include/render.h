@@ -48,5 +48,6 @@ render_printer render_journal;  /* an entry per line */
 render_printer render_reload;
 render_printer render_cancel;   /* the scheduled switch cancelled */
 render_printer render_spool;    /* spool ls: a line per project, one per dead letter; retry */
+render_printer render_spool_record; /* spool show: what the record is, then its head */
 
 #endif

@@ -5,6 +5,7 @@
 #ifndef CUTOVER_SPOOL_INDEX_H
 #define CUTOVER_SPOOL_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,14 @@ struct spool_dead_info {
 	int64_t time_us;
 	size_t answer_len;
 	uint8_t answer[SPOOL_ANSWER_MAX];
+};
+
+/* One record as a listing shows it. */
+struct spool_entry {
+	uint64_t id;
+	uint64_t bytes;              /* held on disk (header, head and body) */
+	bool dead;                   /* a dead letter, else pending */
+	char project[SPOOL_RECORD_PROJECT_MAX + 1];
 };
 
 struct spool_index;
@@ -65,6 +74,10 @@ size_t spool_index_pending(const struct spool_index *x, const char *project, uin
 size_t spool_index_dead(const struct spool_index *x, const char *project, uint64_t *ids, size_t max);
 /* Failed sends of pending record ID so far (0 if not pending). */
 uint32_t spool_index_attempts(const struct spool_index *x, uint64_t id);
+/* Up to MAX records (pending or dead) with ids above AFTER, of PROJECT
+ * (NULL: all), in id order (acceptance order). Returns how many. */
+size_t spool_index_list(const struct spool_index *x, const char *project, uint64_t after,
+			struct spool_entry *out, size_t max);
 int spool_index_dead_info(const struct spool_index *x, uint64_t id, struct spool_dead_info *d);
 size_t spool_index_segments(const struct spool_index *x);
 /* The state as markers (a FLOOR of FLOOR_ID, then one per delivered or

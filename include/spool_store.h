@@ -85,6 +85,10 @@ size_t spool_store_pending(struct spool_store *s, const char *project, uint64_t 
 
 /* Up to MAX ids of PROJECT's dead letters, in acceptance order. */
 size_t spool_store_dead(struct spool_store *s, const char *project, uint64_t *ids, size_t max);
+/* Up to MAX records (pending or dead) above AFTER, of PROJECT (NULL:
+ * all), in acceptance order. Returns how many. */
+size_t spool_store_list(struct spool_store *s, const char *project, uint64_t after,
+			struct spool_entry *out, size_t max);
 /* 1 and *D when ID is a dead letter, 0 if not, -1 if unknown. */
 int spool_store_dead_info(struct spool_store *s, uint64_t id, struct spool_dead_info *d);
 

@@ -19,15 +19,14 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
+#include "admin_spool.h"
 #include "conf.h"
 #include "control.h"
 #include "duration.h"
 #include "http1.h"
 #include "listener.h"
 #include "log.h"
-#include "project.h"
-#include "replay.h"
-#include "spool_store.h"
+#include "spool_reader.h"
 #include "response.h"
 
 #define ADMIN_MAX_HEAD 16384
@@ -42,6 +41,9 @@
 #define ADMIN_MAX_PER_PEER 16
 /* Refused or dropped connections are logged once per this, with counts. */
 #define ADMIN_LOG_INTERVAL 10.0
+/* A streamed body (a spooled record's) is read from disk while the output
+ * holds less than this. */
+#define ADMIN_STREAM_ROOM (256 * 1024)
 
 struct admin {
 	struct event_base *base;
@@ -71,6 +73,8 @@ struct admin_conn {
 	bool answered;
 	bool waiting;                /* a control action will answer later */
 	bool gone;                   /* the client left while we waited */
+	struct spool_reader *stream;  /* a record's body still to send */
+	uint64_t stream_left;
 };
 
 static void conn_close(struct admin_conn *ac)
@@ -84,6 +88,8 @@ static void conn_close(struct admin_conn *ac)
 	ac->adm->n_conns--;
 	if (ac->deadline)
 		event_free(ac->deadline);
+	if (ac->stream)
+		spool_reader_close(ac->stream);
 	bufferevent_free(ac->bev);
 	free(ac);
 }
@@ -219,107 +225,75 @@ static void h_reload(struct admin_conn *ac, json_t *body, const char *query)
 	reply(ac, status, answer);
 }
 
-/* A dead letter's answer as JSON text: bytes that are not printable ASCII
- * become '.', so a binary answer never breaks the document. */
-static json_t *answer_text(const struct spool_dead_info *d)
-{
-	char text[SPOOL_ANSWER_MAX];
-	for (size_t i = 0; i < d->answer_len; i++)
-		text[i] = d->answer[i] >= 0x20 && d->answer[i] < 0x7f ? (char)d->answer[i] : '.';
-	return json_stringn(text, d->answer_len);
-}
+/* ---- the spool (admin_spool.c): answers as JSON, or a body to stream ---- */
 
-#define SPOOL_LIST_MAX 1000       /* dead letters listed per project */
-
-static json_t *spool_project_json(struct spool_store *s, const char *name, time_t now)
+static void stream_pump(struct admin_conn *ac)
 {
-	struct spool_totals t;
-	spool_store_totals(s, name, &t);
-	int64_t age = t.oldest_us ? (int64_t)now - t.oldest_us / 1000000 : 0;
-	json_t *dead = json_array();
-	uint64_t *ids = malloc(SPOOL_LIST_MAX * sizeof(*ids));
-	size_t n = ids ? spool_store_dead(s, name, ids, SPOOL_LIST_MAX) : 0;
-	for (size_t i = 0; dead && i < n; i++) {
-		struct spool_dead_info d;
-		if (spool_store_dead_info(s, ids[i], &d) != 1)
-			continue;
-		json_array_append_new(dead, json_pack("{s:I, s:i, s:i, s:I, s:o}", "id",
-						      (json_int_t)ids[i], "status", d.status,
-						      "attempts", (int)d.attempts, "time",
-						      (json_int_t)(d.time_us / 1000000), "answer",
-						      answer_text(&d)));
+	struct evbuffer *out = bufferevent_get_output(ac->bev);
+	if (admin_spool_pump(ac->stream, &ac->stream_left, out, ADMIN_STREAM_ROOM) < 0) {
+		conn_close(ac); /* short of its Content-Length: the client sees it failed */
+		return;
 	}
-	free(ids);
-	return json_pack("{s:I, s:I, s:I, s:I, s:o*}", "records", (json_int_t)(t.pending + t.dead),
-			 "pending", (json_int_t)t.pending, "bytes", (json_int_t)t.bytes,
-			 "oldest_age", (json_int_t)(age > 0 ? age : 0), "dead_letters", dead);
+	if (!ac->stream_left) {
+		spool_reader_close(ac->stream);
+		ac->stream = NULL;
+	}
 }
 
-/* GET /spool[?project=P]: per project its records, bytes, oldest age and
- * dead letters (id, status, first bytes of the answer, attempts). */
+static void spool_reply(struct admin_conn *ac, struct admin_spool_answer *a)
+{
+	if (!a->body) {
+		reply(ac, a->status, a->json);
+		return;
+	}
+	evbuffer_add_printf(bufferevent_get_output(ac->bev),
+			    "HTTP/1.1 200 OK\r\nDate: %s\r\nServer: cutover\r\n"
+			    "Content-Type: application/octet-stream\r\nContent-Length: %llu\r\n"
+			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+			    response_date(), (unsigned long long)a->body_len);
+	ac->answered = true;
+	bufferevent_disable(ac->bev, EV_READ);
+	ac->stream = a->body;
+	ac->stream_left = a->body_len;
+	/* Refilled from the segment as the peer reads: never the whole body. */
+	bufferevent_setwatermark(ac->bev, EV_WRITE, ADMIN_STREAM_ROOM / 4, 0);
+	stream_pump(ac);
+}
+
 static void h_spool(struct admin_conn *ac, json_t *body, const char *query)
 {
 	(void)body;
-	struct spool_store *s = control_spool(ac->adm->ctl);
-	if (!s) {
-		reply_error(ac, 409, "no spool: spool.dir is not configured");
-		return;
-	}
-	const char *want = query ? strstr(query, "project=") : NULL;
-	size_t want_len = want ? strcspn(want + 8, "&") : 0;
-	json_t *projects = json_object();
-	size_t n = 0;
-	char **names = spool_store_projects(s, &n);
-	time_t now = time(NULL);
-	for (size_t i = 0; i < n; i++) {
-		if (!want || (strlen(names[i]) == want_len && memcmp(names[i], want + 8, want_len) == 0))
-			json_object_set_new(projects, names[i], spool_project_json(s, names[i], now));
-		free(names[i]);
-	}
-	free(names);
-	reply(ac, 200, json_pack("{s:b, s:o*}", "ok", 1, "projects", projects));
+	struct admin_spool_answer a = { 0 };
+	admin_spool_list(ac->adm->ctl, query, &a);
+	spool_reply(ac, &a);
 }
 
-/* POST /spool/<id>/retry: a dead letter is pending again; the replay takes
- * it when its scope is live. */
-static void h_spool_retry(struct admin_conn *ac, const char *rest)
+static void h_spool_records(struct admin_conn *ac, json_t *body, const char *query)
 {
-	struct spool_store *s = control_spool(ac->adm->ctl);
-	char *end;
-	errno = 0;
-	unsigned long long id = strtoull(rest, &end, 10);
-	if (!s || end == rest || errno || strcmp(end, "/retry") != 0) {
-		reply_error(ac, s ? 404 : 409, s ? "use POST /spool/<id>/retry" : "no spool");
-		return;
+	(void)body;
+	struct admin_spool_answer a = { 0 };
+	admin_spool_records(ac->adm->ctl, query, &a);
+	spool_reply(ac, &a);
+}
+
+static void h_spool_retry_all(struct admin_conn *ac, json_t *body, const char *query)
+{
+	struct admin_spool_answer a = { 0 };
+	if (query && *query)
+		reply_error(ac, 400, "bad request: POST /spool/retry takes no query");
+	else {
+		admin_spool_retry_all(ac->adm->ctl, ac->who, body, &a);
+		spool_reply(ac, &a);
 	}
-	struct spool_dead_info d;
-	int rc = spool_store_dead_info(s, id, &d);
-	if (rc != 1) {
-		reply_error(ac, rc < 0 ? 404 : 409,
-			    rc < 0 ? "no such record" : "the record is not a dead letter");
-		return;
-	}
-	char project[PROJECT_NAME_MAX + 2] = "";
-	struct spool_reader *rd = spool_store_read(s, id);
-	if (rd) {
-		snprintf(project, sizeof(project), "%s", spool_reader_view(rd)->project);
-		spool_reader_close(rd);
-	}
-	if (!rd || spool_store_mark_retry(s, id) < 0) {
-		reply_error(ac, 409, "the record is not a dead letter");
-		return;
-	}
-	struct project *p = project_get(strcmp(project, "-") ? project : "",
-					strcmp(project, "-") ? strlen(project) : 0);
-	project_spooled_add(p, 1);
-	project_put(p);
-	replay_poke();
-	control_journal_append(ac->adm->ctl,
-			       json_pack("{s:s, s:s, s:s, s:I}", "action", "spool-retry", "who",
-					 ac->who, "scope", strcmp(project, "-") ? project : "global",
-					 "id", (json_int_t)id));
-	reply(ac, 200, json_pack("{s:b, s:I, s:s}", "ok", 1, "id", (json_int_t)id, "project",
-				 project));
+}
+
+static void h_spool_record(struct admin_conn *ac, const char *rest, const char *query)
+{
+	const struct http1_head *h = &ac->head;
+	struct admin_spool_answer a = { 0 };
+	admin_spool_record(ac->adm->ctl, ac->who, http1_token_eq(h->method, h->method_len, "GET"),
+			   http1_token_eq(h->method, h->method_len, "POST"), rest, query, &a);
+	spool_reply(ac, &a);
 }
 
 /* The keys a request body may hold and their JSON types: anything else is
@@ -345,6 +319,9 @@ static const struct body_key hold_keys[] = {
 static const struct body_key resume_keys[] = {
 	{ "project", JSON_STRING }, { "reason", JSON_STRING }, { NULL, JSON_NULL },
 };
+static const struct body_key spool_retry_keys[] = {
+	{ "project", JSON_STRING }, { NULL, JSON_NULL },
+};
 
 static const struct route_entry {
 	const char *method;
@@ -355,6 +332,8 @@ static const struct route_entry {
 	{ "GET", "/status", no_keys, h_status },
 	{ "GET", "/journal", no_keys, h_journal },
 	{ "GET", "/spool", no_keys, h_spool },
+	{ "GET", "/spool/records", no_keys, h_spool_records },
+	{ "POST", "/spool/retry", spool_retry_keys, h_spool_retry_all },
 	{ "POST", "/switch", switch_keys, h_switch },
 	{ "POST", "/maintenance", maintenance_keys, h_maintenance },
 	{ "POST", "/hold", hold_keys, h_hold },
@@ -498,13 +477,6 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 	/* The endpoint first: a body is read against what it takes. */
 	const struct route_entry *route = NULL;
 	bool cancel = strncmp(path, "/schedule/", 10) == 0, path_known = cancel;
-	if (strncmp(path, "/spool/", 7) == 0) {
-		if (!http1_token_eq(h->method, h->method_len, "POST"))
-			reply_error(ac, 405, "use POST /spool/<id>/retry");
-		else
-			h_spool_retry(ac, path + 7);
-		return;
-	}
 	for (size_t i = 0; !cancel && !route && i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (strcmp(routes[i].path, path) != 0)
 			continue;
@@ -512,11 +484,13 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 		if (http1_token_eq(h->method, h->method_len, routes[i].method))
 			route = &routes[i];
 	}
+	/* /spool/<id>...: admin_spool reads the id and the method. */
+	bool record = !route && !path_known && strncmp(path, "/spool/", 7) == 0;
 	if (cancel && !http1_token_eq(h->method, h->method_len, "DELETE")) {
 		reply_error(ac, 405, "use DELETE /schedule/<id>");
 		return;
 	}
-	if (!cancel && !route) {
+	if (!cancel && !route && !record) {
 		reply_error(ac, path_known ? 405 : 404,
 			    path_known ? "method not allowed" : "no such endpoint");
 		return;
@@ -529,6 +503,8 @@ static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_l
 		reply_error(ac, status, msg);
 	else if (cancel)
 		h_cancel(ac, path + 10);
+	else if (record)
+		h_spool_record(ac, path + 7, query);
 	else
 		route->fn(ac, body, query);
 	json_decref(body);
@@ -576,6 +552,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct admin_conn *ac = arg;
+	if (ac->stream) {
+		stream_pump(ac);
+		return;
+	}
 	if (ac->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_close(ac);
 }

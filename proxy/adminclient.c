@@ -171,10 +171,84 @@ static int answer_parse(const struct reading *rd, bool at_eof, struct adminclien
 	return 1;
 }
 
+/* Where a 200 answer's body goes instead of memory. */
+struct sink {
+	int fd;                     /* -1: none (or no longer: not a 200) */
+	uint64_t *written;
+};
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* RD holds at least a head: if it is a 200 framed by Content-Length, its
+ * body goes to SINK as it arrives, through a 64 KiB buffer whatever its
+ * size. 1 done, -1 failed (ERR), 0 not such an answer (SINK is dropped)
+ * or its head is incomplete. */
+static int sink_body(int fd, struct reading *rd, struct sink *sink,
+		     const struct timespec *deadline, struct adminclient_answer *ans, char *err,
+		     size_t errlen)
+{
+	struct http1_parser p;
+	struct http1_head h;
+	http1_parser_init(&p, HTTP1_RESPONSE);
+	enum http1_result r = http1_parse_head(&p, rd->buf, rd->len, MAX_HEAD, MAX_HEAD, &h);
+	if (r == HTTP1_MORE)
+		return 0;
+	if (r != HTTP1_DONE || h.status != 200 || h.framing != HTTP1_BODY_LENGTH) {
+		sink->fd = -1; /* read and parsed as any other answer */
+		return 0;
+	}
+	uint64_t left = h.content_length, done = 0;
+	char *at = rd->buf + h.head_len;
+	size_t have = rd->len - h.head_len;
+	char buf[65536];
+	for (;;) {
+		size_t n = have < left ? have : (size_t)left;
+		if (n && write_all(sink->fd, at, n) < 0)
+			return fail(err, errlen, "cannot write the answer: %s", strerror(errno));
+		left -= n;
+		done += n;
+		if (!left)
+			break;
+		set_socket_timeouts(fd, deadline);
+		ssize_t got = recv(fd, buf, sizeof(buf), 0);
+		if (got < 0 && errno == EINTR) {
+			have = 0;
+			continue;
+		}
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return fail(err, errlen, "the answer stalled after %llu of %llu bytes",
+				    (unsigned long long)done, (unsigned long long)h.content_length);
+		if (got <= 0)
+			return fail(err, errlen, "the answer ends %llu bytes short of its Content-Length "
+				    "(%llu of %llu)", (unsigned long long)left,
+				    (unsigned long long)done, (unsigned long long)h.content_length);
+		at = buf;
+		have = (size_t)got;
+	}
+	*sink->written = done;
+	free(ans->body);
+	ans->body = calloc(1, 1);
+	ans->body_len = 0;
+	ans->status = 200;
+	return ans->body ? 1 : fail(err, errlen, "out of memory");
+}
+
 /* Reads until the answer is complete; FD is the caller's. SEND_ERRNO: why
  * sending stopped early, if it did (the reason when nothing comes back). */
 static int read_answer(int fd, const struct adminclient_request *req,
-		       const struct timespec *deadline, int send_errno,
+		       const struct timespec *deadline, int send_errno, struct sink *sink,
 		       struct adminclient_answer *ans, char *err, size_t errlen)
 {
 	struct reading rd = { 0 };
@@ -215,6 +289,14 @@ static int read_answer(int fd, const struct adminclient_request *req,
 		if (n > 0)
 			rd.len += (size_t)n;
 		char why[256];
+		if (sink->fd >= 0 && n > 0) {
+			done = sink_body(fd, &rd, sink, deadline, ans, why, sizeof(why));
+			if (done < 0)
+				fail(err, errlen, "bad answer from the admin API at %s: %s", req->admin,
+				     why);
+			if (done)
+				break;
+		}
 		done = answer_parse(&rd, n <= 0, ans, why, sizeof(why));
 		if (done < 0)
 			fail(err, errlen, "bad answer from the admin API at %s: %s", req->admin, why);
@@ -223,8 +305,8 @@ static int read_answer(int fd, const struct adminclient_request *req,
 	return done < 0 ? -1 : 0;
 }
 
-int adminclient_exchange(const struct adminclient_request *req, struct adminclient_answer *ans,
-			 char *err, size_t errlen)
+static int exchange(const struct adminclient_request *req, struct sink *sink,
+		    struct adminclient_answer *ans, char *err, size_t errlen)
 {
 	memset(ans, 0, sizeof(*ans));
 	struct timespec deadline;
@@ -279,7 +361,22 @@ int adminclient_exchange(const struct adminclient_request *req, struct adminclie
 			    req->timeout);
 	}
 
-	rc = read_answer(fd, req, &deadline, send_errno, ans, err, errlen);
+	rc = read_answer(fd, req, &deadline, send_errno, sink, ans, err, errlen);
 	close(fd);
 	return rc;
+}
+
+int adminclient_exchange(const struct adminclient_request *req, struct adminclient_answer *ans,
+			 char *err, size_t errlen)
+{
+	struct sink none = { .fd = -1 };
+	return exchange(req, &none, ans, err, errlen);
+}
+
+int adminclient_exchange_to_fd(const struct adminclient_request *req, int fd, uint64_t *written,
+			       struct adminclient_answer *ans, char *err, size_t errlen)
+{
+	struct sink sink = { .fd = fd, .written = written };
+	*written = 0;
+	return exchange(req, &sink, ans, err, errlen);
 }

@@ -17,6 +17,7 @@
 #include "addr.h"
 #include "admin.h"
 #include "adminclient.h"
+#include "cli_spool.h"
 #include "render.h"
 
 /* ---- command line ---- */
@@ -29,12 +30,15 @@ enum cli_opt {
 	OPT_UNTIL = 1u << 4,
 	OPT_MAX = 1u << 5,
 	OPT_LINES = 1u << 6,
+	OPT_BODY = 1u << 7,
 	/* global: every command takes them */
 	OPT_ADMIN = 1u << 8,
 	OPT_TOKEN_FILE = 1u << 9,
 	OPT_JSON = 1u << 10,
 	OPT_TIMEOUT = 1u << 11,
 	OPT_HELP = 1u << 12,
+	OPT_CREDENTIALS = 1u << 13,
+	OPT_ALL = 1u << 14,
 };
 #define OPT_GLOBAL (OPT_ADMIN | OPT_TOKEN_FILE | OPT_JSON | OPT_TIMEOUT | OPT_HELP)
 
@@ -51,6 +55,9 @@ static const struct cli_option {
 	{ "--until", NULL, OPT_UNTIL, true },
 	{ "--max", NULL, OPT_MAX, true },
 	{ "--lines", "-n", OPT_LINES, true },
+	{ "--body", NULL, OPT_BODY, true },
+	{ "--with-credentials", NULL, OPT_CREDENTIALS, false },
+	{ "--all", NULL, OPT_ALL, false },
 	{ "--admin", NULL, OPT_ADMIN, true },
 	{ "--token-file", NULL, OPT_TOKEN_FILE, true },
 	{ "--json", NULL, OPT_JSON, false },
@@ -63,7 +70,7 @@ static const struct cli_option {
 /* What the command line said, before it becomes a request. */
 struct cli_args {
 	unsigned seen;
-	const char *project, *reason, *at, *until, *max, *lines;
+	const char *project, *reason, *at, *until, *max, *lines, *body;
 	const char *admin, *token_file, *timeout;
 	const char *pos[MAX_POSITIONAL];
 	int n_pos;
@@ -254,38 +261,92 @@ static int build_schedule(const struct cli_args *a, struct cli_request *req, cha
 	return CLI_OK;
 }
 
-/* spool ls [--project P] | spool retry ID (show, export, retry --all: later). */
-static int build_spool(const struct cli_args *a, struct cli_request *req, char *err,
-		       size_t errlen)
+/* A record id as the operator typed it: 0 (with ERR) if it is not one. */
+static unsigned long long spool_id(const char *action, const char *id, char *err, size_t errlen)
 {
-	if (a->n_pos == 0 || (strcmp(a->pos[0], "ls") != 0 && strcmp(a->pos[0], "retry") != 0))
-		return usage_error(err, errlen, "spool: the actions are 'ls' and 'retry ID'%s%s%s",
-				   a->n_pos ? ", not '" : "", a->n_pos ? a->pos[0] : "",
-				   a->n_pos ? "'" : "");
-	if (strcmp(a->pos[0], "ls") == 0) {
-		int rc = no_positional(a, req, 1, err, errlen);
-		if (rc != CLI_OK)
-			return rc;
-		req->method = "GET";
-		if (a->project && (strlen(a->project) > 127 || strpbrk(a->project, "&?# /%")))
-			return usage_error(err, errlen, "spool ls: '%s' is not a project name",
-					   a->project);
-		snprintf(req->path, sizeof(req->path), "/spool%s%s", a->project ? "?project=" : "",
-			 a->project ? a->project : "");
-		return CLI_OK;
-	}
-	if (a->n_pos < 2)
-		return usage_error(err, errlen, "spool retry: which ID? (see cutover spool ls)");
-	const char *id = a->pos[1];
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(id, &end, 10);
-	if (end == id || *end || errno || v == 0 || !isdigit((unsigned char)id[0]))
-		return usage_error(err, errlen, "spool retry: the ID is a number, not '%s'", id);
-	int rc = no_positional(a, req, 2, err, errlen);
+	if (end == id || *end || errno || v == 0 || !isdigit((unsigned char)id[0])) {
+		usage_error(err, errlen, "spool %s: the ID is a number, not '%s'", action, id);
+		return 0;
+	}
+	return v;
+}
+
+/* Options that only some spool actions take: ACTION takes those in ALLOWED. */
+static int spool_options(const struct cli_args *a, const char *action, unsigned allowed,
+			 char *err, size_t errlen)
+{
+	static const struct { unsigned bit; const char *name; } only[] = {
+		{ OPT_PROJECT, "--project" }, { OPT_BODY, "--body" },
+		{ OPT_CREDENTIALS, "--with-credentials" }, { OPT_ALL, "--all" },
+	};
+	for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+		if ((a->seen & only[i].bit) && !(allowed & only[i].bit))
+			return usage_error(err, errlen, "spool %s: %s does not go with it%s", action,
+					   only[i].name, only[i].bit == OPT_PROJECT &&
+					   !strcmp(action, "retry") ? " (only with --all)" : "");
+	if (a->project && (strlen(a->project) > 255 || strpbrk(a->project, "&?# /%")))
+		return usage_error(err, errlen, "spool %s: '%s' is not a project name", action,
+				   a->project);
+	return CLI_OK;
+}
+
+/* spool ls [--project P] | show ID [--body FILE] [--with-credentials] |
+ * retry ID | retry --all [--project P] | export DIR [--project P]
+ * [--with-credentials]. show and export are run by cli_spool. */
+static int build_spool(const struct cli_args *a, struct cli_request *req, char *err,
+		       size_t errlen)
+{
+	static const char *const actions[] = { "ls", "show", "retry", "export" };
+	size_t k = 0;
+	while (a->n_pos && k < 4 && strcmp(a->pos[0], actions[k]) != 0)
+		k++;
+	if (a->n_pos == 0 || k == 4)
+		return usage_error(err, errlen, "spool: the actions are ls, show, retry and export%s%s%s",
+				   a->n_pos ? ", not '" : "", a->n_pos ? a->pos[0] : "",
+				   a->n_pos ? "'" : "");
+	const char *action = actions[k];
+	bool all = a->seen & OPT_ALL;
+	unsigned allowed = k == 0 ? OPT_PROJECT : k == 1 ? OPT_BODY | OPT_CREDENTIALS
+			   : k == 2 ? OPT_ALL | (all ? OPT_PROJECT : 0) : OPT_PROJECT | OPT_CREDENTIALS;
+	int rc = spool_options(a, action, allowed, err, errlen);
 	if (rc != CLI_OK)
 		return rc;
+	int want = k == 0 || (k == 2 && all) ? 1 : 2;
+	if (a->n_pos < want)
+		return usage_error(err, errlen, "spool %s: %s", action,
+				   k == 3 ? "into which DIR?" : "which ID? (see cutover spool ls)");
+	if ((rc = no_positional(a, req, want, err, errlen)) != CLI_OK)
+		return rc;
+	req->project = a->project;
+	req->credentials = a->seen & OPT_CREDENTIALS;
+	switch (k) {
+	case 0:
+		req->method = "GET";
+		snprintf(req->path, sizeof(req->path), "/spool%s%s", a->project ? "?project=" : "",
+			 a->project ? a->project : "");
+		return CLI_OK;
+	case 1:
+		if (!(req->spool_id = spool_id(action, a->pos[1], err, errlen)))
+			return CLI_USAGE;
+		req->spool_action = CLI_SPOOL_SHOW;
+		req->body_file = a->body;
+		return CLI_OK;
+	case 3:
+		req->spool_action = CLI_SPOOL_EXPORT;
+		req->spool_dir = a->pos[1];
+		return CLI_OK;
+	}
 	req->method = "POST";
+	if (all) {
+		snprintf(req->path, sizeof(req->path), "/spool/retry");
+		return set_body(req, json_pack("{s:s*}", "project", a->project), err, errlen);
+	}
+	unsigned long long v = spool_id(action, a->pos[1], err, errlen);
+	if (!v)
+		return CLI_USAGE;
 	snprintf(req->path, sizeof(req->path), "/spool/%llu/retry", v);
 	return set_body(req, json_object(), err, errlen);
 }
@@ -310,9 +371,11 @@ static const struct cli_command commands[] = {
 	  build_reload, render_reload },
 	{ "schedule", "cancel ID", "Cancel scheduled switch ID (ids are in cutover status)", 0,
 	  build_schedule, render_cancel },
-	{ "spool", "ls [--project P] | retry ID",
-	  "The spool per project and its dead letters; send a dead letter again", OPT_PROJECT,
-	  build_spool, render_spool },
+	{ "spool", "ls [--project P] | show ID [--body FILE] [--with-credentials] | "
+	  "retry ID | retry --all [--project P] | export DIR [--project P] [--with-credentials]",
+	  "The spool per project and its dead letters; one record (its body into FILE); send "
+	  "dead letters again; every record as files to replay with curl (${CUTOVER_TARGET})",
+	  OPT_PROJECT | OPT_BODY | OPT_CREDENTIALS | OPT_ALL, build_spool, render_spool },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -390,6 +453,7 @@ static const char **option_slot(struct cli_args *a, enum cli_opt bit)
 	case OPT_UNTIL: return &a->until;
 	case OPT_MAX: return &a->max;
 	case OPT_LINES: return &a->lines;
+	case OPT_BODY: return &a->body;
 	case OPT_ADMIN: return &a->admin;
 	case OPT_TOKEN_FILE: return &a->token_file;
 	case OPT_TIMEOUT: return &a->timeout;
@@ -563,6 +627,27 @@ int cli_main(int argc, char **argv)
 			cli_request_free(&req);
 			return CLI_FAILED;
 		}
+	}
+	if (req.spool_action) {
+		const struct cli_spool_conn sc = {
+			.admin = req.admin, .addr = &addr, .token = token,
+			.token_file = req.token_file != NULL, .timeout = req.timeout, .json = req.json,
+		};
+		fflush(stdout);
+		enum render_outcome out =
+			req.spool_action == CLI_SPOOL_SHOW
+				? cli_spool_show(&sc, req.spool_id, req.credentials, req.body_file,
+						 stdout, stderr)
+				: cli_spool_export(&sc, req.spool_dir, req.project, req.credentials,
+						   stdout, stderr);
+		free(token);
+		cli_request_free(&req);
+		rc = exit_code(out);
+		if (fflush(stdout) != 0 && rc == CLI_OK) {
+			fprintf(stderr, "cutover: cannot write the output: %s\n", strerror(errno));
+			rc = CLI_FAILED;
+		}
+		return rc;
 	}
 	const struct adminclient_request areq = {
 		.admin = req.admin,

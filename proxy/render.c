@@ -231,6 +231,11 @@ static void print_journal_entry(const json_t *e, FILE *out, const char *indent)
 		char n[32];
 		fprintf(out, "  %s in flight to %s", num(e, "in_flight", n, sizeof(n)), up);
 	}
+	char n[32];
+	if (json_is_integer(json_object_get(e, "count")))
+		fprintf(out, "  %s record(s)", num(e, "count", n, sizeof(n)));
+	else if (action && !strncmp(action, "spool-", 6) && json_is_integer(json_object_get(e, "id")))
+		fprintf(out, "  record %s", num(e, "id", n, sizeof(n)));
 	if (str(e, "reason"))
 		fprintf(out, "  \"%s\"", str(e, "reason"));
 	if (json_is_true(json_object_get(e, "forced")))
@@ -304,6 +309,12 @@ enum render_outcome render_spool(const struct render_request *rq, int status,
 	(void)status;
 	(void)err;
 	char n[32];
+	if (json_object_get(answer, "retried")) {
+		fprintf(out, "%s dead letter(s)%s%s pending again\n",
+			num(answer, "retried", n, sizeof(n)), str(answer, "project") ? " of " : "",
+			str(answer, "project") ? str(answer, "project") : "");
+		return RENDER_DONE;
+	}
 	if (json_object_get(answer, "id")) {
 		fprintf(out, "record %s of %s is pending again\n", num(answer, "id", n, sizeof(n)),
 			str(answer, "project") ? str(answer, "project") : "?");
@@ -332,6 +343,36 @@ enum render_outcome render_spool(const struct render_request *rq, int status,
 				str(d, "answer") ? str(d, "answer") : "");
 		}
 	}
+	return RENDER_DONE;
+}
+
+enum render_outcome render_spool_record(const struct render_request *rq, int status,
+					const json_t *answer, FILE *out, FILE *err)
+{
+	(void)rq;
+	(void)status;
+	(void)err;
+	char id[32], len[32];
+	const char *project = str(answer, "project");
+	fprintf(out, "record %s of %s (route %s): %s\n", num(answer, "id", id, sizeof(id)),
+		!project ? "?" : strcmp(project, "-") ? project : "(global)",
+		str(answer, "route") ? str(answer, "route") : "?",
+		str(answer, "state") ? str(answer, "state") : "?");
+	fprintf(out, "accepted %s, body %s bytes\n",
+		str(answer, "accepted") ? str(answer, "accepted") : "?",
+		num(answer, "body_bytes", len, sizeof(len)));
+	const json_t *d = json_object_get(answer, "dead_letter");
+	if (json_is_object(d)) {
+		char st[32], at[32];
+		fprintf(out, "dead letter: status %s after %s attempt(s), %s: %.200s\n",
+			num(d, "status", st, sizeof(st)), num(d, "attempts", at, sizeof(at)),
+			str(d, "time") ? str(d, "time") : "?", str(d, "answer") ? str(d, "answer") : "");
+	}
+	fputc('\n', out);
+	size_t i;
+	const json_t *line;
+	json_array_foreach(json_object_get(answer, "head"), i, line)
+		fprintf(out, "%s\n", json_string_value(line) ? json_string_value(line) : "");
 	return RENDER_DONE;
 }
 

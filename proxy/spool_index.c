@@ -337,6 +337,33 @@ uint32_t spool_index_attempts(const struct spool_index *x, uint64_t id)
 	return r && r->state == REC_PENDING ? r->attempts : 0;
 }
 
+size_t spool_index_list(const struct spool_index *x, const char *project, uint64_t after,
+			struct spool_entry *out, size_t max)
+{
+	uint32_t pi = 0;
+	if (project && !proj_get(x, project, &pi))
+		return 0;
+	size_t lo = 0, hi = x->n_recs, k = 0;
+	while (lo < hi) {                /* the first id above AFTER */
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->recs[mid].id <= after)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < x->n_recs && k < max; i++) {
+		const struct rec *r = &x->recs[i];
+		if (r->state == REC_DELIVERED || (project && r->proj != pi))
+			continue;
+		struct spool_entry *e = &out[k++];
+		e->id = r->id;
+		e->bytes = r->size;
+		e->dead = r->state == REC_DEAD;
+		snprintf(e->project, sizeof e->project, "%s", x->projs[r->proj].name);
+	}
+	return k;
+}
+
 int spool_index_dead_info(const struct spool_index *x, uint64_t id, struct spool_dead_info *d)
 {
 	const struct rec *r = rec_find(x, id);

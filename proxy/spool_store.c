@@ -800,6 +800,15 @@ size_t spool_store_dead(struct spool_store *s, const char *project, uint64_t *id
 	return k;
 }
 
+size_t spool_store_list(struct spool_store *s, const char *project, uint64_t after,
+			struct spool_entry *out, size_t max)
+{
+	pthread_mutex_lock(&s->mu);
+	size_t k = spool_index_list(s->idx, project, after, out, max);
+	pthread_mutex_unlock(&s->mu);
+	return k;
+}
+
 int spool_store_dead_info(struct spool_store *s, uint64_t id, struct spool_dead_info *d)
 {
 	pthread_mutex_lock(&s->mu);

@@ -175,6 +175,33 @@ static void test_journal_reload_cancel(void **state)
 	       "-  -  forced\n",
 	       "");
 
+	/* spool retries name their record, or how many a retry --all took */
+	expect(&rq, 200,
+	       "{\"entries\": [{\"time\": \"t\", \"who\": \"w\", \"action\": \"spool-retry\", "
+	       "\"scope\": \"alpha\", \"id\": 12}, {\"action\": \"spool-retry\", \"scope\": "
+	       "\"all\", \"count\": 3}]}",
+	       RENDER_DONE,
+	       "t  w  spool-retry  alpha  record 12\n"
+	       "-  -  spool-retry  all  3 record(s)\n",
+	       "");
+	/* spool show: what the record is, then its head */
+	rq = (struct render_request){ .command = "spool show", .admin = ADMIN,
+				      .print = render_spool_record };
+	expect(&rq, 200,
+	       "{\"id\": 3, \"project\": \"-\", \"route\": \"submit\", \"state\": \"dead\", "
+	       "\"accepted\": \"A\", \"body_bytes\": 10, \"dead_letter\": {\"status\": 400, "
+	       "\"attempts\": 1, \"time\": \"T\", \"answer\": \"no\"}, \"head\": [\"POST / HTTP/1.1\", "
+	       "\"Authorization: Basic <redacted>\"]}",
+	       RENDER_DONE,
+	       "record 3 of (global) (route submit): dead\n"
+	       "accepted A, body 10 bytes\n"
+	       "dead letter: status 400 after 1 attempt(s), T: no\n\n"
+	       "POST / HTTP/1.1\nAuthorization: Basic <redacted>\n",
+	       "");
+	rq = (struct render_request){ .command = "spool", .admin = ADMIN, .print = render_spool };
+	expect(&rq, 200, "{\"ok\": true, \"retried\": 2, \"project\": \"beta\"}", RENDER_DONE,
+	       "2 dead letter(s) of beta pending again\n", "");
+
 	rq = (struct render_request){ .command = "reload", .admin = ADMIN, .print = render_reload };
 	expect(&rq, 200, "{\"message\": \"m\"}", RENDER_DONE, "reloaded: m\n", "");
 	expect(&rq, 200, "{\"generation\": 2}", RENDER_DONE, "reloaded (config generation 2)\n", "");

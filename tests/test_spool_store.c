@@ -749,6 +749,36 @@ static void test_markers(void **state)
 	assert_true(put_ok(f, "alpha", 7, 10, 10) > e[5].id);
 }
 
+/* The listing an export pages through: ids above AFTER, delivered ones
+ * left out, dead ones marked, one project or all, never more than MAX. */
+static void test_list_pages(void **state)
+{
+	struct fix *f = *state;
+	fix_open(f);
+	uint64_t id[7];
+	for (unsigned i = 0; i < 7; i++)
+		id[i] = put_ok(f, i % 2 ? "beta" : "alpha", i, 1000, 1000);
+	assert_int_equal(spool_store_mark_delivered(f->s, id[0]), 0);
+	assert_int_equal(spool_store_mark_dead(f->s, id[2], 1, 400, "no", 2), 0);
+	struct spool_entry e[8];
+	size_t n = spool_store_list(f->s, NULL, 0, e, 4);
+	assert_int_equal(n, 4);
+	assert_int_equal(e[0].id, id[1]);
+	assert_string_equal(e[0].project, "beta");
+	assert_int_equal(e[1].id, id[2]);
+	assert_true(e[1].dead && !e[0].dead);
+	assert_true(e[1].bytes > 1000);
+	n = spool_store_list(f->s, NULL, e[3].id, e, 4);
+	assert_int_equal(n, 2);
+	assert_int_equal(e[0].id, id[5]);
+	assert_int_equal(e[1].id, id[6]);
+	n = spool_store_list(f->s, "alpha", 0, e, 8);
+	assert_int_equal(n, 3);              /* 2 (dead), 4, 6 */
+	assert_int_equal(e[0].id, id[2]);
+	assert_int_equal(spool_store_list(f->s, "nobody", 0, e, 8), 0);
+	assert_int_equal(spool_store_list(f->s, NULL, id[6], e, 8), 0);
+}
+
 static void test_abort(void **state)
 {
 	struct fix *f = *state;
@@ -803,6 +833,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_body_byte, setup, teardown),

@@ -56,7 +56,9 @@ class Recorder:
                     buf += c
                 head, buf = buf.split(b"\r\n\r\n", 1)
                 lines = head.split(b"\r\n")
-                headers = [tuple(x.decode("latin-1").split(": ", 1)) for x in lines[1:]]
+                # "Name: value", or "Name:" for an empty value
+                headers = [(k, v.lstrip(" \t")) for k, _, v in
+                           (x.decode("latin-1").partition(":") for x in lines[1:])]
                 n = 0
                 for k, v in headers:
                     if k.lower() == "content-length":
