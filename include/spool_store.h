@@ -112,6 +112,10 @@ uint32_t spool_store_attempts(struct spool_store *s, uint64_t id);
  * unknown or delivered). */
 struct spool_reader *spool_store_read(struct spool_store *s, uint64_t id);
 
+/* Files and bytes in DIR/quarantine/ when the store was opened (damage is
+ * only found at a start). */
+void spool_store_quarantine(struct spool_store *s, uint64_t *files, uint64_t *bytes);
+
 /* ---- for tests ---- */
 uint64_t spool_store_sync_count(struct spool_store *s);
 size_t spool_store_segment_count(struct spool_store *s);

@@ -143,9 +143,17 @@ json_t *status_json(const struct status_sources *src)
 	}
 	json_decref(ups);
 	json_int_t parked = sum.parked;
-	w.ok = w.ok && json_object_set_new(st, "hold", json_pack("{s:I}", "parked", parked)) == 0 &&
-	       json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled())) == 0 &&
-	       json_object_set_new(st, "spool", spool_json(src->spool, NULL, now)) == 0;
+	json_t *spool = spool_json(src->spool, NULL, now);
+	uint64_t qf = 0, qb = 0;
+	if (src->spool)
+		spool_store_quarantine(src->spool, &qf, &qb);
+	/* st owns SPOOL from here, whatever follows */
+	w.ok = json_object_set_new(st, "spool", spool) == 0 && w.ok &&
+	       json_object_set_new(spool, "quarantined",
+				   json_pack("{s:I, s:I}", "files", (json_int_t)qf, "bytes",
+					     (json_int_t)qb)) == 0 &&
+	       json_object_set_new(st, "hold", json_pack("{s:I}", "parked", parked)) == 0 &&
+	       json_object_set_new(st, "scheduled", json_deep_copy(state_scheduled())) == 0;
 	if (!w.ok) {
 		json_decref(st);
 		return NULL;

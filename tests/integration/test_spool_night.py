@@ -253,6 +253,9 @@ def test_damaged_segment_is_quarantined_and_the_rest_replays(rig, harness, damag
     quarantined = list((harness.dir / "spool" / "quarantine").iterdir())
     assert len(quarantined) == 1, quarantined
     assert quarantined[0].read_bytes() == bytes(data[hit["offset"]:hit["offset"] + hit["size"]])
+    # status tells the operator long after the log line scrolled away
+    assert spool_totals(admin)["quarantined"] == {
+        "files": 1, "bytes": quarantined[0].stat().st_size}
     assert spool_totals(admin)["records"] == len(forms) - 1
     assert admin.switch("new", force=True).status == 200
     wait_for(lambda: spool_totals(admin)["records"] == 0, 20, what="the spool drained")
