@@ -143,6 +143,25 @@ static void reply(struct admin_conn *ac, int status, json_t *body)
 	bufferevent_disable(ac->bev, EV_READ);
 }
 
+/* A 200 that is not JSON: BODY (drained) with its CONTENT_TYPE. */
+static void reply_text(struct admin_conn *ac, const char *content_type, struct evbuffer *body)
+{
+	if (ac->gone) {
+		conn_close(ac);
+		return;
+	}
+	struct evbuffer *out = bufferevent_get_output(ac->bev);
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 200 OK\r\nDate: %s\r\nServer: cutover\r\n"
+			    "Content-Type: %s\r\nContent-Length: %zu\r\n"
+			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+			    response_date(), content_type, evbuffer_get_length(body));
+	evbuffer_add_buffer(out, body);
+	ac->answered = true;
+	ac->waiting = false;
+	bufferevent_disable(ac->bev, EV_READ);
+}
+
 static void reply_error(struct admin_conn *ac, int status, const char *msg)
 {
 	reply(ac, status, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
@@ -160,6 +179,20 @@ static void h_status(struct admin_conn *ac, json_t *body, const char *query)
 	(void)body;
 	(void)query;
 	reply(ac, 200, control_status(ac->adm->ctl));
+}
+
+/* GET /metrics: Prometheus text exposition 0.0.4. */
+static void h_metrics(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)body;
+	(void)query;
+	struct evbuffer *text = evbuffer_new();
+	if (!text || control_metrics(ac->adm->ctl, text) < 0)
+		reply_error(ac, 500, "cannot build the metrics: out of memory");
+	else
+		reply_text(ac, "text/plain; version=0.0.4; charset=utf-8", text);
+	if (text)
+		evbuffer_free(text);
 }
 
 static void h_journal(struct admin_conn *ac, json_t *body, const char *query)
@@ -353,6 +386,7 @@ static const struct route_entry {
 	void (*fn)(struct admin_conn *ac, json_t *body, const char *query);
 } routes[] = {
 	{ "GET", "/status", no_keys, h_status },
+	{ "GET", "/metrics", no_keys, h_metrics },
 	{ "GET", "/journal", no_keys, h_journal },
 	{ "GET", "/spool", no_keys, h_spool },
 	{ "POST", "/switch", switch_keys, h_switch },

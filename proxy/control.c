@@ -15,6 +15,7 @@
 #include "duration.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "preflight.h"
 #include "replay.h"
 #include "project.h"
@@ -42,6 +43,7 @@ struct control {
 	struct dns_resolver *dns;        /* follows the upstreams' names */
 	struct journal *journal;
 	struct spool_store *spool;       /* NULL = no spool.dir */
+	struct metrics_control counts;   /* reloads, preflights */
 	struct event *tick;
 	long next_sched_id;
 };
@@ -264,6 +266,8 @@ static void preflight_done(void *arg, bool ok, json_t *result)
 {
 	struct action *a = arg;
 	a->preflight = result;
+	int up = a->to.mode == MODE_NEW ? UPSTREAM_NEW : UPSTREAM_OLD;
+	(ok ? a->ctl->counts.preflights_ok : a->ctl->counts.preflights_failed)[up]++;
 	if (!ok) {
 		const char *err = json_string_value(json_object_get(result, "error"));
 		char outcome[400];
@@ -779,6 +783,10 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		snprintf(outcome, sizeof(outcome), "applied");
 		log_info("reload by %s: %s applied", who, path);
 	}
+	if (status == 200)
+		ctl->counts.reloads_ok++;
+	else
+		ctl->counts.reloads_failed++;
 	journal_write(ctl, json_pack("{s:s, s:s, s:s, s:s}", "action", "reload", "who", who,
 				     "config", path, "outcome", outcome));
 	free(errs_text);
@@ -798,6 +806,19 @@ json_t *control_status(struct control *ctl)
 		.journal_entries = JOURNAL_IN_STATUS,
 	};
 	return status_json(&src);
+}
+
+int control_metrics(struct control *ctl, struct evbuffer *out)
+{
+	const struct status_sources src = {
+		.cfg = ctl->cfg,
+		.workers = ctl->workers,
+		.n_workers = ctl->n_workers,
+		.spool = ctl->spool,
+		.journal = ctl->journal,
+		.journal_entries = 0,
+	};
+	return metrics_render(&src, &ctl->counts, out);
 }
 
 const struct config *control_config(const struct control *ctl)
