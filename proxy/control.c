@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "dns.h"
+#include "health.h"
 #include "duration.h"
 #include "journal.h"
 #include "log.h"
@@ -44,6 +45,7 @@ struct control {
 	struct journal *journal;
 	struct spool_store *spool;       /* NULL = no spool.dir */
 	struct metrics_control counts;   /* reloads, preflights */
+	struct health *health;           /* the periodic checks of the upstreams */
 	struct event *tick;
 	long next_sched_id;
 };
@@ -774,6 +776,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		ctl->reloaded[ctl->n_reloaded++] = next;
 		follow_upstreams(ctl, next);
 		ctl->cfg = next;
+		health_set_config(ctl->health, next);
 		log_set_level(next->log->level);
 		project_set_limit(next->limits->projects);
 		for (int i = 0; i < ctl->n_workers; i++)
@@ -802,6 +805,7 @@ json_t *control_status(struct control *ctl)
 		.workers = ctl->workers,
 		.n_workers = ctl->n_workers,
 		.spool = ctl->spool,
+		.health = ctl->health,
 		.journal = ctl->journal,
 		.journal_entries = JOURNAL_IN_STATUS,
 	};
@@ -815,6 +819,7 @@ int control_metrics(struct control *ctl, struct evbuffer *out)
 		.workers = ctl->workers,
 		.n_workers = ctl->n_workers,
 		.spool = ctl->spool,
+		.health = ctl->health,
 		.journal = ctl->journal,
 		.journal_entries = 0,
 	};
@@ -879,7 +884,8 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 			ctl->next_sched_id = id;
 	}
 	ctl->tick = event_new(base, -1, EV_PERSIST, tick, ctl);
-	if (!ctl->tick) {
+	ctl->health = health_new(base, cfg);
+	if (!ctl->tick || !ctl->health) {
 		snprintf(why, why_len, "control: out of memory");
 		control_free(ctl);
 		return NULL;
@@ -899,6 +905,7 @@ void control_free(struct control *ctl)
 	free(ctl->reloaded);
 	if (ctl->tick)
 		event_free(ctl->tick);
+	health_free(ctl->health);
 	replay_set_note(NULL);
 	write_notes(ctl);
 	dns_resolver_free(ctl->dns);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "health.h"
 #include "state.h"
 #include "stats.h"
 #include "upstream.h"
@@ -143,6 +144,35 @@ static void upstreams(struct out *o, const struct status_sources *src, const jso
 		struct label l[] = { { "upstream", up_names[i] } };
 		sample_i(o, "cutover_upstream_in_flight", l, 1,
 			 int_at(json_object_get(ups, src->cfg->upstream[i].name), "in_flight", NULL));
+	}
+	family(o, "cutover_upstream_up", "gauge",
+	       "1 if the upstream's last periodic health check passed, 0 if it failed (absent "
+	       "before the first).");
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		int up = health_up(src->health, (enum upstream_id)i);
+		if (up >= 0)
+			sample_u(o, "cutover_upstream_up",
+				 (struct label[]){ { "upstream", up_names[i] } }, 1, (uint64_t)up);
+	}
+	family(o, "cutover_upstream_health_latency_seconds", "gauge",
+	       "How long the upstream's last health check took.");
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		double l = health_latency(src->health, (enum upstream_id)i);
+		if (l >= 0)
+			sample_d(o, "cutover_upstream_health_latency_seconds",
+				 (struct label[]){ { "upstream", up_names[i] } }, 1, l);
+	}
+	family(o, "cutover_upstream_health_checks_total", "counter",
+	       "Periodic health checks, by result.");
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		uint64_t n, failed;
+		health_counts(src->health, (enum upstream_id)i, &n, &failed);
+		sample_u(o, "cutover_upstream_health_checks_total",
+			 (struct label[]){ { "upstream", up_names[i] }, { "result", "ok" } }, 2,
+			 n - failed);
+		sample_u(o, "cutover_upstream_health_checks_total",
+			 (struct label[]){ { "upstream", up_names[i] }, { "result", "failed" } }, 2,
+			 failed);
 	}
 	family(o, "cutover_upstream_active", "gauge", "Admission slots taken (of max_active).");
 	for (int i = 0; i < UPSTREAM_COUNT; i++)

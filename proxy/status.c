@@ -8,6 +8,7 @@
 
 #include "conf.h"
 #include "dns.h"
+#include "health.h"
 #include "journal.h"
 #include "project.h"
 #include "spool_store.h"
@@ -134,12 +135,13 @@ json_t *status_json(const struct status_sources *src)
 			addrs = json_array();
 		json_int_t active = sum.active[i], queued = sum.queued[i];
 		w.ok = json_object_set_new(ups, u->name,
-					   json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o}", "url",
+					   json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o, s:o}", "url",
 						     u->url ? u->url : "", "in_flight",
 						     (json_int_t)project_in_flight_total((enum upstream_id)i),
 						     "active", active, "queued", queued, "max_active",
 						     (int)u->max_active, "addresses", addrs, "dns",
-						     dns)) == 0;
+						     dns, "health",
+						     health_json(src->health, (enum upstream_id)i))) == 0;
 	}
 	json_decref(ups);
 	json_int_t parked = sum.parked;

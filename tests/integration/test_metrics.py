@@ -3,6 +3,7 @@ contract's names. promtool (Debian's prometheus package) checks the format;
 the values must move with the traffic and the switches that made them."""
 
 import re
+import time
 import shutil
 import subprocess
 
@@ -126,3 +127,44 @@ def test_route_names_are_escaped_and_keep_counting_over_a_reload(harness):
     assert value(m, "cutover_requests_total", route='we\\"ird\\\\route', upstream="old",
                  code="4xx") == 2
     assert value(m, "cutover_config_reloads_total", result="ok") == 1
+
+
+def upstream_health(admin, name):
+    return admin.status()["upstreams"][name]["health"]
+
+
+def test_health_checks_mark_an_upstream_down_and_up_again(harness):
+    # interval 0.3 s: down within two intervals (+ the check's own time) of
+    # the upstream stopping, up again once it is back on the same port
+    interval = 0.3
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    hc = "health = { path = \"/\"; interval = %g; timeout = 0.5; };" % interval
+    proxy = harness.proxy(old, new, old_extra=hc, new_extra=hc)
+    admin = proxy_admin(proxy)
+    wait_for(lambda: upstream_health(admin, "new")["up"] is True, 5, what="new checked up")
+    h = upstream_health(admin, "new")
+    assert h["error"] is None and h["latency_ms"] >= 0 and h["checked"], h
+    assert value(parse(scrape(admin)), "cutover_upstream_up", upstream="new") == 1
+    port = new.port
+    new.kill()
+    t0 = time.monotonic()
+    wait_for(lambda: upstream_health(admin, "new")["up"] is False, 5, interval=0.02,
+             what="new checked down")
+    took = time.monotonic() - t0
+    assert took <= 2 * interval + 0.5, took
+    h = upstream_health(admin, "new")
+    assert h["error"].startswith("connect"), h
+    m = parse(scrape(admin))
+    assert value(m, "cutover_upstream_up", upstream="new") == 0
+    assert value(m, "cutover_upstream_up", upstream="old") == 1
+    assert value(m, "cutover_upstream_health_checks_total", upstream="new", result="failed") >= 1
+    assert "upstream new is down" in proxy.stderr()
+    # the checks are probes: nothing of them is counted in flight or as a request
+    assert value(m, "cutover_upstream_in_flight", upstream="new") == 0
+    harness.upstream("new", port=port)
+    wait_for(lambda: upstream_health(admin, "new")["up"] is True, 5, interval=0.02,
+             what="new checked up again")
+    assert value(parse(scrape(admin)), "cutover_upstream_up", upstream="new") == 1
+    # a verdict change is logged once, not every check
+    assert proxy.stderr().count("upstream new is down") == 1
