@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "dns.h"
+#include "fleet.h"
 #include "health.h"
 #include "duration.h"
 #include "journal.h"
@@ -29,6 +30,8 @@
 
 #define DRAIN_POLL_SECONDS 0.020
 #define TICK_SECONDS 0.250
+/* The fleet's backlog reaches its file at most this often (and at exit). */
+#define FLEET_SAVE_SECONDS 30.0
 #define JOURNAL_IN_STATUS 5
 
 struct control {
@@ -706,8 +709,10 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct control *ctl = arg;
-	run_due_schedules(ctl, time(NULL));
+	time_t now = time(NULL);
+	run_due_schedules(ctl, now);
 	write_notes(ctl);
+	fleet_maintain(now, FLEET_SAVE_SECONDS);
 }
 
 struct spool_store *control_spool(struct control *ctl)
@@ -777,6 +782,7 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		follow_upstreams(ctl, next);
 		ctl->cfg = next;
 		health_set_config(ctl->health, next);
+		fleet_set_conf(next->fleet);
 		log_set_level(next->log->level);
 		project_set_limit(next->limits->projects);
 		for (int i = 0; i < ctl->n_workers; i++)

@@ -268,6 +268,32 @@ static void scopes_and_spool(struct out *o, const json_t *doc, const struct stat
 			 (struct label[]){ { "outcome", outcomes[i] } }, 1, s->replay[i]);
 }
 
+static void fleet(struct out *o, const json_t *doc)
+{
+	const json_t *projects = json_object_get(doc, "projects");
+	const char *name;
+	const json_t *p;
+	family(o, "cutover_fleet_unsent_forms", "gauge",
+	       "Forms on the devices not sent yet, from their latest heartbeats, per project.");
+	json_object_foreach((json_t *)projects, name, p)
+		if (int_at(p, "devices", NULL))
+			sample_i(o, "cutover_fleet_unsent_forms", (struct label[]){ { "project", name } },
+				 1, int_at(p, "unsent_forms", NULL));
+	family(o, "cutover_fleet_devices", "gauge", "Devices heard from by heartbeat, per project.");
+	json_object_foreach((json_t *)projects, name, p)
+		if (int_at(p, "devices", NULL))
+			sample_i(o, "cutover_fleet_devices", (struct label[]){ { "project", name } }, 1,
+				 int_at(p, "devices", NULL));
+	family(o, "cutover_fleet_heartbeats_dropped_total", "counter",
+	       "Heartbeats of new devices past fleet.max_devices.");
+	sample_i(o, "cutover_fleet_heartbeats_dropped_total", NULL, 0,
+		 int_at(doc, "fleet", "dropped"));
+	family(o, "cutover_fleet_heartbeats_refused_total", "counter",
+	       "Heartbeat queries that did not parse.");
+	sample_i(o, "cutover_fleet_heartbeats_refused_total", NULL, 0,
+		 int_at(doc, "fleet", "refused"));
+}
+
 static void control(struct out *o, const json_t *doc, const struct metrics_control *mc)
 {
 	family(o, "cutover_config_reloads_total", "counter", "Config reloads by result.");
@@ -310,6 +336,7 @@ int metrics_render(const struct status_sources *src, const struct metrics_contro
 	requests(&o, &sum);
 	upstreams(&o, src, doc, &sum);
 	scopes_and_spool(&o, doc, &sum);
+	fleet(&o, doc);
 	control(&o, doc, mc);
 	json_decref(doc);
 	return o.ok ? 0 : -1;
