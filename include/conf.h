@@ -37,6 +37,7 @@ struct config {
 	struct route_table *routes;        /* route.h; NULL without a routes group */
 	struct maintenance_conf *maintenance;  /* maintenance.h */
 	struct spool_conf *spool;          /* spool.h */
+	struct fleet_conf *fleet;          /* fleet.h */
 	struct state_conf *state;          /* state.h: state_file, journal_file */
 	struct log_conf *log;              /* log.h */
 	struct limits_conf *limits;        /* conn.h */

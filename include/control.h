@@ -57,6 +57,10 @@ int control_reload(struct control *ctl, const char *who, json_t **answer);
 
 /* The status answer (see admin.h); NULL when out of memory. */
 json_t *control_status(struct control *ctl);
+/* GET /metrics: the Prometheus exposition appended to OUT; 0 or -1 (out of
+ * memory: OUT holds a part). */
+struct evbuffer;
+int control_metrics(struct control *ctl, struct evbuffer *out);
 /* The store (NULL: no spool.dir), for the admin's spool endpoints. */
 struct spool_store *control_spool(struct control *ctl);
 /* Appends ENTRY (taken) to the journal: an operator's spool action. */

@@ -26,4 +26,13 @@ struct preflight *preflight_start(struct event_base *base, struct dns_resolver *
 				  const struct upstream_conf *u, enum upstream_id id,
 				  preflight_done_fn done, void *arg);
 
+/* The same checks with the followed name's current answer instead of a
+ * fresh query (what the data path connects to): the periodic health
+ * check. Never calls DONE before returning. */
+struct preflight *preflight_probe(struct event_base *base, const struct upstream_conf *u,
+				  enum upstream_id id, preflight_done_fn done, void *arg);
+/* Ends probe P without calling DONE (a shutdown). Not for preflight_start's:
+ * its DNS lookup cannot be withdrawn. */
+void preflight_cancel(struct preflight *p);
+
 #endif

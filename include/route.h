@@ -35,6 +35,7 @@ struct route {
 	uint64_t max_body;           /* 0 = no limit */
 	enum route_maintenance maintenance;
 	int line;                    /* where it was defined, for messages */
+	unsigned stats_id;           /* its slot in the answer counters (stats.h) */
 };
 
 struct route_table {

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 struct config;
+struct health;
 struct journal;
 struct spool_store;
 struct worker;
@@ -18,6 +19,7 @@ struct status_sources {
 	struct worker **workers;
 	int n_workers;
 	struct spool_store *spool;       /* NULL: no spool */
+	const struct health *health;     /* NULL: not checking */
 	struct journal *journal;
 	size_t journal_entries;          /* the latest ones, as a courtesy */
 };

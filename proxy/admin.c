@@ -120,6 +120,21 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	conn_close(ac);
 }
 
+/* The head of every answer; the connection then reads no more (one
+ * request per connection). */
+static void reply_head(struct admin_conn *ac, int status, const char *content_type,
+		       unsigned long long len)
+{
+	evbuffer_add_printf(bufferevent_get_output(ac->bev),
+			    "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: cutover\r\n"
+			    "Content-Type: %s\r\nContent-Length: %llu\r\n"
+			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+			    status, response_reason(status), response_date(), content_type, len);
+	ac->answered = true;
+	ac->waiting = false;
+	bufferevent_disable(ac->bev, EV_READ);
+}
+
 static void reply(struct admin_conn *ac, int status, json_t *body)
 {
 	if (ac->gone) {
@@ -136,17 +151,21 @@ static void reply(struct admin_conn *ac, int status, json_t *body)
 	if (!text)
 		status = 500;
 	size_t len = strlen(out);
-	evbuffer_add_printf(bufferevent_get_output(ac->bev),
-			    "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: cutover\r\n"
-			    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-			    status, response_reason(status), response_date(), len + 1);
+	reply_head(ac, status, "application/json", len + 1);
 	evbuffer_add(bufferevent_get_output(ac->bev), out, len);
 	evbuffer_add(bufferevent_get_output(ac->bev), "\n", 1);
 	free(text);
-	ac->answered = true;
-	ac->waiting = false;
-	bufferevent_disable(ac->bev, EV_READ);
+}
+
+/* A 200 that is not JSON: BODY (drained) with its CONTENT_TYPE. */
+static void reply_text(struct admin_conn *ac, const char *content_type, struct evbuffer *body)
+{
+	if (ac->gone) {
+		conn_close(ac);
+		return;
+	}
+	reply_head(ac, 200, content_type, evbuffer_get_length(body));
+	evbuffer_add_buffer(bufferevent_get_output(ac->bev), body);
 }
 
 static void reply_error(struct admin_conn *ac, int status, const char *msg)
@@ -166,6 +185,20 @@ static void h_status(struct admin_conn *ac, json_t *body, const char *query)
 	(void)body;
 	(void)query;
 	reply(ac, 200, control_status(ac->adm->ctl));
+}
+
+/* GET /metrics: Prometheus text exposition 0.0.4. */
+static void h_metrics(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)body;
+	(void)query;
+	struct evbuffer *text = evbuffer_new();
+	if (!text || control_metrics(ac->adm->ctl, text) < 0)
+		reply_error(ac, 500, "cannot build the metrics: out of memory");
+	else
+		reply_text(ac, "text/plain; version=0.0.4; charset=utf-8", text);
+	if (text)
+		evbuffer_free(text);
 }
 
 static void h_journal(struct admin_conn *ac, json_t *body, const char *query)
@@ -246,13 +279,7 @@ static void spool_reply(struct admin_conn *ac, struct admin_spool_answer *a)
 		reply(ac, a->status, a->json);
 		return;
 	}
-	evbuffer_add_printf(bufferevent_get_output(ac->bev),
-			    "HTTP/1.1 200 OK\r\nDate: %s\r\nServer: cutover\r\n"
-			    "Content-Type: application/octet-stream\r\nContent-Length: %llu\r\n"
-			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-			    response_date(), (unsigned long long)a->body_len);
-	ac->answered = true;
-	bufferevent_disable(ac->bev, EV_READ);
+	reply_head(ac, 200, "application/octet-stream", a->body_len);
 	ac->stream = a->body;
 	ac->stream_left = a->body_len;
 	/* Refilled from the segment as the peer reads: never the whole body. */
@@ -330,6 +357,7 @@ static const struct route_entry {
 	void (*fn)(struct admin_conn *ac, json_t *body, const char *query);
 } routes[] = {
 	{ "GET", "/status", no_keys, h_status },
+	{ "GET", "/metrics", no_keys, h_metrics },
 	{ "GET", "/journal", no_keys, h_journal },
 	{ "GET", "/spool", no_keys, h_spool },
 	{ "GET", "/spool/records", no_keys, h_spool_records },

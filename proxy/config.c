@@ -10,6 +10,7 @@
 #include "admin.h"
 #include "conn.h"
 #include "dns.h"
+#include "fleet.h"
 #include "forward.h"
 #include "listener.h"
 #include "log.h"
@@ -32,6 +33,7 @@ struct config_parts {
 	struct dns_conf dns;
 	struct maintenance_conf maintenance;
 	struct spool_conf spool;
+	struct fleet_conf fleet;
 	struct state_conf state;
 	struct log_conf log;
 	struct limits_conf limits;
@@ -62,6 +64,8 @@ static struct config *config_new(const char *path)
 	maintenance_conf_defaults(cfg->maintenance);
 	cfg->spool = &p->spool;
 	spool_conf_defaults(cfg->spool);
+	cfg->fleet = &p->fleet;
+	fleet_conf_defaults(cfg->fleet);
 	cfg->state = &p->state;
 	cfg->log = &p->log;
 	log_conf_defaults(cfg->log);
@@ -89,6 +93,7 @@ static const struct conf_section {
 	{ { "routes" },                      route_conf_parse,       false },
 	{ { "maintenance" },                 maintenance_conf_parse, false },
 	{ { "spool" },                       spool_conf_parse,       false },
+	{ { "fleet" },                       fleet_conf_parse,       false },
 	{ { "state_file", "journal_file" },  state_conf_parse,       true  },
 	{ { "log" },                         log_conf_parse,         false },
 	{ { "limits" },                      limits_conf_parse,      false },
@@ -215,6 +220,7 @@ void config_free(struct config *cfg)
 		route_table_free(cfg->routes);
 	maintenance_conf_free(cfg->maintenance);
 	spool_conf_free(cfg->spool);
+	fleet_conf_free(cfg->fleet);
 	state_conf_free(cfg->state);
 	log_conf_free(cfg->log);
 	forward_conf_free(cfg->forward);
@@ -232,7 +238,8 @@ const char *config_restart_needed(const struct config *running, const struct con
 	    (key = state_conf_restart_key(a->state, b->state)) ||
 	    (key = log_conf_restart_key(a->log, b->log)) ||
 	    (key = dns_conf_restart_key(a->dns, b->dns)) ||
-	    (key = spool_conf_restart_key(a->spool, b->spool)))
+	    (key = spool_conf_restart_key(a->spool, b->spool)) ||
+	    (key = fleet_conf_restart_key(a->fleet, b->fleet)))
 		return key;
 	return NULL;
 }

@@ -424,6 +424,12 @@ void conn_request_done(struct request *r)
 	struct conn *c = r->conn;
 	STATS_ADD(c->env->stats, bytes_in, r->bytes_in);
 	STATS_ADD(c->env->stats, bytes_out, r->bytes_out);
+	bool forwarded = r->upstream_start.tv_sec != 0;
+	stats_answer(c->env->stats, r->route ? r->route->stats_id : 0,
+		     forwarded ? (unsigned)r->upstream_id : STATS_LOCAL, r->status,
+		     forwarded && r->upstream_end.tv_sec
+			     ? (int64_t)(duration_ms_between(&r->upstream_start, &r->upstream_end) * 1e3)
+			     : -1);
 	request_log(c, r);
 	request_free(c);
 	if (c->close_after) {

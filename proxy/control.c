@@ -12,9 +12,12 @@
 #include "conf.h"
 #include "conn.h"
 #include "dns.h"
+#include "fleet.h"
+#include "health.h"
 #include "duration.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "preflight.h"
 #include "replay.h"
 #include "project.h"
@@ -27,6 +30,8 @@
 
 #define DRAIN_POLL_SECONDS 0.020
 #define TICK_SECONDS 0.250
+/* The fleet's backlog reaches its file at most this often (and at exit). */
+#define FLEET_SAVE_SECONDS 30.0
 #define JOURNAL_IN_STATUS 5
 
 struct control {
@@ -42,6 +47,8 @@ struct control {
 	struct dns_resolver *dns;        /* follows the upstreams' names */
 	struct journal *journal;
 	struct spool_store *spool;       /* NULL = no spool.dir */
+	struct metrics_control counts;   /* reloads, preflights */
+	struct health *health;           /* the periodic checks of the upstreams */
 	struct event *tick;
 	long next_sched_id;
 };
@@ -264,6 +271,8 @@ static void preflight_done(void *arg, bool ok, json_t *result)
 {
 	struct action *a = arg;
 	a->preflight = result;
+	int up = a->to.mode == MODE_NEW ? UPSTREAM_NEW : UPSTREAM_OLD;
+	(ok ? a->ctl->counts.preflights_ok : a->ctl->counts.preflights_failed)[up]++;
 	if (!ok) {
 		const char *err = json_string_value(json_object_get(result, "error"));
 		char outcome[400];
@@ -700,8 +709,10 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct control *ctl = arg;
-	run_due_schedules(ctl, time(NULL));
+	time_t now = time(NULL);
+	run_due_schedules(ctl, now);
 	write_notes(ctl);
+	fleet_maintain(now, FLEET_SAVE_SECONDS);
 }
 
 struct spool_store *control_spool(struct control *ctl)
@@ -770,6 +781,8 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		ctl->reloaded[ctl->n_reloaded++] = next;
 		follow_upstreams(ctl, next);
 		ctl->cfg = next;
+		health_set_config(ctl->health, next);
+		fleet_set_conf(next->fleet);
 		log_set_level(next->log->level);
 		project_set_limit(next->limits->projects);
 		for (int i = 0; i < ctl->n_workers; i++)
@@ -779,6 +792,10 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 		snprintf(outcome, sizeof(outcome), "applied");
 		log_info("reload by %s: %s applied", who, path);
 	}
+	if (status == 200)
+		ctl->counts.reloads_ok++;
+	else
+		ctl->counts.reloads_failed++;
 	journal_write(ctl, json_pack("{s:s, s:s, s:s, s:s}", "action", "reload", "who", who,
 				     "config", path, "outcome", outcome));
 	free(errs_text);
@@ -794,10 +811,25 @@ json_t *control_status(struct control *ctl)
 		.workers = ctl->workers,
 		.n_workers = ctl->n_workers,
 		.spool = ctl->spool,
+		.health = ctl->health,
 		.journal = ctl->journal,
 		.journal_entries = JOURNAL_IN_STATUS,
 	};
 	return status_json(&src);
+}
+
+int control_metrics(struct control *ctl, struct evbuffer *out)
+{
+	const struct status_sources src = {
+		.cfg = ctl->cfg,
+		.workers = ctl->workers,
+		.n_workers = ctl->n_workers,
+		.spool = ctl->spool,
+		.health = ctl->health,
+		.journal = ctl->journal,
+		.journal_entries = 0,
+	};
+	return metrics_render(&src, &ctl->counts, out);
 }
 
 const struct config *control_config(const struct control *ctl)
@@ -858,7 +890,8 @@ struct control *control_new(struct event_base *base, struct config *cfg,
 			ctl->next_sched_id = id;
 	}
 	ctl->tick = event_new(base, -1, EV_PERSIST, tick, ctl);
-	if (!ctl->tick) {
+	ctl->health = health_new(base, cfg);
+	if (!ctl->tick || !ctl->health) {
 		snprintf(why, why_len, "control: out of memory");
 		control_free(ctl);
 		return NULL;
@@ -878,6 +911,7 @@ void control_free(struct control *ctl)
 	free(ctl->reloaded);
 	if (ctl->tick)
 		event_free(ctl->tick);
+	health_free(ctl->health);
 	replay_set_note(NULL);
 	write_notes(ctl);
 	dns_resolver_free(ctl->dns);

@@ -10,6 +10,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "fleet.h"
 #include "forward.h"
 #include "intake.h"
 #include "log.h"
@@ -196,6 +197,21 @@ static void dispatch_mode(struct request *r)
 	}
 }
 
+/* A heartbeat reports the device's unsent forms: recorded on the way,
+ * the request goes on to its upstream (or its maintenance answer) as any. */
+static void heartbeat_seen(const struct request *r, const struct http1_head *h)
+{
+	const char *t;
+	size_t n;
+	http1_origin_form(h, &t, &n);
+	const char *q = memchr(t, '?', n);
+	if (!q)
+		return;
+	const char *end = memchr(q, '#', n - (size_t)(q - t));
+	size_t qlen = (size_t)((end ? end : t + n) - (q + 1));
+	fleet_heartbeat(r->project_name, r->project_len, q + 1, qlen, time(NULL));
+}
+
 void dispatch_request(struct request *r)
 {
 	const struct http1_head *h = &r->head;
@@ -218,6 +234,8 @@ void dispatch_request(struct request *r)
 	project_put(r->project); /* held from here to the request's end */
 	r->project = project_get(r->project_name, r->project_len);
 	r->mode = mode_name(state_mode_for(state_current(), r->project_name, r->project_len));
+	if (r->project_len && fleet_is_heartbeat(path, path_len))
+		heartbeat_seen(r, h);
 	if (http1_token_eq(h->method, h->method_len, "CONNECT")) {
 		conn_respond_error(r, 405, "CONNECT is not supported");
 		return;

@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "control.h"
 #include "cli.h"
+#include "fleet.h"
 #include "log.h"
 #include "project.h"
 #include "spool.h"
@@ -218,8 +219,18 @@ static int cmd_run(int argc, char **argv)
 		return 1;
 	}
 
+	char fleet_why[256];
+	if (fleet_open(cfg->fleet, cfg->state->state_file, fleet_why, sizeof fleet_why) < 0) {
+		log_error("cannot start: %s", fleet_why);
+		project_shutdown();
+		state_shutdown();
+		log_close();
+		config_free(cfg);
+		return 1;
+	}
 	struct spool_store *spool = NULL;
 	if (cfg->spool->dir && !(spool = open_spool(cfg->spool))) {
+		fleet_close();
 		project_shutdown();
 		state_shutdown();
 		log_close();
@@ -303,6 +314,7 @@ static int cmd_run(int argc, char **argv)
 		event_base_free(rt.base);
 	if (status == 0)
 		log_info("stopped");
+	fleet_close(); /* after the workers: the last heartbeats are in the file */
 	project_shutdown(); /* after the workers: they held entries */
 	state_shutdown();
 	log_close();

@@ -21,6 +21,7 @@ struct preflight {
 	enum upstream_id id;
 	struct upstream_pool *pool;     /* private: a preflight never reuses a connection */
 	struct httpclient *hc;
+	struct event *deliver;          /* a probe's start, through the loop */
 	bool connected;
 	json_t *result, *steps;
 	preflight_done_fn done;
@@ -107,6 +108,8 @@ static const struct httpclient_ops preflight_ops = {
 	.failed = on_failed,
 };
 
+static void send_health(struct preflight *p, const struct dns_answer *answer);
+
 static void on_resolved(void *arg, const struct dns_answer *answer, const char *error)
 {
 	struct preflight *p = arg;
@@ -126,6 +129,12 @@ static void on_resolved(void *arg, const struct dns_answer *answer, const char *
 		return;
 	}
 	step(p, "resolve", true, list);
+	send_health(p, answer);
+}
+
+/* Connects to one of ANSWER's addresses and sends the health request. */
+static void send_health(struct preflight *p, const struct dns_answer *answer)
+{
 	const char *why = "out of memory";
 	struct evbuffer *head = evbuffer_new();
 	p->pool = upstream_pool_new(p->base, p->u, p->id, NULL);
@@ -150,9 +159,8 @@ static void on_resolved(void *arg, const struct dns_answer *answer, const char *
 		finish(p, false, "connect", why);
 }
 
-struct preflight *preflight_start(struct event_base *base, struct dns_resolver *dns,
-				  const struct upstream_conf *u, enum upstream_id id,
-				  preflight_done_fn done, void *arg)
+static struct preflight *preflight_new(struct event_base *base, const struct upstream_conf *u,
+				       enum upstream_id id, preflight_done_fn done, void *arg)
 {
 	struct preflight *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -164,10 +172,67 @@ struct preflight *preflight_start(struct event_base *base, struct dns_resolver *
 	p->arg = arg;
 	p->result = json_pack("{s:s, s:[]}", "upstream", u->name, "steps");
 	p->steps = p->result ? json_object_get(p->result, "steps") : NULL;
-	if (!p->steps || dns_lookup(dns, u->host, u->port, on_resolved, p) < 0) {
+	if (!p->steps) {
 		json_decref(p->result);
 		free(p);
 		return NULL;
 	}
 	return p;
+}
+
+struct preflight *preflight_start(struct event_base *base, struct dns_resolver *dns,
+				  const struct upstream_conf *u, enum upstream_id id,
+				  preflight_done_fn done, void *arg)
+{
+	struct preflight *p = preflight_new(base, u, id, done, arg);
+	if (p && dns_lookup(dns, u->host, u->port, on_resolved, p) < 0) {
+		json_decref(p->result);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Through the loop, like a lookup's answer: DONE never runs inside
+ * preflight_probe(). */
+static void probe_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct preflight *p = arg;
+	event_free(p->deliver);
+	p->deliver = NULL;
+	const struct dns_answer *a = p->u->dns ? dns_current(p->u->dns) : NULL;
+	if (!a || a->n == 0) {
+		finish(p, false, "resolve", p->u->dns ? "no address yet" : "not followed");
+		return;
+	}
+	step(p, "resolve", true, "the current answer");
+	send_health(p, a);
+}
+
+struct preflight *preflight_probe(struct event_base *base, const struct upstream_conf *u,
+				  enum upstream_id id, preflight_done_fn done, void *arg)
+{
+	struct preflight *p = preflight_new(base, u, id, done, arg);
+	if (!p)
+		return NULL;
+	p->deliver = evtimer_new(base, probe_deliver, p);
+	if (!p->deliver) {
+		json_decref(p->result);
+		free(p);
+		return NULL;
+	}
+	event_active(p->deliver, EV_TIMEOUT, 0);
+	return p;
+}
+
+void preflight_cancel(struct preflight *p)
+{
+	if (p->deliver)
+		event_free(p->deliver);
+	httpclient_free(p->hc);
+	upstream_pool_free(p->pool);
+	json_decref(p->result);
+	free(p);
 }

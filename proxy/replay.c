@@ -25,6 +25,7 @@
 #include "project.h"
 #include "spool.h"
 #include "spool_store.h"
+#include "stats.h"
 #include "state.h"
 #include "upstream.h"
 
@@ -269,6 +270,7 @@ static void outcome(struct runner *ru, int status, const char *why)
 		if (spool_store_mark_delivered(s, ru->id) == 0)
 			project_spooled_add(ru->proj, -1);
 		ru->delivered++;
+		STATS_ADD(ru->rp->env->stats, replay[STATS_REPLAY_DELIVERED], 1);
 		log_debug("spool: record %llu of %s delivered (%d)", (unsigned long long)ru->id,
 			  ru->name, status);
 		ru->id = 0;
@@ -282,6 +284,7 @@ static void outcome(struct runner *ru, int status, const char *why)
 				   : replay_backoff(sc->retry_min, sc->retry_max, ru->attempts,
 						    (double)rand_r(&ru->rp->seed) / RAND_MAX);
 		spool_store_mark_attempt(s, ru->id, ru->attempts, status);
+		STATS_ADD(ru->rp->env->stats, replay[STATS_REPLAY_RETRIED], 1);
 		log_info("spool: record %llu of %s: %s%s%d, attempt %u of %u, again in %.1fs",
 			 (unsigned long long)ru->id, ru->name, status ? "" : reason,
 			 status ? "status " : " ", status, ru->attempts, sc->max_attempts, d);
@@ -291,6 +294,7 @@ static void outcome(struct runner *ru, int status, const char *why)
 	if (spool_store_mark_dead(s, ru->id, ru->attempts, status, ru->answer, ru->answer_len) == 0)
 		project_spooled_add(ru->proj, -1);
 	ru->dead++;
+	STATS_ADD(ru->rp->env->stats, replay[STATS_REPLAY_DEAD], 1);
 	log_warn("spool: record %llu of %s is a dead letter (status %d after %u attempt%s)",
 		 (unsigned long long)ru->id, ru->name, status, ru->attempts,
 		 ru->attempts == 1 ? "" : "s");

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "stats.h"
 
 #define WHERE(s) conf_where((s), (char[256]){0}, 256)
 
@@ -19,6 +20,7 @@
 
 int route_compile(struct route *rt, char *why, size_t why_len)
 {
+	rt->stats_id = rt->name ? stats_route_id(rt->name) : 0;
 	if (rt->re != NULL) {
 		pcre2_code_free(rt->re);
 		rt->re = NULL;

@@ -8,6 +8,8 @@
 
 #include "conf.h"
 #include "dns.h"
+#include "fleet.h"
+#include "health.h"
 #include "journal.h"
 #include "project.h"
 #include "spool_store.h"
@@ -82,6 +84,55 @@ static bool status_spool(struct spool_store *spool, const struct state_snapshot 
 	return ok;
 }
 
+struct fleet_walk {
+	const struct state_snapshot *snap;
+	json_t *projects;
+	uint64_t unsent;
+	bool ok;
+};
+
+static void fleet_project(void *arg, const char *name, const struct fleet_totals *t)
+{
+	struct fleet_walk *w = arg;
+	json_t *o = json_object_get(w->projects, name);
+	if (w->ok && !o) {
+		o = state_scope_json(&w->snap->global);
+		w->ok = json_object_set_new(w->projects, name, o) == 0 &&
+			json_object_set_new(o, "own_mode", json_false()) == 0 &&
+			json_object_set_new(o, "in_flight",
+					    json_pack("{s:i, s:i}", "old", 0, "new", 0)) == 0;
+	}
+	w->ok = w->ok &&
+		json_object_set_new(o, "unsent_forms", json_integer((json_int_t)t->unsent_forms)) == 0 &&
+		json_object_set_new(o, "devices", json_integer((json_int_t)t->devices)) == 0;
+	w->unsent += t->unsent_forms;
+}
+
+/* The fleet's backlog: every project shows unsent_forms and devices (0 when
+ * none reported), one with devices appears even without traffic of its
+ * own; the totals and what the table could not keep go in "fleet". */
+static bool status_fleet(const struct state_snapshot *snap, json_t *st, json_t *projects)
+{
+	const char *name;
+	json_t *o;
+	bool ok = true;
+	json_object_foreach(projects, name, o)
+		ok = ok && json_object_set_new(o, "unsent_forms", json_integer(0)) == 0 &&
+		     json_object_set_new(o, "devices", json_integer(0)) == 0;
+	struct fleet_walk w = { snap, projects, 0, ok };
+	fleet_each(fleet_project, &w);
+	struct fleet_stats fs;
+	fleet_stats(&fs);
+	return w.ok && json_object_set_new(st, "fleet",
+					   json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "unsent_forms",
+						     (json_int_t)w.unsent, "devices",
+						     (json_int_t)fs.devices, "max_devices",
+						     (json_int_t)fs.limit, "dropped",
+						     (json_int_t)fs.dropped, "refused",
+						     (json_int_t)fs.refused, "forgotten",
+						     (json_int_t)fs.forgotten)) == 0;
+}
+
 /* How much the registry holds and what it could not: names evicted to make
  * room, requests counted as untracked and those of them in flight. */
 static json_t *registry_json(void)
@@ -117,7 +168,8 @@ json_t *status_json(const struct status_sources *src)
 	if (w.ok)
 		project_each(status_project, &w);
 	time_t now = time(NULL);
-	w.ok = w.ok && status_spool(src->spool, snap, w.projects, now);
+	w.ok = w.ok && status_spool(src->spool, snap, w.projects, now) &&
+	       status_fleet(snap, st, w.projects);
 	json_decref(w.projects);
 	w.ok = w.ok && json_object_set_new(st, "registry", registry_json()) == 0;
 
@@ -134,12 +186,13 @@ json_t *status_json(const struct status_sources *src)
 			addrs = json_array();
 		json_int_t active = sum.active[i], queued = sum.queued[i];
 		w.ok = json_object_set_new(ups, u->name,
-					   json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o}", "url",
+					   json_pack("{s:s, s:I, s:I, s:I, s:i, s:o, s:o, s:o}", "url",
 						     u->url ? u->url : "", "in_flight",
 						     (json_int_t)project_in_flight_total((enum upstream_id)i),
 						     "active", active, "queued", queued, "max_active",
 						     (int)u->max_active, "addresses", addrs, "dns",
-						     dns)) == 0;
+						     dns, "health",
+						     health_json(src->health, (enum upstream_id)i))) == 0;
 	}
 	json_decref(ups);
 	json_int_t parked = sum.parked;

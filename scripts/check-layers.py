@@ -43,14 +43,14 @@ LAYERS = [
     # state_store sits here, not in the control plane: state persists each
     # snapshot through it, and state is a service the data path reads.
     ("services", "used by the data path and the control plane alike",
-     ["dns", "httpclient", "maintenance", "metrics", "project", "route",
+     ["dns", "fleet", "httpclient", "maintenance", "project", "route",
       "spool", "spool_store", "state", "state_store", "tls", "upstream"]),
     # A request flows listener -> conn -> dispatch -> an action (forward,
     # intake into the spool), the gate holding it in between when it must wait.
     ("data path", "one request, listener to upstream, on a worker thread",
      ["conn", "dispatch", "forward", "gate", "intake", "listener", "replay", "worker"]),
     ("control plane", "operator actions on the control thread",
-     ["admin", "admin_spool", "control", "journal", "preflight", "status"]),
+     ["admin", "admin_spool", "control", "health", "journal", "metrics", "preflight", "status"]),
     # cli -> adminclient (the exchange) and cli -> render (the printers):
     # neither includes cli.h, so cli's command table can name the printers.
     ("entry", "the binary's entry points and the config wiring",
