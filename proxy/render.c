@@ -482,6 +482,18 @@ static const char **sorted_keys(const json_t *o, size_t *n)
 	return keys;
 }
 
+/* "up 3 ms", "down: connect: Connection refused" or "not checked yet". */
+static void health_text(const json_t *h, char *buf, size_t len)
+{
+	const json_t *up = json_object_get(h, "up");
+	if (json_is_true(up))
+		snprintf(buf, len, "up %.0f ms", json_number_value(json_object_get(h, "latency_ms")));
+	else if (json_is_false(up))
+		snprintf(buf, len, "down: %s", str(h, "error") ?: "?");
+	else
+		snprintf(buf, len, "not checked yet");
+}
+
 static void status_upstreams(const json_t *ups, FILE *out)
 {
 	fputs("upstreams:\n", out);
@@ -489,9 +501,9 @@ static void status_upstreams(const json_t *ups, FILE *out)
 		fputs("  (none)\n", out);
 		return;
 	}
-	struct table t = { .n_cols = 7 };
-	const char *head[] = { "NAME", "URL", "IN_FLIGHT", "ACTIVE", "QUEUED", "ADDRESSES",
-			       "RESOLVED" };
+	struct table t = { .n_cols = 8 };
+	const char *head[] = { "NAME", "URL", "HEALTH", "IN_FLIGHT", "ACTIVE", "QUEUED",
+			       "ADDRESSES", "RESOLVED" };
 	table_row(&t, head);
 	const char *name;
 	const json_t *u;
@@ -534,8 +546,10 @@ static void status_upstreams(const json_t *ups, FILE *out)
 		} else if (dns_error) {
 			snprintf(resolved, sizeof(resolved), "failing: %s", dns_error);
 		}
-		const char *row[] = { name, str(u, "url") ?: "-", in_flight, active, queued, addrs,
-				      resolved };
+		char health[300];
+		health_text(json_object_get(u, "health"), health, sizeof(health));
+		const char *row[] = { name, str(u, "url") ?: "-", health, in_flight, active, queued,
+				      addrs, resolved };
 		table_row(&t, row);
 	}
 	table_print(&t, out, "  ");
