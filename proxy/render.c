@@ -651,6 +651,15 @@ enum render_outcome render_status(const struct render_request *rq, int status,
 		fprintf(out, "spool: %s records, %s bytes, %s dead letters, oldest %s s\n",
 			num(sp, "records", a, sizeof(a)), num(sp, "bytes", b, sizeof(b)),
 			num(sp, "dead_letters", c, sizeof(c)), num(sp, "oldest_age", d, sizeof(d)));
+	const json_t *q = json_object_get(sp, "quarantined");
+	if (json_integer_value(json_object_get(q, "files")) > 0)
+		fprintf(out, "spool quarantine: %s file(s), %s bytes of damaged records found at start "
+			"(see the log; remove them once looked at)\n",
+			num(q, "files", a, sizeof(a)), num(q, "bytes", b, sizeof(b)));
+	const json_t *fl = json_object_get(st, "fleet");
+	if (fl)
+		fprintf(out, "fleet: %s unsent form(s) on %s device(s) by their last heartbeat\n",
+			num(fl, "unsent_forms", a, sizeof(a)), num(fl, "devices", b, sizeof(b)));
 	const json_t *hold = json_object_get(st, "hold");
 	if (hold)
 		fprintf(out, "hold: %s request(s) parked\n", num(hold, "parked", a, sizeof(a)));

@@ -232,6 +232,9 @@ static void test_status_table(void **state)
 	       "\"spool\": {\"records\": 3, \"bytes\": 4096, \"dead_letters\": 1, \"oldest_age\": 5}}},"
 	       "\"registry\": {\"tracked\": 2, \"limit\": 4096, \"evicted\": 7, "
 	       "\"untracked_requests\": 3, \"untracked_in_flight\": {\"old\": 1, \"new\": 0}},"
+	       "\"spool\": {\"records\": 3, \"bytes\": 4096, \"dead_letters\": 1, \"oldest_age\": 5, "
+	       "\"quarantined\": {\"files\": 2, \"bytes\": 700}}, "
+	       "\"fleet\": {\"unsent_forms\": 40, \"devices\": 7}, "
 	       "\"scheduled\": [], \"journal\": []}",
 	       RENDER_DONE,
 	       "cutover 9, state generation 2\n"
@@ -246,6 +249,10 @@ static void test_status_table(void **state)
 	       "  z     new   own        -/-                -       -                         until U\n"
 	       "registry: 2 projects tracked (limit 4096 seen only in traffic), 7 evicted, "
 	       "3 request(s) untracked, in flight untracked old/new: 1/0\n"
+	       "spool: 3 records, 4096 bytes, 1 dead letters, oldest 5 s\n"
+	       "spool quarantine: 2 file(s), 700 bytes of damaged records found at start (see the "
+	       "log; remove them once looked at)\n"
+	       "fleet: 40 unsent form(s) on 7 device(s) by their last heartbeat\n"
 	       "scheduled: none\n"
 	       "last journal entries: none\n",
 	       "");
