@@ -804,31 +804,28 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 
 /* ---- status ---- */
 
-json_t *control_status(struct control *ctl)
+static struct status_sources sources(struct control *ctl, size_t journal_entries)
 {
-	const struct status_sources src = {
+	return (struct status_sources){
 		.cfg = ctl->cfg,
 		.workers = ctl->workers,
 		.n_workers = ctl->n_workers,
 		.spool = ctl->spool,
 		.health = ctl->health,
 		.journal = ctl->journal,
-		.journal_entries = JOURNAL_IN_STATUS,
+		.journal_entries = journal_entries,
 	};
+}
+
+json_t *control_status(struct control *ctl)
+{
+	const struct status_sources src = sources(ctl, JOURNAL_IN_STATUS);
 	return status_json(&src);
 }
 
 int control_metrics(struct control *ctl, struct evbuffer *out)
 {
-	const struct status_sources src = {
-		.cfg = ctl->cfg,
-		.workers = ctl->workers,
-		.n_workers = ctl->n_workers,
-		.spool = ctl->spool,
-		.health = ctl->health,
-		.journal = ctl->journal,
-		.journal_entries = 0,
-	};
+	const struct status_sources src = sources(ctl, 0);
 	return metrics_render(&src, &ctl->counts, out);
 }
 
