@@ -24,7 +24,8 @@
 static const char *const endpoints[][2] = {
 	{ "POST", "/switch" }, { "POST", "/maintenance" }, { "POST", "/hold" },
 	{ "POST", "/resume" }, { "POST", "/reload" }, { "GET", "/status" },
-	{ "GET", "/journal" }, { "DELETE", "/schedule/1" },
+	{ "GET", "/journal" }, { "DELETE", "/schedule/1" }, { "GET", "/metrics" },
+	{ "POST", "/spool/retry" }, { "POST", "/spool/1/retry" }, { "GET", "/spool" },
 };
 
 static void time_field(const json_t *body, const char *key)
