@@ -2,10 +2,20 @@
 datagram socket the test binds), the unit file, logrotate, make install."""
 
 import os
+import pwd
+import re
+import shutil
 import signal
 import socket
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
 
-from cutover_testlib import HEALTH_PATH, START_TIMEOUT, get, proxy_admin, run_cli
+import pytest
+
+from cutover_testlib import (CUTOVER_BIN, HEALTH_PATH, REPO, START_TIMEOUT, get, proxy_admin,
+                             run_cli)
 
 
 # ---------------------------------------------------------------------------
@@ -126,3 +136,154 @@ def test_no_notify_socket_runs_as_before(harness, old, new):
     proxy = harness.proxy(old, new, env=env)
     assert get(proxy.port, HEALTH_PATH).status == 200
     assert "NOTIFY_SOCKET" not in proxy.stderr()
+
+
+# ---------------------------------------------------------------------------
+# the unit file
+
+UNIT = REPO / "conf" / "cutover.service"
+REFERENCE_CONF = REPO / "conf" / "cutover.conf"
+
+
+def unit_settings(text):
+    """{key: [values]} over every section of a unit file."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;[" or "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        out.setdefault(k.strip(), []).append(v.strip())
+    return out
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path):
+    tool = shutil.which("systemd-analyze")
+    if not tool:
+        pytest.skip("systemd-analyze not installed (Debian package systemd)")
+    # verify wants ExecStart's binary to exist: point it at the one under
+    # test; test_make_install checks the installed path.
+    unit = tmp_path / "cutover.service"
+    text = UNIT.read_text()
+    assert "ExecStart=/usr/sbin/cutover run -c /etc/cutover/cutover.conf" in text
+    unit.write_text(text.replace("/usr/sbin/cutover", CUTOVER_BIN))
+    r = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    # verify exits 0 on a value it ignores ("Failed to parse ..."): any
+    # word from it is a finding
+    assert r.returncode == 0 and not r.stderr.strip() and not r.stdout.strip(), \
+        "systemd-analyze verify: rc %d\n%s%s" % (r.returncode, r.stdout, r.stderr)
+
+
+def test_unit_settings():
+    s = unit_settings(UNIT.read_text())
+    want = {
+        "Type": "notify", "ExecReload": "/bin/kill -HUP $MAINPID", "User": "cutover",
+        "Group": "cutover", "RuntimeDirectory": "cutover", "StateDirectory": "cutover",
+        "LogsDirectory": "cutover", "ProtectSystem": "strict", "ProtectHome": "yes",
+        "PrivateTmp": "yes", "NoNewPrivileges": "yes", "PrivateDevices": "yes",
+        "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
+        "ProtectControlGroups": "yes", "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "AmbientCapabilities": "CAP_NET_BIND_SERVICE", "LimitNOFILE": "65536",
+        "KillSignal": "SIGTERM", "Restart": "on-failure",
+    }
+    for k, v in want.items():
+        assert s.get(k) == [v], "%s=%s expected, found %s" % (k, v, s.get(k))
+    # systemd must not kill a drain that cutover's own limit still allows
+    assert float(s["TimeoutStopSec"][0]) > 30.0 + 10
+    assert "DynamicUser" not in s        # a fixed user: see the unit's header
+
+
+def test_reference_config_paths_match_the_unit():
+    """The unit gives /run/cutover and /var/lib/cutover (and nothing else
+    is writable under ProtectSystem=strict): the installed config must use them."""
+    text = REFERENCE_CONF.read_text()
+    live = "\n".join(l.split("#", 1)[0] for l in text.splitlines())
+    admin = re.search(r'admin\s*=\s*{[^}]*address\s*=\s*"([^"]+)"', live, re.S).group(1)
+    assert admin == "unix:/run/cutover/admin.sock"
+    for key in ("state_file", "journal_file"):
+        m = re.search(r'^%s\s*=\s*"([^"]+)"' % key, live, re.M)
+        assert m and m.group(1).startswith("/var/lib/cutover/"), key
+    spool = re.search(r'spool\s*=\s*{[^}]*dir\s*=\s*"([^"]+)"', live, re.S).group(1)
+    assert spool.startswith("/var/lib/cutover/")
+    access = re.search(r'log\s*=\s*{[^}]*access\s*=\s*"([^"]+)"', live, re.S).group(1)
+    assert access == "stderr" or access.startswith("/var/log/cutover/")
+
+
+# ---------------------------------------------------------------------------
+# make install
+
+
+def run_make_install(destdir, timeout=60):
+    """`make install DESTDIR=...` with the binary under test; as nobody when
+    we are root, so it proves no root is needed."""
+    make = shutil.which("make")
+    if not make:
+        pytest.skip("make not installed")
+    argv = [make, "-s", "-C", str(REPO), "install", "DESTDIR=%s" % destdir,
+            "CUTOVER_INSTALL_BIN=%s" % CUTOVER_BIN]
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        nobody = pwd.getpwnam("nobody")
+        os.chown(destdir, nobody.pw_uid, nobody.pw_gid)
+        argv = ["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
+                "--clear-groups"] + argv
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def modes(root):
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            out[os.path.relpath(p, root)] = stat.S_IMODE(os.stat(p).st_mode)
+    return out
+
+
+@pytest.fixture
+def dest():
+    """An empty DESTDIR that nobody can reach (pytest's tmp_path is 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="cutover-install-", dir="/tmp"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_make_install(dest):
+    r = run_make_install(dest)
+    assert r.returncode == 0, r.stdout + r.stderr
+    want = {
+        "usr/sbin/cutover": 0o755,
+        "etc/cutover/cutover.conf": 0o644,
+        "lib/systemd/system/cutover.service": 0o644,
+        "etc/logrotate.d/cutover": 0o644,
+        "usr/lib/sysusers.d/cutover.conf": 0o644,
+        "usr/share/doc/cutover/README.md": 0o644,
+    }
+    for f in sorted(REPO.glob("conf/prometheus*")):
+        want["usr/share/cutover/" + f.name] = 0o644
+    assert modes(dest) == want
+    assert (dest / "etc/cutover/cutover.conf").read_text() == REFERENCE_CONF.read_text()
+    assert (dest / "lib/systemd/system/cutover.service").read_text() == UNIT.read_text()
+    assert (dest / "etc/logrotate.d/cutover").read_text() == \
+        (REPO / "conf/cutover.logrotate").read_text()
+    v = subprocess.run([str(dest / "usr/sbin/cutover"), "--version"], capture_output=True,
+                       text=True, timeout=10)
+    assert v.returncode == 0 and v.stdout.startswith("cutover ")
+
+    # an operator's config is never overwritten: the new one goes beside it
+    (dest / "etc/cutover/cutover.conf").write_text("# edited\n")
+    r = run_make_install(dest)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (dest / "etc/cutover/cutover.conf").read_text() == "# edited\n"
+    assert (dest / "etc/cutover/cutover.conf.dist").read_text() == REFERENCE_CONF.read_text()
+    assert "cutover.conf.dist" in r.stdout
+
+
+def test_make_install_prefix(dest):
+    make = shutil.which("make") or pytest.skip("make not installed")
+    r = subprocess.run([make, "-s", "-C", str(REPO), "install", "DESTDIR=%s" % dest,
+                        "PREFIX=/usr/local", "CUTOVER_INSTALL_BIN=%s" % CUTOVER_BIN],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (dest / "usr/local/sbin/cutover").is_file()
+    unit = (dest / "lib/systemd/system/cutover.service").read_text()
+    assert "ExecStart=/usr/local/sbin/cutover run -c /etc/cutover/cutover.conf" in unit
