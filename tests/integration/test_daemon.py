@@ -223,9 +223,16 @@ def run_make_install(destdir, timeout=60):
             "CUTOVER_INSTALL_BIN=%s" % CUTOVER_BIN]
     if os.geteuid() == 0 and shutil.which("setpriv"):
         nobody = pwd.getpwnam("nobody")
-        os.chown(destdir, nobody.pw_uid, nobody.pw_gid)
-        argv = ["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
-                "--clear-groups"] + argv
+        as_nobody = ["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
+                     "--clear-groups"]
+        # a checkout under a private home cannot be read by nobody: then as root
+        can_read = subprocess.run(as_nobody + ["test", "-r", str(REPO / "Makefile"), "-a",
+                                               "-r", CUTOVER_BIN], timeout=10).returncode == 0
+        if can_read:
+            os.chown(destdir, nobody.pw_uid, nobody.pw_gid)
+            argv = as_nobody + argv
+        else:
+            print("make install runs as root: nobody cannot read %s" % REPO)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
 
