@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "preflight.h"
 #include "replay.h"
 #include "project.h"
@@ -738,7 +739,8 @@ static void follow_upstreams(struct control *ctl, struct config *cfg)
 	}
 }
 
-int control_reload(struct control *ctl, const char *who, json_t **answer)
+/* The reload itself: validate, refuse what needs a restart, hand over. */
+static int reload(struct control *ctl, const char *who, json_t **answer)
 {
 	const char *path = ctl->cfg->path;
 	char *errs_text = NULL;
@@ -799,6 +801,21 @@ int control_reload(struct control *ctl, const char *who, json_t **answer)
 	journal_write(ctl, json_pack("{s:s, s:s, s:s, s:s}", "action", "reload", "who", who,
 				     "config", path, "outcome", outcome));
 	free(errs_text);
+	return status;
+}
+
+int control_reload(struct control *ctl, const char *who, json_t **answer)
+{
+	/* systemd holds `systemctl reload` until READY=1, sent whatever the
+	 * outcome (a refused reload leaves the running config serving). */
+	if (notify_reloading() < 0)
+		log_warn("systemd: cannot send RELOADING=1 to NOTIFY_SOCKET");
+	int status = reload(ctl, who, answer);
+	char line[96];
+	snprintf(line, sizeof line, "running, %s", status == 200 ? "config reloaded"
+								  : "reload refused, config unchanged");
+	if (notify_ready(line) < 0)
+		log_warn("systemd: cannot send READY=1 to NOTIFY_SOCKET");
 	return status;
 }
 

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "fleet.h"
 #include "log.h"
+#include "notify.h"
 #include "project.h"
 #include "spool.h"
 #include "spool_store.h"
@@ -108,8 +109,12 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	if (rt->stopping)
 		return;
 	rt->stopping = true;
-	log_info("signal %d: stopping (drain up to %.0fs)", (int)sig,
-		 control_config(rt->control)->limits->drain_timeout);
+	double drain = control_config(rt->control)->limits->drain_timeout;
+	log_info("signal %d: stopping (drain up to %.0fs)", (int)sig, drain);
+	char line[96];
+	snprintf(line, sizeof line, "stopping: draining up to %.0fs", drain);
+	if (notify_stopping(line) < 0)
+		log_warn("systemd: cannot send STOPPING=1 to NOTIFY_SOCKET");
 	for (int i = 0; i < rt->n_workers; i++)
 		worker_request_stop(rt->workers[i]);
 	event_base_loopbreak(rt->base);
@@ -286,8 +291,14 @@ static int cmd_run(int argc, char **argv)
 			}
 		}
 		if (status == 0) {
-			log_info("cutover %s running, global mode %s", CUTOVER_VERSION,
+			char line[96];
+			snprintf(line, sizeof line, "running, global mode %s",
 				 mode_name(state_current()->global.mode));
+			log_info("cutover %s %s", CUTOVER_VERSION, line);
+			/* Only now: the listeners and the admin socket accept, the
+			 * workers run, so systemd's "started" means serving. */
+			if (notify_ready(line) < 0)
+				log_warn("systemd: cannot send READY=1 to NOTIFY_SOCKET");
 			event_base_dispatch(rt.base);
 		} else {
 			for (int i = 0; i < started; i++)

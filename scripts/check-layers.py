@@ -38,7 +38,7 @@ import tempfile
 # Names not in the tree yet are fine: they are the places new modules go.
 LAYERS = [
     ("leaf", "include none of ours, or only other leaves",
-     ["addr", "bev", "conf", "duration", "file", "heartbeat", "http1", "log", "response",
+     ["addr", "bev", "conf", "duration", "file", "heartbeat", "http1", "log", "notify", "response",
       "spool_head", "spool_index", "spool_reader", "spool_record", "spool_recover", "spool_waiter", "stats", "when"]),
     # state_store sits here, not in the control plane: state persists each
     # snapshot through it, and state is a service the data path reads.

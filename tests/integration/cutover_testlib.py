@@ -536,7 +536,7 @@ def render_config(workdir, port, old_url, new_url, old_extra="", new_extra="", e
 
 class Cutover(Proc):
     def __init__(self, workdir, config_text, name="cutover", wait_ready=True, port=None,
-                 preexec_fn=None):
+                 preexec_fn=None, env=None):
         self.workdir = Path(workdir)
         self.config_path = self.workdir / ("%s.conf" % name)
         self.config_path.write_text(config_text)
@@ -546,7 +546,7 @@ class Cutover(Proc):
         if not os.access(CUTOVER_BIN, os.X_OK):
             raise AssertionError("no cutover binary at %s (set CUTOVER_BIN)" % CUTOVER_BIN)
         super().__init__([CUTOVER_BIN, "run", "-c", str(self.config_path)], workdir, name,
-                         preexec_fn=preexec_fn)
+                         env=env, preexec_fn=preexec_fn)
         self.checked = False
         if wait_ready:
             self.wait_ready()
@@ -621,11 +621,13 @@ class Harness:
         new_url = new if isinstance(new, str) else (new.url if new else "http://%s:%d" % (HOST, free_port()))
         return port, render_config(self.dir, port, old_url, new_url, **kw)
 
-    def proxy(self, old=None, new=None, wait_ready=True, name="cutover", preexec_fn=None, **kw):
-        """PREEXEC_FN: run in the child before cutover starts (e.g. setrlimit)."""
+    def proxy(self, old=None, new=None, wait_ready=True, name="cutover", preexec_fn=None,
+              env=None, **kw):
+        """PREEXEC_FN: run in the child before cutover starts (e.g. setrlimit);
+        ENV: its whole environment (default: ours)."""
         port, text = self.config(old, new, **kw)
         c = Cutover(self.dir, text, name=name, wait_ready=False, port=port,
-                    preexec_fn=preexec_fn)
+                    preexec_fn=preexec_fn, env=env)
         self.proxies.append(c)
         if wait_ready:
             c.wait_ready()
