@@ -102,9 +102,9 @@ def test_a_real_prometheus_scrapes_cutover(harness):
 
 def test_shipped_rules_pass_promtool_and_their_unit_tests():
     promtool = tool("promtool")
-    p = subprocess.run([promtool, "check", "rules", "cutover-alerts.yml"], cwd=REPO / "conf",
+    p = subprocess.run([promtool, "check", "rules", "prometheus-alerts.yml"], cwd=REPO / "conf",
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and "SUCCESS" in p.stdout, p.stdout + p.stderr
-    p = subprocess.run([promtool, "test", "rules", "cutover-alerts.test.yml"],
+    p = subprocess.run([promtool, "test", "rules", "prometheus-alerts.test.yml"],
                        cwd=REPO / "conf", capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "SUCCESS" in p.stdout, p.stdout + p.stderr
