@@ -5,6 +5,10 @@
  *
  * Endpoints (request and answer bodies are JSON objects):
  *
+ *   GET  /
+ *     200 the dashboard page (text/html, include/dashboard.h): static, no
+ *     data in it, so served on TCP without the token too; its script
+ *     fetches /status (with the token from the page's #token= fragment)
  *   GET  /status
  *     200 {"version": "0.1.0", "mode": "<global mode>", "generation": N,
  *          "until": "<RFC 3339>"|null, "reason": "..."|null,
