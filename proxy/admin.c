@@ -511,6 +511,14 @@ static bool authorized(struct admin_conn *ac)
 static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_len)
 {
 	const struct http1_head *h = &ac->head;
+	const struct http1_header *host = http1_find(h, "host"), *origin = http1_find(h, "origin");
+	if ((origin || http1_find(h, "sec-fetch-site")) &&
+	    !dashboard_browser_allowed(host ? host->value : NULL, host ? host->value_len : 0,
+				       origin ? origin->value : NULL, origin ? origin->value_len : 0)) {
+		reply_error(ac, 403, "a browser request from another site or name: open the "
+			    "dashboard on a loopback address (localhost, 127.0.0.1, [::1])");
+		return;
+	}
 	/* The dashboard page holds no data (its script fetches /status with the
 	 * token), and a browser cannot send a bearer token when opening it. */
 	bool page = h->target_len == 1 && h->target[0] == '/' &&

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -109,12 +110,50 @@ static void test_headers_are_whole_lines(void **state)
 	}
 }
 
+static bool allowed(const char *host, const char *origin)
+{
+	return dashboard_browser_allowed(host, host ? strlen(host) : 0, origin,
+					 origin ? strlen(origin) : 0);
+}
+
+static void test_browser_requests_only_from_loopback_names(void **state)
+{
+	(void)state;
+	/* the page itself, through a tunnel or on the TCP listener */
+	assert_true(allowed("127.0.0.1:8090", NULL));
+	assert_true(allowed("127.0.0.1:8090", "http://127.0.0.1:8090"));
+	assert_true(allowed("localhost:8090", "http://localhost:8090"));
+	assert_true(allowed("LocalHost", "http://localhost"));
+	assert_true(allowed("[::1]:18090", "http://[::1]:18090"));
+	assert_true(allowed("127.1.2.3", NULL));
+	/* cross-site: another origin, or none a browser would name */
+	assert_false(allowed("127.0.0.1:8090", "https://evil.example"));
+	assert_false(allowed("127.0.0.1:8090", "http://127.0.0.1:8091"));
+	assert_false(allowed("127.0.0.1:8090", "http://127.0.0.1:8090/"));
+	assert_false(allowed("127.0.0.1:8090", "https://127.0.0.1:8090"));
+	assert_false(allowed("127.0.0.1:8090", "null"));
+	/* rebinding: a name that is not ours, whatever its origin says */
+	assert_false(allowed("evil.example:8090", "http://evil.example:8090"));
+	assert_false(allowed("evil.example", NULL));
+	assert_false(allowed(NULL, NULL));
+	assert_false(allowed("", NULL));
+	assert_false(allowed("127.0.0.1.evil.example", NULL));
+	assert_false(allowed("127.0.0.1:", NULL));
+	assert_false(allowed("127.0.0.1:123456", NULL));
+	assert_false(allowed("127.0.0", NULL));
+	assert_false(allowed("127.0.0.1.", NULL));
+	assert_false(allowed("localhost.evil.example", NULL));
+	assert_false(allowed("10.0.0.1:8090", NULL));
+	assert_false(allowed("[::2]", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_page_is_whole_and_self_contained),
 		cmocka_unit_test(test_csp_allows_exactly_the_inline_script_and_style),
 		cmocka_unit_test(test_headers_are_whole_lines),
+		cmocka_unit_test(test_browser_requests_only_from_loopback_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

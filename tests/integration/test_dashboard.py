@@ -190,3 +190,36 @@ def test_dashboard_refreshes_and_shows_when_cutover_is_gone(harness):
         assert "last updated" in shown("updated")
     finally:
         b.close()
+
+
+def test_browsers_elsewhere_cannot_use_the_admin_api(harness):
+    # The dashboard brings browsers to the admin API, and a tunnel to the
+    # unix socket carries no token: a web page the operator visits must not
+    # flip traffic (CSRF: a cross-site POST carries Origin) nor read status
+    # through a name rebound to loopback (DNS rebinding: Host is not ours).
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    proxy = harness.proxy(old, new)
+    admin = proxy_admin(proxy)
+    csrf = admin.post("/switch", {"to": "new", "force": True},
+                      headers={"Host": "127.0.0.1:8090", "Origin": "https://evil.example",
+                               "Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"})
+    assert csrf.status == 403 and csrf["ok"] is False, csrf
+    rebound = admin.post("/switch", {"to": "new", "force": True},
+                         headers={"Host": "evil.example:8090",
+                                  "Origin": "http://evil.example:8090"})
+    assert rebound.status == 403, rebound
+    read = admin.get("/status", headers={"Host": "evil.example:8090",
+                                         "Sec-Fetch-Site": "same-origin"})
+    assert read.status == 403, read
+    null = admin.post("/maintenance", {"on": True}, headers={"Origin": "null"})
+    assert null.status == 403, null
+    assert admin.status()["mode"] == "old"
+    # the page's own requests, through a tunnel on loopback, and the CLI's
+    for host in ("127.0.0.1:8090", "localhost:8090", "[::1]:8090"):
+        ok = admin.get("/status", headers={"Host": host, "Origin": "http://" + host,
+                                           "Sec-Fetch-Site": "same-origin"})
+        assert ok.status == 200, (host, ok)
+    assert admin.get("/", headers={"Host": "localhost:8090", "Sec-Fetch-Site": "none"}).status == 200
+    assert admin.get("/status", headers={"Host": "cutover"}).status == 200
+    assert admin.switch("new", force=True).status == 200
