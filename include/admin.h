@@ -47,7 +47,8 @@
  *   (the registry was full): a drain waits for them whatever their scope.
  *   A scheduled change answers 202 {"ok": true, "scheduled":
  *   {...}}. Errors answer 4xx/5xx {"ok": false, "error": "one line"}:
- *   400 bad request/JSON, 401 missing or wrong token, 404 unknown path,
+ *   400 bad request/JSON, 401 missing or wrong token, 403 a browser's
+ *   request from another site or name (dashboard_browser_allowed), 404 unknown path,
  *   405 wrong method, 409 refused (preflight failed, nothing to resume),
  *   413 body too large. A body may hold only the keys listed for its
  *   endpoint, each once and of its type: anything else is a 400 naming the
