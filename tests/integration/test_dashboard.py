@@ -8,7 +8,8 @@ show device-chosen project names as text, never as markup."""
 import pytest
 
 from browser_testlib import Browser, chromium_path, render
-from cutover_testlib import Admin, free_port, proxy_admin, request, wait_for
+from cutover_testlib import (Admin, free_port, multipart_submission, proxy_admin, request,
+                             wait_for)
 
 needs_chromium = pytest.mark.skipif(chromium_path() is None,
                                     reason="chromium not installed (Debian: chromium; "
@@ -59,7 +60,7 @@ def health(dom, upstream):
 def test_dashboard_shows_modes_backlog_and_health(harness):
     old = harness.upstream("old")
     dead = "http://127.0.0.1:%d" % free_port()         # nothing listens: new is down
-    proxy, admin, aport = tcp_proxy(harness, old, dead)
+    proxy, admin, aport = tcp_proxy(harness, old, dead, old_extra="max_active = 7;")
     wait_for(lambda: admin.status()["upstreams"]["new"]["health"]["up"] is False, 10,
              what="new checked down")
     wait_for(lambda: admin.status()["upstreams"]["old"]["health"]["up"] is True, 10,
@@ -84,6 +85,11 @@ def test_dashboard_shows_modes_backlog_and_health(harness):
     heartbeat(proxy, NASTY_QUOTES, "d8", 2)
     assert admin.switch("new", force=True, reason="night of the cutover").status == 200
     assert admin.switch("old", project="alpha").status == 200
+    assert admin.maintenance(True, project="delta", reason="data dump").status == 200
+    for i in range(2):
+        ctype, form = multipart_submission("uuid:dashboard-%d" % i)
+        r = request(proxy.port, "POST", "/a/delta/receiver/", [("Content-Type", ctype)], form)
+        assert r.status == 201, r
     assert admin.switch("old", at="+1h", force=True, reason="rollback drill").status == 202
     st = admin.status()
     assert st["projects"]["beta"]["unsent_forms"] == 5, st["projects"]["beta"]
@@ -101,6 +107,11 @@ def test_dashboard_shows_modes_backlog_and_health(harness):
     assert cell(beta, "unsent_forms") == "5" and cell(beta, "devices") == "2"
     assert cell(dom.find(id="fleet"), "unsent_forms") == "14"
     assert health(dom, "new").startswith("down") and health(dom, "old") == "up"
+    assert cell(dom.find(data_upstream="old"), "active") == "0 of 7"
+    delta = row(dom, "delta")
+    assert cell(delta, "mode") == "maintenance" and cell(delta, "reason") == "data dump"
+    assert cell(delta, "spool_records") == "2" and cell(delta, "dead_letters") == "0"
+    assert cell(g, "spool_records") == "2" and cell(dom.find(id="spool"), "records") == "2"
 
     # the names are text: no element made of them, read back byte for byte
     assert cell(row(dom, NASTY), "scope") == NASTY
