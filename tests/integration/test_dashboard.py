@@ -8,8 +8,8 @@ show device-chosen project names as text, never as markup."""
 import pytest
 
 from browser_testlib import Browser, chromium_path, render
-from cutover_testlib import (Admin, free_port, multipart_submission, proxy_admin, request,
-                             wait_for)
+from cutover_testlib import (Admin, Pending, free_port, multipart_submission, proxy_admin,
+                             request, wait_for)
 
 needs_chromium = pytest.mark.skipif(chromium_path() is None,
                                     reason="chromium not installed (Debian: chromium; "
@@ -126,6 +126,29 @@ def test_dashboard_shows_modes_backlog_and_health(harness):
     assert len(night) == 1 and "old \u2192 new" in night[0], journal
     assert journal[0].startswith(st["journal"][-1]["time"].replace("T", " ")), journal
     assert any("alpha" in t and "new \u2192 old" in t for t in journal), journal
+
+
+@needs_chromium
+def test_dashboard_shows_in_flight_and_queued(harness):
+    old = harness.upstream("old")
+    new = harness.upstream("new")
+    proxy, admin, aport = tcp_proxy(harness, old, new, old_extra="max_active = 1;")
+    # one slow request holds old's only slot, the next one waits in the queue
+    slow = [Pending(proxy.port, "GET", "/slow?delay=30") for _ in range(2)]
+    try:
+        wait_for(lambda: (admin.status()["upstreams"]["old"]["in_flight"],
+                          admin.status()["upstreams"]["old"]["queued"]) == (1, 1), 10,
+                 what="one request in flight to old, one queued")
+        dom = render("http://127.0.0.1:%d/#token=%s" % (aport, TOKEN), harness.path("chromium"))
+    finally:
+        old.kill()              # the slow exchanges fail at once: no 30 s teardown
+        for p in slow:
+            p.close()
+    card = dom.find(data_upstream="old")
+    assert cell(card, "in_flight") == "1" and cell(card, "queued") == "1", card.text()
+    assert cell(card, "active") == "1 of 1"
+    assert cell(dom.find(data_upstream="new"), "in_flight") == "0"
+    assert cell(dom.find("tr", data_kind="global"), "in_flight_old") == "1"
 
 
 def test_page_needs_no_token_but_status_does(harness):
