@@ -11,7 +11,7 @@ PACKAGES := gcc libc6-dev pkg-config meson ninja-build libevent-dev libssl-dev \
 	libc-ares-dev libconfig-dev libjansson-dev libpcre2-dev libcmocka-dev \
 	node-llhttp python3 python3-pytest nginx-light haproxy wrk curl procps \
 	ca-certificates openssl testssl.sh clang libclang-rt-14-dev \
-	prometheus libsystemd-dev systemd logrotate
+	prometheus libsystemd-dev systemd logrotate chromium
 
 # Seconds per fuzz target in `make fuzz` (make test runs a 10 s smoke).
 FUZZ_SECONDS ?= 60

@@ -5,6 +5,10 @@
  *
  * Endpoints (request and answer bodies are JSON objects):
  *
+ *   GET  /
+ *     200 the dashboard page (text/html, include/dashboard.h): static, no
+ *     data in it, so served on TCP without the token too; its script
+ *     fetches /status (with the token from the page's #token= fragment)
  *   GET  /status
  *     200 {"version": "0.1.0", "mode": "<global mode>", "generation": N,
  *          "until": "<RFC 3339>"|null, "reason": "..."|null,
@@ -43,7 +47,8 @@
  *   (the registry was full): a drain waits for them whatever their scope.
  *   A scheduled change answers 202 {"ok": true, "scheduled":
  *   {...}}. Errors answer 4xx/5xx {"ok": false, "error": "one line"}:
- *   400 bad request/JSON, 401 missing or wrong token, 404 unknown path,
+ *   400 bad request/JSON, 401 missing or wrong token, 403 a browser's
+ *   request from another site or name (dashboard_browser_allowed), 404 unknown path,
  *   405 wrong method, 409 refused (preflight failed, nothing to resume),
  *   413 body too large. A body may hold only the keys listed for its
  *   endpoint, each once and of its type: anything else is a 400 naming the

@@ -22,6 +22,7 @@
 #include "admin_spool.h"
 #include "conf.h"
 #include "control.h"
+#include "dashboard.h"
 #include "duration.h"
 #include "http1.h"
 #include "listener.h"
@@ -120,16 +121,17 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	conn_close(ac);
 }
 
-/* The head of every answer; the connection then reads no more (one
- * request per connection). */
+/* The head of every answer, with EXTRA header lines (each ending in CRLF)
+ * if any; the connection then reads no more (one request per connection). */
 static void reply_head(struct admin_conn *ac, int status, const char *content_type,
-		       unsigned long long len)
+		       unsigned long long len, const char *extra)
 {
 	evbuffer_add_printf(bufferevent_get_output(ac->bev),
 			    "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: cutover\r\n"
 			    "Content-Type: %s\r\nContent-Length: %llu\r\n"
-			    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-			    status, response_reason(status), response_date(), content_type, len);
+			    "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n",
+			    status, response_reason(status), response_date(), content_type, len,
+			    extra ? extra : "");
 	ac->answered = true;
 	ac->waiting = false;
 	bufferevent_disable(ac->bev, EV_READ);
@@ -151,20 +153,22 @@ static void reply(struct admin_conn *ac, int status, json_t *body)
 	if (!text)
 		status = 500;
 	size_t len = strlen(out);
-	reply_head(ac, status, "application/json", len + 1);
+	reply_head(ac, status, "application/json", len + 1, NULL);
 	evbuffer_add(bufferevent_get_output(ac->bev), out, len);
 	evbuffer_add(bufferevent_get_output(ac->bev), "\n", 1);
 	free(text);
 }
 
-/* A 200 that is not JSON: BODY (drained) with its CONTENT_TYPE. */
-static void reply_text(struct admin_conn *ac, const char *content_type, struct evbuffer *body)
+/* A 200 that is not JSON: BODY (drained) with its CONTENT_TYPE and EXTRA
+ * header lines (NULL: none). */
+static void reply_text(struct admin_conn *ac, const char *content_type, const char *extra,
+		       struct evbuffer *body)
 {
 	if (ac->gone) {
 		conn_close(ac);
 		return;
 	}
-	reply_head(ac, 200, content_type, evbuffer_get_length(body));
+	reply_head(ac, 200, content_type, evbuffer_get_length(body), extra);
 	evbuffer_add_buffer(bufferevent_get_output(ac->bev), body);
 }
 
@@ -196,7 +200,23 @@ static void h_metrics(struct admin_conn *ac, json_t *body, const char *query)
 	if (!text || control_metrics(ac->adm->ctl, text) < 0)
 		reply_error(ac, 500, "cannot build the metrics: out of memory");
 	else
-		reply_text(ac, "text/plain; version=0.0.4; charset=utf-8", text);
+		reply_text(ac, "text/plain; version=0.0.4; charset=utf-8", NULL, text);
+	if (text)
+		evbuffer_free(text);
+}
+
+/* GET /: the dashboard page, static bytes that fetch /status themselves. */
+static void h_dashboard(struct admin_conn *ac, json_t *body, const char *query)
+{
+	(void)body;
+	(void)query;
+	size_t len;
+	const unsigned char *page = dashboard_page(&len);
+	struct evbuffer *text = evbuffer_new();
+	if (!text || evbuffer_add_reference(text, page, len, NULL, NULL) < 0)
+		reply_error(ac, 500, "cannot send the dashboard: out of memory");
+	else
+		reply_text(ac, "text/html; charset=utf-8", dashboard_headers(), text);
 	if (text)
 		evbuffer_free(text);
 }
@@ -279,7 +299,7 @@ static void spool_reply(struct admin_conn *ac, struct admin_spool_answer *a)
 		reply(ac, a->status, a->json);
 		return;
 	}
-	reply_head(ac, 200, "application/octet-stream", a->body_len);
+	reply_head(ac, 200, "application/octet-stream", a->body_len, NULL);
 	ac->stream = a->body;
 	ac->stream_left = a->body_len;
 	/* Refilled from the segment as the peer reads: never the whole body. */
@@ -356,6 +376,7 @@ static const struct route_entry {
 	const struct body_key *keys;
 	void (*fn)(struct admin_conn *ac, json_t *body, const char *query);
 } routes[] = {
+	{ "GET", "/", no_keys, h_dashboard },
 	{ "GET", "/status", no_keys, h_status },
 	{ "GET", "/metrics", no_keys, h_metrics },
 	{ "GET", "/journal", no_keys, h_journal },
@@ -490,7 +511,19 @@ static bool authorized(struct admin_conn *ac)
 static void dispatch(struct admin_conn *ac, const char *body_text, size_t body_len)
 {
 	const struct http1_head *h = &ac->head;
-	if (!authorized(ac)) {
+	const struct http1_header *host = http1_find(h, "host"), *origin = http1_find(h, "origin");
+	if ((origin || http1_find(h, "sec-fetch-site")) &&
+	    !dashboard_browser_allowed(host ? host->value : NULL, host ? host->value_len : 0,
+				       origin ? origin->value : NULL, origin ? origin->value_len : 0)) {
+		reply_error(ac, 403, "a browser request from another site or name: open the "
+			    "dashboard on a loopback address (localhost, 127.0.0.1, [::1])");
+		return;
+	}
+	/* The dashboard page holds no data (its script fetches /status with the
+	 * token), and a browser cannot send a bearer token when opening it. */
+	bool page = h->target_len == 1 && h->target[0] == '/' &&
+		    http1_token_eq(h->method, h->method_len, "GET");
+	if (!page && !authorized(ac)) {
 		reply_error(ac, 401, "missing or wrong bearer token");
 		return;
 	}

@@ -50,7 +50,7 @@ LAYERS = [
     ("data path", "one request, listener to upstream, on a worker thread",
      ["conn", "dispatch", "forward", "gate", "intake", "listener", "replay", "worker"]),
     ("control plane", "operator actions on the control thread",
-     ["admin", "admin_spool", "control", "health", "journal", "metrics", "preflight", "status"]),
+     ["admin", "admin_spool", "control", "dashboard", "health", "journal", "metrics", "preflight", "status"]),
     # cli -> adminclient (the exchange) and cli -> render (the printers):
     # neither includes cli.h, so cli's command table can name the printers.
     ("entry", "the binary's entry points and the config wiring",
