@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -123,26 +122,45 @@ static void write_line(int fd, const char *buf, size_t len)
 	}
 }
 
-/* "2026-11-23T21:00:00.123Z" (RFC 3339, UTC, milliseconds). The seconds
- * part is cached per thread: it changes once a second, lines come faster. */
-static size_t format_time(const struct timespec *ts, char *out, size_t size)
+/* "2026-11-23T21:00:00" for SEC, or NULL if it has no such form. Cached
+ * per thread: it changes once a second, lines come faster. */
+static const char *time_secs(time_t sec)
 {
 	static _Thread_local time_t cached_sec;
 	static _Thread_local char cached[32];
-	if (cached[0] == '\0' || ts->tv_sec != cached_sec) {
+	if (cached[0] == '\0' || sec != cached_sec) {
 		struct tm tm;
-		if (gmtime_r(&ts->tv_sec, &tm) == NULL ||
+		if (gmtime_r(&sec, &tm) == NULL ||
 		    strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-			snprintf(out, size, "1970-01-01T00:00:00.000Z");
-			return strlen(out);
+			cached[0] = '\0';
+			return NULL;
 		}
-		cached_sec = ts->tv_sec;
+		cached_sec = sec;
+	}
+	return cached;
+}
+
+/* "2026-11-23T21:00:00.123Z" (RFC 3339, UTC, milliseconds) into OUT,
+ * which has room for 32 bytes; returns the length. */
+static size_t format_time(const struct timespec *ts, char *out)
+{
+	const char *secs = time_secs(ts->tv_sec);
+	if (secs == NULL) {
+		memcpy(out, "1970-01-01T00:00:00.000Z", 25);
+		return 24;
 	}
 	long ms = ts->tv_nsec / 1000000;
 	if (ms < 0 || ms > 999)
 		ms = 0;
-	int n = snprintf(out, size, "%s.%03ldZ", cached, ms);
-	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+	size_t n = strlen(secs);
+	memcpy(out, secs, n);
+	out[n++] = '.';
+	out[n++] = (char)('0' + ms / 100);
+	out[n++] = (char)('0' + ms / 10 % 10);
+	out[n++] = (char)('0' + ms % 10);
+	out[n++] = 'Z';
+	out[n] = '\0';
+	return n;
 }
 
 /* ---- the error log ---- */
@@ -178,7 +196,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	char line[4096];
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	size_t len = format_time(&now, line, sizeof line);
+	size_t len = format_time(&now, line);
 	len += (size_t)snprintf(line + len, sizeof line - len, " %s ", level_tags[level]);
 
 	size_t room = sizeof line - len - 1;      /* keep one byte for '\n' */
@@ -340,120 +358,214 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-/* A JSON string for S: as is when it is valid UTF-8 (the common case, no
- * copy), otherwise with each invalid byte replaced by U+FFFD, through a
- * stack buffer (the heap only for very long slices). */
-static json_t *slice_json(struct log_slice s)
-{
-	if (s.ptr == NULL)
-		return json_null();
-	const unsigned char *p = (const unsigned char *)s.ptr;
-	size_t i = 0;
-	while (i < s.len) {
-		size_t k = utf8_seq(p + i, s.len - i);
-		if (k == 0)
-			break;
-		i += k;
-	}
-	if (i == s.len)
-		return json_stringn_nocheck(s.ptr, s.len);
+/* ---- the JSON line, written straight into the caller's buffer ----
+ * Byte for byte what jansson's json_dumpb(JSON_COMPACT |
+ * JSON_REAL_PRECISION(15)) made of the same object (tests/test_log.c keeps
+ * that path as the oracle), without an object and a dozen allocations per
+ * request. */
 
-	char stack[2048];
-	size_t need = i + 3 * (s.len - i);
-	char *out = need <= sizeof stack ? stack : malloc(need);
-	if (out == NULL)
-		return NULL;
-	memcpy(out, s.ptr, i);
-	size_t o = i;
-	while (i < s.len) {
-		size_t k = utf8_seq(p + i, s.len - i);
-		if (k == 0) {
-			memcpy(out + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(out + o, p + i, k);
-			o += k;
-			i += k;
-		}
+/* A bounded cursor: what does not fit sets OVER, nothing is written past END. */
+struct out {
+	char *p, *end;
+	bool over;
+};
+
+static inline void out_bytes(struct out *o, const void *s, size_t n)
+{
+	if ((size_t)(o->end - o->p) < n) {
+		o->over = true;
+		o->p = o->end;
+		return;
 	}
-	json_t *j = json_stringn_nocheck(out, o);
-	if (out != stack)
-		free(out);
-	return j;
+	memcpy(o->p, s, n);
+	o->p += n;
 }
 
-/* Milliseconds with three decimals; NULL for "not measured". */
-static json_t *ms_json(double ms)
+#define OUT_LIT(o, lit) out_bytes((o), (lit), sizeof(lit) - 1)
+
+/* jansson's escapes: the two mandatory ones, the five short forms, other
+ * control characters as \u00XX (upper case); '/' and DEL stay as they are. */
+static void out_escape(struct out *o, unsigned char c)
 {
-	if (ms < 0 || !isfinite(ms))
-		return json_null();
+	static const char hex[] = "0123456789ABCDEF";
+	char seq[6] = { '\\', 0 };
+	size_t n = 2;
+	switch (c) {
+	case '"':  seq[1] = '"'; break;
+	case '\\': seq[1] = '\\'; break;
+	case '\b': seq[1] = 'b'; break;
+	case '\f': seq[1] = 'f'; break;
+	case '\n': seq[1] = 'n'; break;
+	case '\r': seq[1] = 'r'; break;
+	case '\t': seq[1] = 't'; break;
+	default:
+		memcpy(seq + 1, "u00", 3);
+		seq[4] = hex[c >> 4];
+		seq[5] = hex[c & 15];
+		n = 6;
+	}
+	out_bytes(o, seq, n);
+}
+
+/* S as a JSON string, each byte that is not part of well-formed UTF-8
+ * replaced by U+FFFD; null for a NULL slice. */
+static void out_string(struct out *o, struct log_slice s)
+{
+	if (s.ptr == NULL) {
+		OUT_LIT(o, "null");
+		return;
+	}
+	const unsigned char *p = (const unsigned char *)s.ptr;
+	size_t run = 0, i = 0;                 /* bytes [run, i) go out as they are */
+	OUT_LIT(o, "\"");
+	while (i < s.len) {
+		unsigned char c = p[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = c < 0x80 ? 0 : utf8_seq(p + i, s.len - i);
+		if (k > 0) {                   /* well-formed multi-byte: as is */
+			i += k;
+			continue;
+		}
+		out_bytes(o, p + run, i - run);
+		if (c < 0x80)
+			out_escape(o, c);
+		else
+			OUT_LIT(o, "\xef\xbf\xbd");
+		run = ++i;
+	}
+	out_bytes(o, p + run, i - run);
+	OUT_LIT(o, "\"");
+}
+
+static void out_u64(struct out *o, uint64_t v)
+{
+	char d[20];
+	size_t n = sizeof d;
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	out_bytes(o, d + n, sizeof d - n);
+}
+
+static void out_int(struct out *o, long long v)
+{
+	if (v < 0) {
+		OUT_LIT(o, "-");
+		out_u64(o, 0 - (unsigned long long)v);
+	} else {
+		out_u64(o, (uint64_t)v);
+	}
+}
+
+/* Milliseconds with three decimals; null for "not measured". What "%.15g"
+ * and jansson's touch-ups (".0" on whole numbers, no '+' or leading zeros
+ * in the exponent) made of the value rounded to 3 decimals. */
+static void out_ms(struct out *o, double ms)
+{
+	if (ms < 0 || !isfinite(ms)) {
+		OUT_LIT(o, "null");
+		return;
+	}
+	if (ms < 1e12) {
+		/* At most 15 significant digits: "%.15g" of k/1000 prints exactly
+		 * k/1000 without its trailing zeros, so no printf is needed. */
+		unsigned long long k = (unsigned long long)(ms * 1000.0 + 0.5);
+		out_u64(o, k / 1000);
+		unsigned f = (unsigned)(k % 1000);
+		char frac[4] = { '.', (char)('0' + f / 100), (char)('0' + f / 10 % 10),
+				 (char)('0' + f % 10) };
+		size_t n = f == 0 ? 2 : f % 100 == 0 ? 2 : f % 10 == 0 ? 3 : 4;
+		out_bytes(o, frac, n);
+		return;
+	}
 	/* Rounded by hand: the build does not link libm. */
 	if (ms < 1e15)
 		ms = (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
-	return json_real(ms);
+	char buf[40];
+	int n = snprintf(buf, sizeof buf - 2, "%.15g", ms);
+	if (n <= 0 || (size_t)n >= sizeof buf - 2) {
+		o->over = true;
+		return;
+	}
+	char *e = strchr(buf, 'e');
+	if (e == NULL && strchr(buf, '.') == NULL) {
+		memcpy(buf + n, ".0", 3);
+		n += 2;
+	} else if (e != NULL) {
+		/* "1e+15" -> "1e15", "1.5e-05" -> "1.5e-5" */
+		char *to = e + 1, *from = e + 2;
+		if (*to == '-')
+			to++;
+		while (*from == '0')
+			from++;
+		memmove(to, from, strlen(from) + 1);
+		n = (int)strlen(buf);
+	}
+	out_bytes(o, buf, (size_t)n);
 }
 
-static json_t *count_json(uint64_t v)
-{
-	return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
-}
-
-static json_t *access_json(const struct access_entry *e)
+static void out_time(struct out *o, const struct timespec *ts)
 {
 	char when[40];
-	size_t wlen = format_time(&e->start, when, sizeof when);
-	const struct {
-		const char *key;
-		json_t *value;
-	} fields[] = {
-		{ "time",        json_stringn_nocheck(when, wlen) },
-		{ "client",      slice_json(e->client) },
-		{ "method",      slice_json(e->method) },
-		{ "path",        slice_json(e->path) },
-		{ "route",       slice_json(e->route) },
-		{ "project",     slice_json(e->project) },
-		{ "upstream",    slice_json(e->upstream) },
-		{ "status",      json_integer(e->status) },
-		{ "bytes_in",    count_json(e->bytes_in) },
-		{ "bytes_out",   count_json(e->bytes_out) },
-		{ "upstream_ms", ms_json(e->upstream_ms) },
-		{ "total_ms",    ms_json(e->total_ms < 0 ? 0 : e->total_ms) },
-	};
-	json_t *o = json_object();
-	bool ok = o != NULL;
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		/* _new_nocheck takes the reference even on failure. */
-		if (fields[i].value == NULL ||
-		    (ok && json_object_set_new_nocheck(o, fields[i].key, fields[i].value) < 0)) {
-			ok = false;
-		} else if (!ok) {
-			json_decref(fields[i].value);
-		}
-	}
-	if (!ok) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	out_bytes(o, when, format_time(ts, when));
 }
 
-/* 15 significant digits print a 3-decimal value as written ("12.345"). */
-#define ACCESS_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+/* The line without its '\n' at O; O->over if it did not fit. */
+static void out_access(struct out *o, const struct access_entry *e)
+{
+	OUT_LIT(o, "{\"time\":\"");
+	out_time(o, &e->start);
+	OUT_LIT(o, "\",\"client\":");
+	out_string(o, e->client);
+	OUT_LIT(o, ",\"method\":");
+	out_string(o, e->method);
+	OUT_LIT(o, ",\"path\":");
+	out_string(o, e->path);
+	OUT_LIT(o, ",\"route\":");
+	out_string(o, e->route);
+	OUT_LIT(o, ",\"project\":");
+	out_string(o, e->project);
+	OUT_LIT(o, ",\"upstream\":");
+	out_string(o, e->upstream);
+	OUT_LIT(o, ",\"status\":");
+	out_int(o, e->status);
+	OUT_LIT(o, ",\"bytes_in\":");
+	out_u64(o, e->bytes_in > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : e->bytes_in);
+	OUT_LIT(o, ",\"bytes_out\":");
+	out_u64(o, e->bytes_out > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : e->bytes_out);
+	OUT_LIT(o, ",\"upstream_ms\":");
+	out_ms(o, e->upstream_ms);
+	OUT_LIT(o, ",\"total_ms\":");
+	out_ms(o, e->total_ms < 0 ? 0 : e->total_ms);
+	OUT_LIT(o, "}");
+}
 
 size_t log_access_format(const struct access_entry *e, char *buf, size_t size)
 {
 	if (size < 3)
 		return 0;
-	json_t *o = access_json(e);
-	if (o == NULL)
+	struct out o = { buf, buf + size - 2, false };
+	out_access(&o, e);
+	if (o.over)
 		return 0;
-	size_t n = json_dumpb(o, buf, size - 2, ACCESS_DUMP_FLAGS);
-	json_decref(o);
-	if (n == 0 || n > size - 2)
-		return 0;
+	size_t n = (size_t)(o.p - buf);
 	buf[n++] = '\n';
 	buf[n] = '\0';
+	return n;
+}
+
+/* The longest line E can make: every string byte escaped to 6. */
+static size_t access_line_bound(const struct access_entry *e)
+{
+	const struct log_slice *s[] = { &e->client, &e->method, &e->path, &e->route,
+					&e->project, &e->upstream };
+	size_t n = 512;
+	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+		n += 6 * s[i]->len + 2;
 	return n;
 }
 
@@ -461,22 +573,14 @@ void log_access(const struct access_entry *e)
 {
 	if (!log_access_enabled())
 		return;
-	json_t *o = access_json(e);
-	if (o == NULL)
-		return;
 	char stack[4096];
-	char *buf = stack;
-	size_t n = json_dumpb(o, buf, sizeof stack - 1, ACCESS_DUMP_FLAGS);
-	if (n > sizeof stack - 1) {
-		buf = malloc(n + 1);
-		if (buf == NULL || json_dumpb(o, buf, n, ACCESS_DUMP_FLAGS) != n)
-			n = 0;
-	}
-	json_decref(o);
-	if (n > 0) {
-		buf[n++] = '\n';
+	size_t need = access_line_bound(e);
+	char *buf = need <= sizeof stack ? stack : malloc(need);
+	if (buf == NULL)
+		return;
+	size_t n = log_access_format(e, buf, need <= sizeof stack ? sizeof stack : need);
+	if (n > 0)
 		write_line(atomic_load_explicit(&access_fd, memory_order_relaxed), buf, n);
-	}
 	if (buf != stack)
 		free(buf);
 }

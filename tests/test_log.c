@@ -10,6 +10,9 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,6 +211,282 @@ static void test_format_too_small(void **state)
 	assert_int_equal(log_access_format(&e, exact, n), 0);
 	assert_int_equal(log_access_format(&e, exact, 10), 0);
 	assert_int_equal(log_access_format(&e, exact, 0), 0);
+}
+
+/* ---- the formatter against jansson (the test oracle) ----
+ * The access log line used to be a jansson object dumped with
+ * JSON_COMPACT | JSON_REAL_PRECISION(15); log_access_format() now writes it
+ * by hand and must stay byte-identical to that. */
+
+static size_t oracle_utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+static json_t *oracle_slice(struct log_slice s)
+{
+	if (s.ptr == NULL)
+		return json_null();
+	const unsigned char *p = (const unsigned char *)s.ptr;
+	char *out = malloc(3 * s.len + 1);
+	assert_non_null(out);
+	size_t o = 0;
+	for (size_t i = 0; i < s.len;) {
+		size_t k = oracle_utf8_seq(p + i, s.len - i);
+		if (k == 0) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		} else {
+			memcpy(out + o, p + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	json_t *j = json_stringn_nocheck(out, o);
+	free(out);
+	return j;
+}
+
+static json_t *oracle_ms(double ms)
+{
+	if (ms < 0 || !isfinite(ms))
+		return json_null();
+	if (ms < 1e15)
+		ms = (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
+	return json_real(ms);
+}
+
+static json_t *oracle_count(uint64_t v)
+{
+	return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
+}
+
+/* The line as the jansson path made it, '\n' included; free() it. */
+static char *oracle_line(const struct access_entry *e)
+{
+	char when[40];
+	struct tm tm;
+	char secs[32];
+	long ms = e->start.tv_nsec / 1000000;
+	if (gmtime_r(&e->start.tv_sec, &tm) == NULL ||
+	    strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		snprintf(when, sizeof when, "1970-01-01T00:00:00.000Z");
+	else
+		snprintf(when, sizeof when, "%s.%03ldZ", secs, ms < 0 || ms > 999 ? 0 : ms);
+	json_t *o = json_object();
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(o, "client", oracle_slice(e->client));
+	json_object_set_new(o, "method", oracle_slice(e->method));
+	json_object_set_new(o, "path", oracle_slice(e->path));
+	json_object_set_new(o, "route", oracle_slice(e->route));
+	json_object_set_new(o, "project", oracle_slice(e->project));
+	json_object_set_new(o, "upstream", oracle_slice(e->upstream));
+	json_object_set_new(o, "status", json_integer(e->status));
+	json_object_set_new(o, "bytes_in", oracle_count(e->bytes_in));
+	json_object_set_new(o, "bytes_out", oracle_count(e->bytes_out));
+	json_object_set_new(o, "upstream_ms", oracle_ms(e->upstream_ms));
+	json_object_set_new(o, "total_ms", oracle_ms(e->total_ms < 0 ? 0 : e->total_ms));
+	assert_int_equal(json_object_size(o), 12);
+	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	json_decref(o);
+	assert_non_null(s);
+	size_t n = strlen(s);
+	char *line = malloc(n + 2);
+	assert_non_null(line);
+	memcpy(line, s, n);
+	memcpy(line + n, "\n", 2);
+	free(s);
+	return line;
+}
+
+/* E's line from log_access_format() is the oracle's, byte for byte. */
+static void expect_as_oracle(const struct access_entry *e, const char *what)
+{
+	char *want = oracle_line(e);
+	size_t size = strlen(want) + 1 + 64;
+	char *got = malloc(size);
+	assert_non_null(got);
+	size_t n = log_access_format(e, got, size);
+	if (n != strlen(want) || memcmp(got, want, n) != 0)
+		fail_msg("%s:\n got  %.*s want %s", what, (int)n, got, want);
+	free(got);
+	free(want);
+}
+
+#define SL(lit) ((struct log_slice){ (lit), sizeof(lit) - 1 })
+
+static void test_format_as_jansson(void **state)
+{
+	(void)state;
+	static const struct log_slice strings[] = {
+		SL(""), SL("/"), SL("/a/b/c?x=1&y=/z"), SL("\"quoted\" \\back\\"),
+		SL("\b\f\n\r\t"), SL("\x01\x02\x1f\x7f\x00x"), SL("/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"),
+		SL("\xef\xbb\xbf\xf4\x8f\xbf\xbf\xee\x80\x80"),     /* BOM, U+10FFFF, private use */
+		SL("\x80\xbf\xc0\xaf\xc1\x80\xf5\x80\x80\x80\xff\xfe"),
+		SL("\xe0\x80\xaf\xed\xa0\x80\xf0\x80\x80\x80\xf4\x90\x80\x80"),   /* overlong, surrogate, > U+10FFFF */
+		SL("\xc3"), SL("ab\xe2\x82"), SL("\xf0\x9f\x98"), SL("</script>\\u0041"),
+	};
+	static const double mss[] = {
+		0, 0.0004, 0.0005, 0.0015, 0.001, 0.01, 0.1, 0.5, 1, 3, 12.3456, 12.345, 15.0004,
+		99.9995, 999.9999, 1234.5, 123456.789, 1e9, 999999999999.9999, 1e12, 1.5e12,
+		123456789012.3456, 1e14 + 0.125, 1e15, 1e15 + 1, 1.234e17, 1e300, -0.0, -1, -1e-9,
+		NAN, INFINITY, -INFINITY,
+	};
+	static const uint64_t counts[] = { 0, 1, 9, 10, 4294967296ull, (uint64_t)LLONG_MAX,
+					   (uint64_t)LLONG_MAX + 1, UINT64_MAX };
+	static const int statuses[] = { 0, 200, 201, 499, 504, -1, INT_MAX, INT_MIN };
+	static const struct timespec times[] = {
+		{ 0, 0 }, { 1795467600, 123456789 }, { 1795467600, 999999999 }, { 1795467600, 1000000 },
+		{ 253402300799, 5000000 }, { 1795467601, -5 }, { 1795467601, 1000000000 },
+	};
+
+	struct access_entry e = sample();
+	expect_as_oracle(&e, "sample");
+	const size_t ns = sizeof strings / sizeof strings[0];
+	for (size_t i = 0; i < ns; i++) {
+		struct access_entry t = sample();
+		t.client = t.method = t.path = t.route = t.project = t.upstream = strings[i];
+		expect_as_oracle(&t, "strings");
+		t.path = strings[(i + 3) % ns];
+		t.route = (struct log_slice){ NULL, 0 };
+		expect_as_oracle(&t, "mixed strings, null route");
+	}
+	for (size_t i = 0; i < sizeof mss / sizeof mss[0]; i++) {
+		for (size_t k = 0; k < sizeof mss / sizeof mss[0]; k += 5) {
+			struct access_entry t = sample();
+			t.upstream_ms = mss[i];
+			t.total_ms = mss[k];
+			char what[96];
+			snprintf(what, sizeof what, "upstream_ms %.17g total_ms %.17g", mss[i], mss[k]);
+			expect_as_oracle(&t, what);
+			t.upstream_ms = mss[k];
+			t.total_ms = mss[i];
+			expect_as_oracle(&t, what);
+		}
+	}
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		struct access_entry t = sample();
+		t.bytes_in = counts[i];
+		t.bytes_out = counts[sizeof counts / sizeof counts[0] - 1 - i];
+		t.status = statuses[i % (sizeof statuses / sizeof statuses[0])];
+		expect_as_oracle(&t, "counters");
+	}
+	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+		struct access_entry t = sample();
+		t.start = times[i];
+		expect_as_oracle(&t, "time");
+	}
+	struct access_entry nulls = { .start = { 1795467600, 0 }, .upstream_ms = -1, .total_ms = -5 };
+	expect_as_oracle(&nulls, "every slice null");
+
+	/* Random entries: bytes biased to what needs care, random doubles. */
+	unsigned seed = 16;
+	static const unsigned char pool[] = "\x00\x01\x1f\"\\/\x7f\x80\xbf\xc2\xc3\xe0\xe2\xed\xf0\xf4\xff"
+					    "a%\xa9\x82\x9f\x90";
+	for (int round = 0; round < 3000; round++) {
+		char buf[6][96];
+		struct log_slice sl[6];
+		for (int f = 0; f < 6; f++) {
+			size_t len = (size_t)(rand_r(&seed) % 96);
+			for (size_t b = 0; b < len; b++)
+				buf[f][b] = (char)(rand_r(&seed) % 3 ? pool[rand_r(&seed) % (sizeof pool - 1)]
+								    : rand_r(&seed) % 256);
+			sl[f] = rand_r(&seed) % 9 ? (struct log_slice){ buf[f], len }
+						  : (struct log_slice){ NULL, 0 };
+		}
+		struct access_entry t = {
+			.start = { (time_t)(rand_r(&seed) % 2000000000), rand_r(&seed) % 1000000000 },
+			.client = sl[0], .method = sl[1], .path = sl[2], .route = sl[3],
+			.project = sl[4], .upstream = sl[5],
+			.status = rand_r(&seed) % 600,
+			.bytes_in = (uint64_t)rand_r(&seed) << (rand_r(&seed) % 40),
+			.bytes_out = (uint64_t)rand_r(&seed) * (uint64_t)rand_r(&seed),
+			.upstream_ms = (double)rand_r(&seed) / (double)(1 + rand_r(&seed) % 100000) - 100,
+			.total_ms = (double)rand_r(&seed) / 1000.0 * (rand_r(&seed) % 2 ? 1e6 : 1),
+		};
+		expect_as_oracle(&t, "random");
+	}
+}
+
+/* jansson's allocator counts the allocations made while formatting. */
+static size_t json_allocs;
+
+static void *counting_malloc(size_t n)
+{
+	json_allocs++;
+	return malloc(n);
+}
+
+static void test_format_allocates_nothing(void **state)
+{
+	(void)state;
+	json_malloc_t saved_malloc;
+	json_free_t saved_free;
+	json_get_alloc_funcs(&saved_malloc, &saved_free);
+	json_set_alloc_funcs(counting_malloc, free);
+	struct access_entry e = sample();
+	char buf[2048];
+	json_allocs = 0;
+	size_t n = log_access_format(&e, buf, sizeof buf);
+	size_t allocs = json_allocs;
+	json_set_alloc_funcs(saved_malloc, saved_free);
+	assert_true(n > 0);
+	if (allocs != 0)
+		fail_msg("formatting one line made %zu allocations", allocs);
+}
+
+/* The longest path a request keeps (512 bytes), every byte at its widest
+ * escape: the line stays inside the buffer it is given, whatever its size. */
+static void test_format_bounded(void **state)
+{
+	(void)state;
+	char path[512];
+	memset(path, 0x01, sizeof path);           /* each one "\u0001" */
+	struct access_entry e = sample();
+	e.path = (struct log_slice){ path, sizeof path };
+	char full[8192];
+	size_t n = log_access_format(&e, full, sizeof full);
+	assert_true(n > 6 * sizeof path);
+	expect_as_oracle(&e, "long path");
+
+	char *buf = malloc(n + 2 + 64);
+	assert_non_null(buf);
+	for (size_t size = 0; size <= n + 1; size++) {
+		memset(buf, 'Z', n + 2 + 64);
+		size_t got = log_access_format(&e, buf, size);
+		assert_int_equal(got, size == n + 1 ? n : 0);
+		for (size_t i = size; i < n + 2 + 64; i++)
+			if (buf[i] != 'Z')
+				fail_msg("size %zu: byte %zu written past the buffer", size, i);
+	}
+	free(buf);
 }
 
 /* ---- the access log file ---- */
@@ -601,6 +880,9 @@ int main(void)
 		cmocka_unit_test(test_format_nulls),
 		cmocka_unit_test(test_format_invalid_utf8),
 		cmocka_unit_test(test_format_too_small),
+		cmocka_unit_test(test_format_as_jansson),
+		cmocka_unit_test(test_format_allocates_nothing),
+		cmocka_unit_test(test_format_bounded),
 		cmocka_unit_test(test_open_write_reopen),
 		cmocka_unit_test(test_concurrent_writers_and_rotation),
 		cmocka_unit_test(test_access_to_stderr),
