@@ -1,10 +1,12 @@
 /* log: the error log (leveled lines on stderr) and the access log (one
- * JSON object per request). Every line is one write(2): with O_APPEND the
- * kernel keeps lines from concurrent workers whole, so no lock is taken on
- * the request path. */
+ * JSON object per request). A worker gathers its access lines in its own
+ * batch (struct log_batch) and writes them with one write(2) each 32 KiB
+ * or 100 ms: with O_APPEND the kernel keeps the writes of concurrent
+ * workers whole, so no lock is shared between workers on the request path. */
 #include "log.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -31,6 +34,12 @@ static atomic_int access_fd = -1;
 static atomic_bool access_on;
 static pthread_mutex_t access_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *access_path;            /* NULL when the access log is stderr */
+/* Not a regular file (a pipe, a terminal): writes of at most PIPE_BUF
+ * bytes, cut at line ends, are the ones the kernel keeps whole. */
+static atomic_bool access_pipe;
+/* Every worker's batch, so that a reopen or a close writes them first. */
+static struct log_batch *batches;
+static void batches_flush_locked(void);
 
 /* ---- config ---- */
 
@@ -230,12 +239,19 @@ static int open_target(const char *target)
 	return open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
+static bool is_pipe_like(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) < 0 || !S_ISREG(st.st_mode);
+}
+
 int log_open(const struct log_conf *c)
 {
 	log_set_level(c->level);
 	pthread_mutex_lock(&access_lock);
 	if (c->access == NULL) {
 		/* The fd stays open (a worker may be writing): it is only unused. */
+		batches_flush_locked();
 		atomic_store(&access_on, false);
 		free(access_path);
 		access_path = NULL;
@@ -258,6 +274,9 @@ int log_open(const struct log_conf *c)
 		return -1;
 	}
 
+	/* Lines gathered so far belong to the file they were logged for. */
+	batches_flush_locked();
+	bool pipe_like = is_pipe_like(fd);
 	int cur = atomic_load(&access_fd);
 	if (cur >= 0) {
 		if (dup3(fd, cur, O_CLOEXEC) < 0) {
@@ -275,6 +294,7 @@ int log_open(const struct log_conf *c)
 	}
 	free(access_path);
 	access_path = path;
+	atomic_store(&access_pipe, pipe_like);
 	atomic_store(&access_on, true);
 	pthread_mutex_unlock(&access_lock);
 	return 0;
@@ -289,6 +309,9 @@ int log_reopen(void)
 		return 0;            /* stderr or no access log: nothing to rotate */
 	}
 	int fd = open_target(access_path);
+	/* Every line logged before the signal goes to the renamed file. */
+	if (fd >= 0)
+		batches_flush_locked();
 	if (fd < 0 || dup3(fd, cur, O_CLOEXEC) < 0) {
 		int err = errno;
 		if (fd >= 0)
@@ -308,6 +331,7 @@ int log_reopen(void)
 void log_close(void)
 {
 	pthread_mutex_lock(&access_lock);
+	batches_flush_locked();
 	atomic_store(&access_on, false);
 	int fd = atomic_exchange(&access_fd, -1);
 	if (fd >= 0)
@@ -583,4 +607,199 @@ void log_access(const struct access_entry *e)
 		write_line(atomic_load_explicit(&access_fd, memory_order_relaxed), buf, n);
 	if (buf != stack)
 		free(buf);
+}
+
+/* ---- batches: a worker's lines, written together ---- */
+
+/* Internal bounds (README, "Access log"): a batch is written once it holds
+ * BATCH_FLUSH_BYTES or its oldest line is BATCH_INTERVAL_MS old; it never
+ * holds more than BATCH_BYTES (lines past it, while writes fail, are
+ * dropped and counted). */
+#define BATCH_FLUSH_BYTES (32u * 1024)
+#define BATCH_BYTES (256u * 1024)
+#define BATCH_INTERVAL_MS 100
+#define BATCH_WARN_INTERVAL 10.0
+
+struct log_batch {
+	/* Taken by the owning worker and by a reopen or close on another
+	 * thread, never by another worker: uncontended on the request path. */
+	pthread_mutex_t lock;
+	char *buf;                   /* BATCH_BYTES, allocated at the first line */
+	size_t len;
+	int write_errno;             /* the last failed write's, 0 after a good one */
+	uint64_t dropped;            /* lines lost, in all */
+	struct event *timer;         /* the flush interval, on the owner's loop */
+	bool armed;
+	struct log_every drops;      /* the warning, owner's thread only */
+	struct log_batch *next;      /* in batches, under access_lock */
+};
+
+/* The part of [P, P+N) that one write(2) may carry to a pipe: whole lines
+ * up to PIPE_BUF, or one longer line alone. */
+static size_t pipe_chunk(const char *p, size_t n)
+{
+	if (p == NULL || n <= PIPE_BUF)  /* (p: silences a -Wnonnull false alarm) */
+		return n;
+	const char *nl = memrchr(p, '\n', PIPE_BUF);
+	if (nl == NULL)              /* one line longer than PIPE_BUF */
+		nl = memchr(p + PIPE_BUF, '\n', n - PIPE_BUF);
+	return nl ? (size_t)(nl - p) + 1 : n;
+}
+
+/* Writes what B holds, B->lock held. What a failed write left stays, for
+ * the next try. */
+static void batch_write_locked(struct log_batch *b)
+{
+	if (b->len == 0 || b->buf == NULL)
+		return;
+	int fd = atomic_load_explicit(&access_fd, memory_order_relaxed);
+	if (fd < 0 || !atomic_load_explicit(&access_on, memory_order_relaxed)) {
+		b->len = 0;                  /* no access log any more */
+		return;
+	}
+	bool pipe_like = atomic_load_explicit(&access_pipe, memory_order_relaxed);
+	size_t off = 0;
+	while (off < b->len) {
+		size_t n = b->len - off;
+		if (pipe_like)
+			n = pipe_chunk(b->buf + off, n);
+		ssize_t w = write(fd, b->buf + off, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			b->write_errno = errno;
+			break;
+		}
+		off += (size_t)w;
+		b->write_errno = 0;
+	}
+	if (off > 0 && off < b->len)
+		memmove(b->buf, b->buf + off, b->len - off);
+	b->len -= off;
+}
+
+static void batches_flush_locked(void)
+{
+	for (struct log_batch *b = batches; b != NULL; b = b->next) {
+		pthread_mutex_lock(&b->lock);
+		batch_write_locked(b);
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+static void batch_arm(struct log_batch *b)
+{
+	if (b->armed || b->timer == NULL)
+		return;
+	struct timeval tv = { 0, BATCH_INTERVAL_MS * 1000 };
+	if (evtimer_add(b->timer, &tv) == 0)
+		b->armed = true;
+}
+
+static void batch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct log_batch *b = arg;
+	b->armed = false;
+	pthread_mutex_lock(&b->lock);
+	batch_write_locked(b);
+	bool left = b->len > 0;          /* a failed write: try again later */
+	pthread_mutex_unlock(&b->lock);
+	if (left)
+		batch_arm(b);
+}
+
+struct log_batch *log_batch_new(struct event_base *base)
+{
+	struct log_batch *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	if (pthread_mutex_init(&b->lock, NULL) != 0) {
+		free(b);
+		return NULL;
+	}
+	if (base != NULL && (b->timer = evtimer_new(base, batch_timer_cb, b)) == NULL) {
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+		return NULL;
+	}
+	pthread_mutex_lock(&access_lock);
+	b->next = batches;
+	batches = b;
+	pthread_mutex_unlock(&access_lock);
+	return b;
+}
+
+void log_batch_add(struct log_batch *b, const struct access_entry *e)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->buf == NULL)
+		b->buf = malloc(BATCH_BYTES);
+	size_t n = 0;
+	if (b->buf != NULL) {
+		n = log_access_format(e, b->buf + b->len, BATCH_BYTES - b->len);
+		if (n == 0 && b->len > 0) {
+			batch_write_locked(b);   /* make room */
+			n = log_access_format(e, b->buf + b->len, BATCH_BYTES - b->len);
+		}
+	}
+	int err = b->buf == NULL ? ENOMEM : b->write_errno;
+	if (n == 0)
+		b->dropped++;
+	b->len += n;
+	if (b->len >= BATCH_FLUSH_BYTES)
+		batch_write_locked(b);
+	bool left = b->len > 0;
+	pthread_mutex_unlock(&b->lock);
+
+	if (left)
+		batch_arm(b);
+	unsigned long count;
+	if (n == 0 && log_every_due(&b->drops, BATCH_WARN_INTERVAL, &count))
+		log_warn("access log: %lu line(s) dropped, the worker's buffer is full (%s)",
+			 count, err ? strerror(err) : "line longer than the buffer");
+}
+
+void log_batch_flush(struct log_batch *b)
+{
+	pthread_mutex_lock(&b->lock);
+	batch_write_locked(b);
+	pthread_mutex_unlock(&b->lock);
+}
+
+uint64_t log_batch_dropped(struct log_batch *b)
+{
+	pthread_mutex_lock(&b->lock);
+	uint64_t n = b->dropped;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+size_t log_batch_pending(struct log_batch *b)
+{
+	pthread_mutex_lock(&b->lock);
+	size_t n = b->len;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+void log_batch_free(struct log_batch *b)
+{
+	if (b == NULL)
+		return;
+	pthread_mutex_lock(&access_lock);
+	for (struct log_batch **p = &batches; *p != NULL; p = &(*p)->next) {
+		if (*p == b) {
+			*p = b->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&access_lock);
+	log_batch_flush(b);
+	if (b->timer)
+		event_free(b->timer);
+	pthread_mutex_destroy(&b->lock);
+	free(b->buf);
+	free(b);
 }

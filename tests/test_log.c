@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "config.h"
 #include "log.h"
 
@@ -704,6 +706,219 @@ static void test_access_to_stderr(void **state)
 	assert_int_equal(count_entries(path, "/to-stderr"), 2);
 }
 
+/* ---- batches ---- */
+
+/* A ~1 KiB line for batch tests, its path tagged with WHAT and I. */
+static void batch_add(struct log_batch *b, const char *what, int i)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "/%s/%d/%0900d", what, i, 0);
+	struct access_entry e = sample();
+	e.path = S(path);
+	log_batch_add(b, &e);
+}
+
+static void open_log(const char *path)
+{
+	struct log_conf c = { .access = (char *)path, .level = LL_INFO };
+	assert_int_equal(log_open(&c), 0);
+}
+
+static void test_batch_by_size(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-size.log", tmpdir);
+	open_log(path);
+	struct log_batch *b = log_batch_new(NULL);
+	assert_non_null(b);
+	int i = 0;
+	/* Nothing is written below 32 KiB... */
+	while (log_batch_pending(b) + 1200 < 32 * 1024)
+		batch_add(b, "size", i++);
+	assert_true(i > 20);
+	assert_int_equal(count_entries(path, "/size/"), 0);
+	/* ...and everything in one go once a line takes it past. */
+	while (log_batch_pending(b) > 0)
+		batch_add(b, "size", i++);
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i);
+	batch_add(b, "size", i++);
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i - 1);
+	log_batch_flush(b);
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i);
+	batch_add(b, "size", i++);
+	assert_int_equal(log_batch_dropped(b), 0);
+	log_batch_free(b);                     /* writes what is left */
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i);
+	log_close();
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_batch_by_time(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-time.log", tmpdir);
+	open_log(path);
+	struct event_base *base = event_base_new();
+	assert_non_null(base);
+	struct log_batch *b = log_batch_new(base);
+	assert_non_null(b);
+	double t0 = mono_now();
+	batch_add(b, "idle", 0);
+	batch_add(b, "idle", 1);
+	assert_int_equal(count_entries(path, "/idle/"), 0);
+	/* The flush timer is the loop's only event: the loop ends once it ran. */
+	assert_int_equal(event_base_dispatch(base), 1);
+	double took = mono_now() - t0;
+	assert_int_equal(count_entries(path, "/idle/"), 2);
+	assert_int_equal(log_batch_pending(b), 0);
+	if (took < 0.09 || took > 2.0)
+		fail_msg("flushed after %.3f s, expected about 0.1", took);
+	log_batch_free(b);
+	event_base_free(base);
+	log_close();
+}
+
+static void test_batch_reopen(void **state)
+{
+	(void)state;
+	char path[128], rotated[160];
+	snprintf(path, sizeof path, "%s/batch-rot.log", tmpdir);
+	snprintf(rotated, sizeof rotated, "%s.1", path);
+	open_log(path);
+	struct log_batch *b = log_batch_new(NULL);
+	for (int i = 0; i < 3; i++)
+		batch_add(b, "before", i);
+	assert_int_equal(rename(path, rotated), 0);
+	assert_int_equal(log_reopen(), 0);
+	/* Lines logged before the reopen are in the renamed file. */
+	assert_int_equal(count_entries(rotated, "/before/"), 3);
+	assert_int_equal(log_batch_pending(b), 0);
+	batch_add(b, "after", 0);
+	batch_add(b, "after", 1);
+	log_batch_flush(b);
+	assert_int_equal(count_entries(path, "/after/"), 2);
+	assert_int_equal(count_entries(path, "/before/"), 0);
+	assert_int_equal(count_entries(rotated, "/after/"), 0);
+	/* log_close writes what a batch holds too. */
+	batch_add(b, "closing", 0);
+	log_close();
+	assert_int_equal(count_entries(path, "/closing/"), 1);
+	log_batch_free(b);
+}
+
+/* Writes that fail (a full disk): the batch keeps at most its bound, drops
+ * and counts the rest, and what it kept goes out once writes work again. */
+static void test_batch_full_disk(void **state)
+{
+	(void)state;
+	open_log("/dev/full");
+	log_set_level(LL_ERROR);               /* the drop warning */
+	struct log_batch *b = log_batch_new(NULL);
+	int added = 0;
+	while (log_batch_dropped(b) < 10 && added < 10000)
+		batch_add(b, "full", added++);
+	log_set_level(LL_INFO);
+	assert_int_equal(log_batch_dropped(b), 10);
+	size_t kept = log_batch_pending(b);
+	assert_true(kept > 200 * 1024 && kept <= 256 * 1024);
+
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-after-full.log", tmpdir);
+	open_log(path);                        /* the old fd still fails: kept */
+	log_batch_flush(b);
+	assert_int_equal(log_batch_pending(b), 0);
+	assert_int_equal(count_entries(path, "/full/"), (size_t)added - 10);
+	log_batch_free(b);
+	log_close();
+}
+
+struct batch_writer {
+	int id;
+	int lines;
+};
+
+static void *batch_write_many(void *p)
+{
+	struct batch_writer *w = p;
+	struct log_batch *b = log_batch_new(NULL);
+	assert_non_null(b);
+	char what[16];
+	snprintf(what, sizeof what, "bw%d", w->id);
+	for (int i = 0; i < w->lines; i++)
+		batch_add(b, what, i);
+	log_batch_free(b);
+	return NULL;
+}
+
+static void test_batch_concurrent_rotation(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-busy.log", tmpdir);
+	open_log(path);
+	enum { THREADS = 4, LINES = 2000, ROTATIONS = 5 };
+	pthread_t th[THREADS];
+	struct batch_writer w[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct batch_writer){ i, LINES };
+		assert_int_equal(pthread_create(&th[i], NULL, batch_write_many, &w[i]), 0);
+	}
+	char rotated[ROTATIONS][160];
+	for (int r = 0; r < ROTATIONS; r++) {
+		usleep(2000);           /* spreads the rotations over the writes, not a sync */
+		snprintf(rotated[r], sizeof rotated[r], "%s.%d", path, r);
+		assert_int_equal(rename(path, rotated[r]), 0);
+		assert_int_equal(log_reopen(), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	log_close();
+	/* Every line whole (count_entries parses each) and none lost. */
+	size_t total = count_entries(path, "/bw");
+	for (int r = 0; r < ROTATIONS; r++)
+		total += count_entries(rotated[r], "/bw");
+	assert_int_equal(total, THREADS * LINES);
+}
+
+/* "stderr" as the target: a pipe there gets whole lines. */
+static void test_batch_to_stderr_pipe(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	int saved = dup(STDERR_FILENO);
+	dup2(fds[1], STDERR_FILENO);
+	close(fds[1]);
+	open_log("stderr");
+	struct log_batch *b = log_batch_new(NULL);
+	for (int i = 0; i < 40; i++)                 /* ~40 KiB: fits the pipe */
+		batch_add(b, "piped", i);
+	log_batch_free(b);
+	log_close();
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	char path[128];
+	snprintf(path, sizeof path, "%s/piped.txt", tmpdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	char buf[8192];
+	ssize_t n;
+	while ((n = read(fds[0], buf, sizeof buf)) > 0)
+		fwrite(buf, 1, (size_t)n, f);
+	fclose(f);
+	close(fds[0]);
+	assert_int_equal(count_entries(path, "/piped/"), 40);
+}
+
 /* ---- the error log ---- */
 
 static void test_error_log(void **state)
@@ -886,6 +1101,12 @@ int main(void)
 		cmocka_unit_test(test_open_write_reopen),
 		cmocka_unit_test(test_concurrent_writers_and_rotation),
 		cmocka_unit_test(test_access_to_stderr),
+		cmocka_unit_test(test_batch_by_size),
+		cmocka_unit_test(test_batch_by_time),
+		cmocka_unit_test(test_batch_reopen),
+		cmocka_unit_test(test_batch_full_disk),
+		cmocka_unit_test(test_batch_concurrent_rotation),
+		cmocka_unit_test(test_batch_to_stderr_pipe),
 		cmocka_unit_test(test_error_log),
 	};
 	const struct CMUnitTest conf_tests[] = {
