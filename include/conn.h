@@ -25,6 +25,7 @@ struct config;
 struct evbuffer;
 struct event_base;
 struct listen_conf;
+struct log_batch;
 struct conn;
 struct project;
 struct request;
@@ -66,6 +67,7 @@ struct conn_env {
 	struct stats *stats;
 	struct spool_store *spool;                  /* NULL = no spool.dir */
 	struct spool_waiter *spool_waiter;          /* this loop's, with SPOOL */
+	struct log_batch *access_log;               /* this loop's access lines; NULL = one write each */
 	/* A whole head was read: route R and pick its action (dispatch.c). */
 	void (*dispatch)(struct request *r);
 	struct conn *conns;                         /* every open connection (conn.c's) */

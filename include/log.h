@@ -1,5 +1,6 @@
 /* log: the error log (leveled lines to stderr) and the access log (one
- * JSON object per request, to a file or stderr, reopened on SIGUSR1). */
+ * JSON object per request, to a file or stderr, reopened on SIGUSR1),
+ * gathered per worker in a batch and written 32 KiB or 100 ms at a time. */
 #ifndef CUTOVER_LOG_H
 #define CUTOVER_LOG_H
 
@@ -11,6 +12,7 @@
 
 struct conf_reader;
 struct config;
+struct event_base;
 
 enum log_level { LL_DEBUG, LL_INFO, LL_WARN, LL_ERROR };
 
@@ -31,8 +33,9 @@ const char *log_conf_restart_key(const struct log_conf *a, const struct log_conf
  * Returns 0, or -1 after printing why. */
 int log_open(const struct log_conf *c);
 /* Reopens the access log file in place (logrotate). Safe to call from the
- * control thread while workers write: the new file replaces the old fd
- * atomically (dup2). Returns 0 or -1 (old file kept). */
+ * control thread while workers write: every batch is written to the old
+ * file first, then the new file replaces the old fd atomically (dup3).
+ * Returns 0 or -1 (old file kept). */
 int log_reopen(void);
 void log_close(void);
 void log_set_level(enum log_level level);
@@ -84,5 +87,23 @@ size_t log_access_format(const struct access_entry *e, char *buf, size_t size);
 /* Writes E to the access log, if one is open (one write(2) per line). */
 void log_access(const struct access_entry *e);
 bool log_access_enabled(void);
+
+/* One worker's access log lines, written with one write(2) once they hold
+ * 32 KiB or the oldest is 100 ms old (a timer on BASE; NULL BASE: only by
+ * size and log_batch_flush), and before a reopen or close. At most 256 KiB:
+ * while writes fail, lines past it are dropped, counted and warned about.
+ * Used by its worker's thread; reopen and close may write it from another. */
+struct log_batch;
+
+struct log_batch *log_batch_new(struct event_base *base);
+/* Writes what is left, then frees B (on its worker's thread, or once that
+ * worker's loop has stopped: the timer belongs to it). */
+void log_batch_free(struct log_batch *b);
+/* Adds E's line to B (the access log must be enabled: log_access_enabled). */
+void log_batch_add(struct log_batch *b, const struct access_entry *e);
+void log_batch_flush(struct log_batch *b);
+/* Lines dropped so far, and bytes waiting: for tests. */
+uint64_t log_batch_dropped(struct log_batch *b);
+size_t log_batch_pending(struct log_batch *b);
 
 #endif

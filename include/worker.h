@@ -17,8 +17,6 @@ struct worker;
 int worker_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg);
 /* "workers" if A and B differ (threads are started once), else NULL. */
 const char *worker_conf_restart_key(int a, int b);
-/* "workers" if the counts differ, else NULL: the threads start once. */
-const char *worker_conf_restart_key(int a, int b);
 
 /* SPOOL (may be NULL) must outlive the worker; each worker watches its
  * own waiter for the records its connections write. */

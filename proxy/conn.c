@@ -414,7 +414,10 @@ static void request_log(struct conn *c, const struct request *r)
 					 : -1,
 		.total_ms = duration_ms_between(&r->start, &now),
 	};
-	log_access(&e);
+	if (c->env->access_log)
+		log_batch_add(c->env->access_log, &e);
+	else
+		log_access(&e);
 }
 
 /* ---- the end of a request ---- */

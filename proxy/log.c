@@ -1,12 +1,13 @@
 /* log: the error log (leveled lines on stderr) and the access log (one
- * JSON object per request). Every line is one write(2): with O_APPEND the
- * kernel keeps lines from concurrent workers whole, so no lock is taken on
- * the request path. */
+ * JSON object per request). A worker gathers its access lines in its own
+ * batch (struct log_batch) and writes them with one write(2) each 32 KiB
+ * or 100 ms: with O_APPEND the kernel keeps the writes of concurrent
+ * workers whole, so no lock is shared between workers on the request path. */
 #include "log.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -32,6 +34,12 @@ static atomic_int access_fd = -1;
 static atomic_bool access_on;
 static pthread_mutex_t access_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *access_path;            /* NULL when the access log is stderr */
+/* Not a regular file (a pipe, a terminal): writes of at most PIPE_BUF
+ * bytes, cut at line ends, are the ones the kernel keeps whole. */
+static atomic_bool access_pipe;
+/* Every worker's batch, so that a reopen or a close writes them first. */
+static struct log_batch *batches;
+static void batches_flush_locked(void);
 
 /* ---- config ---- */
 
@@ -123,26 +131,45 @@ static void write_line(int fd, const char *buf, size_t len)
 	}
 }
 
-/* "2026-11-23T21:00:00.123Z" (RFC 3339, UTC, milliseconds). The seconds
- * part is cached per thread: it changes once a second, lines come faster. */
-static size_t format_time(const struct timespec *ts, char *out, size_t size)
+/* "2026-11-23T21:00:00" for SEC, or NULL if it has no such form. Cached
+ * per thread: it changes once a second, lines come faster. */
+static const char *time_secs(time_t sec)
 {
 	static _Thread_local time_t cached_sec;
 	static _Thread_local char cached[32];
-	if (cached[0] == '\0' || ts->tv_sec != cached_sec) {
+	if (cached[0] == '\0' || sec != cached_sec) {
 		struct tm tm;
-		if (gmtime_r(&ts->tv_sec, &tm) == NULL ||
+		if (gmtime_r(&sec, &tm) == NULL ||
 		    strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-			snprintf(out, size, "1970-01-01T00:00:00.000Z");
-			return strlen(out);
+			cached[0] = '\0';
+			return NULL;
 		}
-		cached_sec = ts->tv_sec;
+		cached_sec = sec;
+	}
+	return cached;
+}
+
+/* "2026-11-23T21:00:00.123Z" (RFC 3339, UTC, milliseconds) into OUT,
+ * which has room for 32 bytes; returns the length. */
+static size_t format_time(const struct timespec *ts, char *out)
+{
+	const char *secs = time_secs(ts->tv_sec);
+	if (secs == NULL) {
+		memcpy(out, "1970-01-01T00:00:00.000Z", 25);
+		return 24;
 	}
 	long ms = ts->tv_nsec / 1000000;
 	if (ms < 0 || ms > 999)
 		ms = 0;
-	int n = snprintf(out, size, "%s.%03ldZ", cached, ms);
-	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+	size_t n = strlen(secs);
+	memcpy(out, secs, n);
+	out[n++] = '.';
+	out[n++] = (char)('0' + ms / 100);
+	out[n++] = (char)('0' + ms / 10 % 10);
+	out[n++] = (char)('0' + ms % 10);
+	out[n++] = 'Z';
+	out[n] = '\0';
+	return n;
 }
 
 /* ---- the error log ---- */
@@ -178,7 +205,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	char line[4096];
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	size_t len = format_time(&now, line, sizeof line);
+	size_t len = format_time(&now, line);
 	len += (size_t)snprintf(line + len, sizeof line - len, " %s ", level_tags[level]);
 
 	size_t room = sizeof line - len - 1;      /* keep one byte for '\n' */
@@ -212,12 +239,19 @@ static int open_target(const char *target)
 	return open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
+static bool is_pipe_like(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) < 0 || !S_ISREG(st.st_mode);
+}
+
 int log_open(const struct log_conf *c)
 {
 	log_set_level(c->level);
 	pthread_mutex_lock(&access_lock);
 	if (c->access == NULL) {
 		/* The fd stays open (a worker may be writing): it is only unused. */
+		batches_flush_locked();
 		atomic_store(&access_on, false);
 		free(access_path);
 		access_path = NULL;
@@ -240,6 +274,9 @@ int log_open(const struct log_conf *c)
 		return -1;
 	}
 
+	/* Lines gathered so far belong to the file they were logged for. */
+	batches_flush_locked();
+	bool pipe_like = is_pipe_like(fd);
 	int cur = atomic_load(&access_fd);
 	if (cur >= 0) {
 		if (dup3(fd, cur, O_CLOEXEC) < 0) {
@@ -257,6 +294,7 @@ int log_open(const struct log_conf *c)
 	}
 	free(access_path);
 	access_path = path;
+	atomic_store(&access_pipe, pipe_like);
 	atomic_store(&access_on, true);
 	pthread_mutex_unlock(&access_lock);
 	return 0;
@@ -271,6 +309,9 @@ int log_reopen(void)
 		return 0;            /* stderr or no access log: nothing to rotate */
 	}
 	int fd = open_target(access_path);
+	/* Every line logged before the signal goes to the renamed file. */
+	if (fd >= 0)
+		batches_flush_locked();
 	if (fd < 0 || dup3(fd, cur, O_CLOEXEC) < 0) {
 		int err = errno;
 		if (fd >= 0)
@@ -290,6 +331,7 @@ int log_reopen(void)
 void log_close(void)
 {
 	pthread_mutex_lock(&access_lock);
+	batches_flush_locked();
 	atomic_store(&access_on, false);
 	int fd = atomic_exchange(&access_fd, -1);
 	if (fd >= 0)
@@ -340,120 +382,214 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-/* A JSON string for S: as is when it is valid UTF-8 (the common case, no
- * copy), otherwise with each invalid byte replaced by U+FFFD, through a
- * stack buffer (the heap only for very long slices). */
-static json_t *slice_json(struct log_slice s)
-{
-	if (s.ptr == NULL)
-		return json_null();
-	const unsigned char *p = (const unsigned char *)s.ptr;
-	size_t i = 0;
-	while (i < s.len) {
-		size_t k = utf8_seq(p + i, s.len - i);
-		if (k == 0)
-			break;
-		i += k;
-	}
-	if (i == s.len)
-		return json_stringn_nocheck(s.ptr, s.len);
+/* ---- the JSON line, written straight into the caller's buffer ----
+ * Byte for byte what jansson's json_dumpb(JSON_COMPACT |
+ * JSON_REAL_PRECISION(15)) made of the same object (tests/test_log.c keeps
+ * that path as the oracle), without an object and a dozen allocations per
+ * request. */
 
-	char stack[2048];
-	size_t need = i + 3 * (s.len - i);
-	char *out = need <= sizeof stack ? stack : malloc(need);
-	if (out == NULL)
-		return NULL;
-	memcpy(out, s.ptr, i);
-	size_t o = i;
-	while (i < s.len) {
-		size_t k = utf8_seq(p + i, s.len - i);
-		if (k == 0) {
-			memcpy(out + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(out + o, p + i, k);
-			o += k;
-			i += k;
-		}
+/* A bounded cursor: what does not fit sets OVER, nothing is written past END. */
+struct out {
+	char *p, *end;
+	bool over;
+};
+
+static inline void out_bytes(struct out *o, const void *s, size_t n)
+{
+	if ((size_t)(o->end - o->p) < n) {
+		o->over = true;
+		o->p = o->end;
+		return;
 	}
-	json_t *j = json_stringn_nocheck(out, o);
-	if (out != stack)
-		free(out);
-	return j;
+	memcpy(o->p, s, n);
+	o->p += n;
 }
 
-/* Milliseconds with three decimals; NULL for "not measured". */
-static json_t *ms_json(double ms)
+#define OUT_LIT(o, lit) out_bytes((o), (lit), sizeof(lit) - 1)
+
+/* jansson's escapes: the two mandatory ones, the five short forms, other
+ * control characters as \u00XX (upper case); '/' and DEL stay as they are. */
+static void out_escape(struct out *o, unsigned char c)
 {
-	if (ms < 0 || !isfinite(ms))
-		return json_null();
+	static const char hex[] = "0123456789ABCDEF";
+	char seq[6] = { '\\', 0 };
+	size_t n = 2;
+	switch (c) {
+	case '"':  seq[1] = '"'; break;
+	case '\\': seq[1] = '\\'; break;
+	case '\b': seq[1] = 'b'; break;
+	case '\f': seq[1] = 'f'; break;
+	case '\n': seq[1] = 'n'; break;
+	case '\r': seq[1] = 'r'; break;
+	case '\t': seq[1] = 't'; break;
+	default:
+		memcpy(seq + 1, "u00", 3);
+		seq[4] = hex[c >> 4];
+		seq[5] = hex[c & 15];
+		n = 6;
+	}
+	out_bytes(o, seq, n);
+}
+
+/* S as a JSON string, each byte that is not part of well-formed UTF-8
+ * replaced by U+FFFD; null for a NULL slice. */
+static void out_string(struct out *o, struct log_slice s)
+{
+	if (s.ptr == NULL) {
+		OUT_LIT(o, "null");
+		return;
+	}
+	const unsigned char *p = (const unsigned char *)s.ptr;
+	size_t run = 0, i = 0;                 /* bytes [run, i) go out as they are */
+	OUT_LIT(o, "\"");
+	while (i < s.len) {
+		unsigned char c = p[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = c < 0x80 ? 0 : utf8_seq(p + i, s.len - i);
+		if (k > 0) {                   /* well-formed multi-byte: as is */
+			i += k;
+			continue;
+		}
+		out_bytes(o, p + run, i - run);
+		if (c < 0x80)
+			out_escape(o, c);
+		else
+			OUT_LIT(o, "\xef\xbf\xbd");
+		run = ++i;
+	}
+	out_bytes(o, p + run, i - run);
+	OUT_LIT(o, "\"");
+}
+
+static void out_u64(struct out *o, uint64_t v)
+{
+	char d[20];
+	size_t n = sizeof d;
+	do {
+		d[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	out_bytes(o, d + n, sizeof d - n);
+}
+
+static void out_int(struct out *o, long long v)
+{
+	if (v < 0) {
+		OUT_LIT(o, "-");
+		out_u64(o, 0 - (unsigned long long)v);
+	} else {
+		out_u64(o, (uint64_t)v);
+	}
+}
+
+/* Milliseconds with three decimals; null for "not measured". What "%.15g"
+ * and jansson's touch-ups (".0" on whole numbers, no '+' or leading zeros
+ * in the exponent) made of the value rounded to 3 decimals. */
+static void out_ms(struct out *o, double ms)
+{
+	if (ms < 0 || !isfinite(ms)) {
+		OUT_LIT(o, "null");
+		return;
+	}
+	if (ms < 1e12) {
+		/* At most 15 significant digits: "%.15g" of k/1000 prints exactly
+		 * k/1000 without its trailing zeros, so no printf is needed. */
+		unsigned long long k = (unsigned long long)(ms * 1000.0 + 0.5);
+		out_u64(o, k / 1000);
+		unsigned f = (unsigned)(k % 1000);
+		char frac[4] = { '.', (char)('0' + f / 100), (char)('0' + f / 10 % 10),
+				 (char)('0' + f % 10) };
+		size_t n = f == 0 ? 2 : f % 100 == 0 ? 2 : f % 10 == 0 ? 3 : 4;
+		out_bytes(o, frac, n);
+		return;
+	}
 	/* Rounded by hand: the build does not link libm. */
 	if (ms < 1e15)
 		ms = (double)(long long)(ms * 1000.0 + 0.5) / 1000.0;
-	return json_real(ms);
+	char buf[40];
+	int n = snprintf(buf, sizeof buf - 2, "%.15g", ms);
+	if (n <= 0 || (size_t)n >= sizeof buf - 2) {
+		o->over = true;
+		return;
+	}
+	char *e = strchr(buf, 'e');
+	if (e == NULL && strchr(buf, '.') == NULL) {
+		memcpy(buf + n, ".0", 3);
+		n += 2;
+	} else if (e != NULL) {
+		/* "1e+15" -> "1e15", "1.5e-05" -> "1.5e-5" */
+		char *to = e + 1, *from = e + 2;
+		if (*to == '-')
+			to++;
+		while (*from == '0')
+			from++;
+		memmove(to, from, strlen(from) + 1);
+		n = (int)strlen(buf);
+	}
+	out_bytes(o, buf, (size_t)n);
 }
 
-static json_t *count_json(uint64_t v)
-{
-	return json_integer(v > (uint64_t)LLONG_MAX ? LLONG_MAX : (json_int_t)v);
-}
-
-static json_t *access_json(const struct access_entry *e)
+static void out_time(struct out *o, const struct timespec *ts)
 {
 	char when[40];
-	size_t wlen = format_time(&e->start, when, sizeof when);
-	const struct {
-		const char *key;
-		json_t *value;
-	} fields[] = {
-		{ "time",        json_stringn_nocheck(when, wlen) },
-		{ "client",      slice_json(e->client) },
-		{ "method",      slice_json(e->method) },
-		{ "path",        slice_json(e->path) },
-		{ "route",       slice_json(e->route) },
-		{ "project",     slice_json(e->project) },
-		{ "upstream",    slice_json(e->upstream) },
-		{ "status",      json_integer(e->status) },
-		{ "bytes_in",    count_json(e->bytes_in) },
-		{ "bytes_out",   count_json(e->bytes_out) },
-		{ "upstream_ms", ms_json(e->upstream_ms) },
-		{ "total_ms",    ms_json(e->total_ms < 0 ? 0 : e->total_ms) },
-	};
-	json_t *o = json_object();
-	bool ok = o != NULL;
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		/* _new_nocheck takes the reference even on failure. */
-		if (fields[i].value == NULL ||
-		    (ok && json_object_set_new_nocheck(o, fields[i].key, fields[i].value) < 0)) {
-			ok = false;
-		} else if (!ok) {
-			json_decref(fields[i].value);
-		}
-	}
-	if (!ok) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	out_bytes(o, when, format_time(ts, when));
 }
 
-/* 15 significant digits print a 3-decimal value as written ("12.345"). */
-#define ACCESS_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+/* The line without its '\n' at O; O->over if it did not fit. */
+static void out_access(struct out *o, const struct access_entry *e)
+{
+	OUT_LIT(o, "{\"time\":\"");
+	out_time(o, &e->start);
+	OUT_LIT(o, "\",\"client\":");
+	out_string(o, e->client);
+	OUT_LIT(o, ",\"method\":");
+	out_string(o, e->method);
+	OUT_LIT(o, ",\"path\":");
+	out_string(o, e->path);
+	OUT_LIT(o, ",\"route\":");
+	out_string(o, e->route);
+	OUT_LIT(o, ",\"project\":");
+	out_string(o, e->project);
+	OUT_LIT(o, ",\"upstream\":");
+	out_string(o, e->upstream);
+	OUT_LIT(o, ",\"status\":");
+	out_int(o, e->status);
+	OUT_LIT(o, ",\"bytes_in\":");
+	out_u64(o, e->bytes_in > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : e->bytes_in);
+	OUT_LIT(o, ",\"bytes_out\":");
+	out_u64(o, e->bytes_out > (uint64_t)LLONG_MAX ? (uint64_t)LLONG_MAX : e->bytes_out);
+	OUT_LIT(o, ",\"upstream_ms\":");
+	out_ms(o, e->upstream_ms);
+	OUT_LIT(o, ",\"total_ms\":");
+	out_ms(o, e->total_ms < 0 ? 0 : e->total_ms);
+	OUT_LIT(o, "}");
+}
 
 size_t log_access_format(const struct access_entry *e, char *buf, size_t size)
 {
 	if (size < 3)
 		return 0;
-	json_t *o = access_json(e);
-	if (o == NULL)
+	struct out o = { buf, buf + size - 2, false };
+	out_access(&o, e);
+	if (o.over)
 		return 0;
-	size_t n = json_dumpb(o, buf, size - 2, ACCESS_DUMP_FLAGS);
-	json_decref(o);
-	if (n == 0 || n > size - 2)
-		return 0;
+	size_t n = (size_t)(o.p - buf);
 	buf[n++] = '\n';
 	buf[n] = '\0';
+	return n;
+}
+
+/* The longest line E can make: every string byte escaped to 6. */
+static size_t access_line_bound(const struct access_entry *e)
+{
+	const struct log_slice *s[] = { &e->client, &e->method, &e->path, &e->route,
+					&e->project, &e->upstream };
+	size_t n = 512;
+	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+		n += 6 * s[i]->len + 2;
 	return n;
 }
 
@@ -461,22 +597,209 @@ void log_access(const struct access_entry *e)
 {
 	if (!log_access_enabled())
 		return;
-	json_t *o = access_json(e);
-	if (o == NULL)
-		return;
 	char stack[4096];
-	char *buf = stack;
-	size_t n = json_dumpb(o, buf, sizeof stack - 1, ACCESS_DUMP_FLAGS);
-	if (n > sizeof stack - 1) {
-		buf = malloc(n + 1);
-		if (buf == NULL || json_dumpb(o, buf, n, ACCESS_DUMP_FLAGS) != n)
-			n = 0;
-	}
-	json_decref(o);
-	if (n > 0) {
-		buf[n++] = '\n';
+	size_t need = access_line_bound(e);
+	char *buf = need <= sizeof stack ? stack : malloc(need);
+	if (buf == NULL)
+		return;
+	size_t n = log_access_format(e, buf, need <= sizeof stack ? sizeof stack : need);
+	if (n > 0)
 		write_line(atomic_load_explicit(&access_fd, memory_order_relaxed), buf, n);
-	}
 	if (buf != stack)
 		free(buf);
+}
+
+/* ---- batches: a worker's lines, written together ---- */
+
+/* Internal bounds (README, "Access log"): a batch is written once it holds
+ * BATCH_FLUSH_BYTES or its oldest line is BATCH_INTERVAL_MS old; it never
+ * holds more than BATCH_BYTES (lines past it, while writes fail, are
+ * dropped and counted). */
+#define BATCH_FLUSH_BYTES (32u * 1024)
+#define BATCH_BYTES (256u * 1024)
+#define BATCH_INTERVAL_MS 100
+#define BATCH_WARN_INTERVAL 10.0
+
+struct log_batch {
+	/* Taken by the owning worker and by a reopen or close on another
+	 * thread, never by another worker: uncontended on the request path. */
+	pthread_mutex_t lock;
+	char *buf;                   /* BATCH_BYTES, allocated at the first line */
+	size_t len;
+	int write_errno;             /* the last failed write's, 0 after a good one */
+	uint64_t dropped;            /* lines lost, in all */
+	struct event *timer;         /* the flush interval, on the owner's loop */
+	bool armed;
+	struct log_every drops;      /* the warning, owner's thread only */
+	struct log_batch *next;      /* in batches, under access_lock */
+};
+
+/* The part of [P, P+N) that one write(2) may carry to a pipe: whole lines
+ * up to PIPE_BUF, or one longer line alone. */
+static size_t pipe_chunk(const char *p, size_t n)
+{
+	if (p == NULL || n <= PIPE_BUF)  /* (p: silences a -Wnonnull false alarm) */
+		return n;
+	const char *nl = memrchr(p, '\n', PIPE_BUF);
+	if (nl == NULL)              /* one line longer than PIPE_BUF */
+		nl = memchr(p + PIPE_BUF, '\n', n - PIPE_BUF);
+	return nl ? (size_t)(nl - p) + 1 : n;
+}
+
+/* Writes what B holds, B->lock held. What a failed write left stays, for
+ * the next try. */
+static void batch_write_locked(struct log_batch *b)
+{
+	if (b->len == 0 || b->buf == NULL)
+		return;
+	int fd = atomic_load_explicit(&access_fd, memory_order_relaxed);
+	if (fd < 0 || !atomic_load_explicit(&access_on, memory_order_relaxed)) {
+		b->len = 0;                  /* no access log any more */
+		return;
+	}
+	bool pipe_like = atomic_load_explicit(&access_pipe, memory_order_relaxed);
+	size_t off = 0;
+	while (off < b->len) {
+		size_t n = b->len - off;
+		if (pipe_like)
+			n = pipe_chunk(b->buf + off, n);
+		ssize_t w = write(fd, b->buf + off, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			b->write_errno = errno;
+			break;
+		}
+		off += (size_t)w;
+		b->write_errno = 0;
+	}
+	if (off > 0 && off < b->len)
+		memmove(b->buf, b->buf + off, b->len - off);
+	b->len -= off;
+}
+
+static void batches_flush_locked(void)
+{
+	for (struct log_batch *b = batches; b != NULL; b = b->next) {
+		pthread_mutex_lock(&b->lock);
+		batch_write_locked(b);
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+static void batch_arm(struct log_batch *b)
+{
+	if (b->armed || b->timer == NULL)
+		return;
+	struct timeval tv = { 0, BATCH_INTERVAL_MS * 1000 };
+	if (evtimer_add(b->timer, &tv) == 0)
+		b->armed = true;
+}
+
+static void batch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct log_batch *b = arg;
+	b->armed = false;
+	pthread_mutex_lock(&b->lock);
+	batch_write_locked(b);
+	bool left = b->len > 0;          /* a failed write: try again later */
+	pthread_mutex_unlock(&b->lock);
+	if (left)
+		batch_arm(b);
+}
+
+struct log_batch *log_batch_new(struct event_base *base)
+{
+	struct log_batch *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	if (pthread_mutex_init(&b->lock, NULL) != 0) {
+		free(b);
+		return NULL;
+	}
+	if (base != NULL && (b->timer = evtimer_new(base, batch_timer_cb, b)) == NULL) {
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+		return NULL;
+	}
+	pthread_mutex_lock(&access_lock);
+	b->next = batches;
+	batches = b;
+	pthread_mutex_unlock(&access_lock);
+	return b;
+}
+
+void log_batch_add(struct log_batch *b, const struct access_entry *e)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->buf == NULL)
+		b->buf = malloc(BATCH_BYTES);
+	size_t n = 0;
+	if (b->buf != NULL) {
+		n = log_access_format(e, b->buf + b->len, BATCH_BYTES - b->len);
+		if (n == 0 && b->len > 0) {
+			batch_write_locked(b);   /* make room */
+			n = log_access_format(e, b->buf + b->len, BATCH_BYTES - b->len);
+		}
+	}
+	int err = b->buf == NULL ? ENOMEM : b->write_errno;
+	if (n == 0)
+		b->dropped++;
+	b->len += n;
+	if (b->len >= BATCH_FLUSH_BYTES)
+		batch_write_locked(b);
+	bool left = b->len > 0;
+	pthread_mutex_unlock(&b->lock);
+
+	if (left)
+		batch_arm(b);
+	unsigned long count;
+	if (n == 0 && log_every_due(&b->drops, BATCH_WARN_INTERVAL, &count))
+		log_warn("access log: %lu line(s) dropped, the worker's buffer is full (%s)",
+			 count, err ? strerror(err) : "line longer than the buffer");
+}
+
+void log_batch_flush(struct log_batch *b)
+{
+	pthread_mutex_lock(&b->lock);
+	batch_write_locked(b);
+	pthread_mutex_unlock(&b->lock);
+}
+
+uint64_t log_batch_dropped(struct log_batch *b)
+{
+	pthread_mutex_lock(&b->lock);
+	uint64_t n = b->dropped;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+size_t log_batch_pending(struct log_batch *b)
+{
+	pthread_mutex_lock(&b->lock);
+	size_t n = b->len;
+	pthread_mutex_unlock(&b->lock);
+	return n;
+}
+
+void log_batch_free(struct log_batch *b)
+{
+	if (b == NULL)
+		return;
+	pthread_mutex_lock(&access_lock);
+	for (struct log_batch **p = &batches; *p != NULL; p = &(*p)->next) {
+		if (*p == b) {
+			*p = b->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&access_lock);
+	log_batch_flush(b);
+	if (b->timer)
+		event_free(b->timer);
+	pthread_mutex_destroy(&b->lock);
+	free(b->buf);
+	free(b);
 }

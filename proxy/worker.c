@@ -234,7 +234,9 @@ struct worker *worker_new(int id, const struct config *cfg, struct spool_store *
 	w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, notify_cb, w);
 	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
 	w->env.gate = gate_new(w->base, &w->stats);
-	if (!w->notify_ev || event_add(w->notify_ev, NULL) < 0 || !w->drain_ev || !w->env.gate)
+	w->env.access_log = log_batch_new(w->base);
+	if (!w->notify_ev || event_add(w->notify_ev, NULL) < 0 || !w->drain_ev || !w->env.gate ||
+	    !w->env.access_log)
 		goto fail;
 	if (spool) {
 		w->env.spool = spool;
@@ -306,6 +308,8 @@ void worker_free(struct worker *w)
 			event_free(w->notify_ev);
 		if (w->drain_ev)
 			event_free(w->drain_ev);
+		/* Last: the connections and spool answers above may log. */
+		log_batch_free(w->env.access_log);
 		event_base_free(w->base);
 	}
 	free(w);
@@ -319,6 +323,9 @@ static void *worker_main(void *arg)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	event_base_dispatch(w->base);
+	/* A stop: the lines so far are out before the main thread goes on. */
+	if (w->env.access_log)
+		log_batch_flush(w->env.access_log);
 	return NULL;
 }
 

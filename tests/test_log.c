@@ -10,6 +10,9 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "config.h"
 #include "log.h"
+#include "log_oracle.h"
 
 static char tmpdir[64];
 
@@ -208,6 +214,174 @@ static void test_format_too_small(void **state)
 	assert_int_equal(log_access_format(&e, exact, n), 0);
 	assert_int_equal(log_access_format(&e, exact, 10), 0);
 	assert_int_equal(log_access_format(&e, exact, 0), 0);
+}
+
+/* ---- the formatter against jansson (the oracle, tests/log_oracle.h) ----
+ * The access log line used to be a jansson object dumped with
+ * JSON_COMPACT | JSON_REAL_PRECISION(15); log_access_format() now writes it
+ * by hand and must stay byte-identical to that. */
+
+/* E's line from log_access_format() is the oracle's, byte for byte. */
+static void expect_as_oracle(const struct access_entry *e, const char *what)
+{
+	char *want = oracle_line(e);
+	size_t size = strlen(want) + 1 + 64;
+	char *got = malloc(size);
+	assert_non_null(got);
+	size_t n = log_access_format(e, got, size);
+	if (n != strlen(want) || memcmp(got, want, n) != 0)
+		fail_msg("%s:\n got  %.*s want %s", what, (int)n, got, want);
+	free(got);
+	free(want);
+}
+
+#define SL(lit) ((struct log_slice){ (lit), sizeof(lit) - 1 })
+
+static void test_format_as_jansson(void **state)
+{
+	(void)state;
+	static const struct log_slice strings[] = {
+		SL(""), SL("/"), SL("/a/b/c?x=1&y=/z"), SL("\"quoted\" \\back\\"),
+		SL("\b\f\n\r\t"), SL("\x01\x02\x1f\x7f\x00x"), SL("/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"),
+		SL("\xef\xbb\xbf\xf4\x8f\xbf\xbf\xee\x80\x80"),     /* BOM, U+10FFFF, private use */
+		SL("\x80\xbf\xc0\xaf\xc1\x80\xf5\x80\x80\x80\xff\xfe"),
+		SL("\xe0\x80\xaf\xed\xa0\x80\xf0\x80\x80\x80\xf4\x90\x80\x80"),   /* overlong, surrogate, > U+10FFFF */
+		SL("\xc3"), SL("ab\xe2\x82"), SL("\xf0\x9f\x98"), SL("</script>\\u0041"),
+	};
+	static const double mss[] = {
+		0, 0.0004, 0.0005, 0.0015, 0.001, 0.01, 0.1, 0.5, 1, 3, 12.3456, 12.345, 15.0004,
+		99.9995, 999.9999, 1234.5, 123456.789, 1e9, 999999999999.9999, 1e12, 1.5e12,
+		123456789012.3456, 1e14 + 0.125, 1e15, 1e15 + 1, 1.234e17, 1e300, -0.0, -1, -1e-9,
+		NAN, INFINITY, -INFINITY,
+	};
+	static const uint64_t counts[] = { 0, 1, 9, 10, 4294967296ull, (uint64_t)LLONG_MAX,
+					   (uint64_t)LLONG_MAX + 1, UINT64_MAX };
+	static const int statuses[] = { 0, 200, 201, 499, 504, -1, INT_MAX, INT_MIN };
+	static const struct timespec times[] = {
+		{ 0, 0 }, { 1795467600, 123456789 }, { 1795467600, 999999999 }, { 1795467600, 1000000 },
+		{ 253402300799, 5000000 }, { 1795467601, -5 }, { 1795467601, 1000000000 },
+	};
+
+	struct access_entry e = sample();
+	expect_as_oracle(&e, "sample");
+	const size_t ns = sizeof strings / sizeof strings[0];
+	for (size_t i = 0; i < ns; i++) {
+		struct access_entry t = sample();
+		t.client = t.method = t.path = t.route = t.project = t.upstream = strings[i];
+		expect_as_oracle(&t, "strings");
+		t.path = strings[(i + 3) % ns];
+		t.route = (struct log_slice){ NULL, 0 };
+		expect_as_oracle(&t, "mixed strings, null route");
+	}
+	for (size_t i = 0; i < sizeof mss / sizeof mss[0]; i++) {
+		for (size_t k = 0; k < sizeof mss / sizeof mss[0]; k += 5) {
+			struct access_entry t = sample();
+			t.upstream_ms = mss[i];
+			t.total_ms = mss[k];
+			char what[96];
+			snprintf(what, sizeof what, "upstream_ms %.17g total_ms %.17g", mss[i], mss[k]);
+			expect_as_oracle(&t, what);
+			t.upstream_ms = mss[k];
+			t.total_ms = mss[i];
+			expect_as_oracle(&t, what);
+		}
+	}
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		struct access_entry t = sample();
+		t.bytes_in = counts[i];
+		t.bytes_out = counts[sizeof counts / sizeof counts[0] - 1 - i];
+		t.status = statuses[i % (sizeof statuses / sizeof statuses[0])];
+		expect_as_oracle(&t, "counters");
+	}
+	for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+		struct access_entry t = sample();
+		t.start = times[i];
+		expect_as_oracle(&t, "time");
+	}
+	struct access_entry nulls = { .start = { 1795467600, 0 }, .upstream_ms = -1, .total_ms = -5 };
+	expect_as_oracle(&nulls, "every slice null");
+
+	/* Random entries: bytes biased to what needs care, random doubles. */
+	unsigned seed = 16;
+	static const unsigned char pool[] = "\x00\x01\x1f\"\\/\x7f\x80\xbf\xc2\xc3\xe0\xe2\xed\xf0\xf4\xff"
+					    "a%\xa9\x82\x9f\x90";
+	for (int round = 0; round < 3000; round++) {
+		char buf[6][96];
+		struct log_slice sl[6];
+		for (int f = 0; f < 6; f++) {
+			size_t len = (size_t)(rand_r(&seed) % 96);
+			for (size_t b = 0; b < len; b++)
+				buf[f][b] = (char)(rand_r(&seed) % 3 ? pool[rand_r(&seed) % (sizeof pool - 1)]
+								    : rand_r(&seed) % 256);
+			sl[f] = rand_r(&seed) % 9 ? (struct log_slice){ buf[f], len }
+						  : (struct log_slice){ NULL, 0 };
+		}
+		struct access_entry t = {
+			.start = { (time_t)(rand_r(&seed) % 2000000000), rand_r(&seed) % 1000000000 },
+			.client = sl[0], .method = sl[1], .path = sl[2], .route = sl[3],
+			.project = sl[4], .upstream = sl[5],
+			.status = rand_r(&seed) % 600,
+			.bytes_in = (uint64_t)rand_r(&seed) << (rand_r(&seed) % 40),
+			.bytes_out = (uint64_t)rand_r(&seed) * (uint64_t)rand_r(&seed),
+			.upstream_ms = (double)rand_r(&seed) / (double)(1 + rand_r(&seed) % 100000) - 100,
+			.total_ms = (double)rand_r(&seed) / 1000.0 * (rand_r(&seed) % 2 ? 1e6 : 1),
+		};
+		expect_as_oracle(&t, "random");
+	}
+}
+
+/* jansson's allocator counts the allocations made while formatting. */
+static size_t json_allocs;
+
+static void *counting_malloc(size_t n)
+{
+	json_allocs++;
+	return malloc(n);
+}
+
+static void test_format_allocates_nothing(void **state)
+{
+	(void)state;
+	json_malloc_t saved_malloc;
+	json_free_t saved_free;
+	json_get_alloc_funcs(&saved_malloc, &saved_free);
+	json_set_alloc_funcs(counting_malloc, free);
+	struct access_entry e = sample();
+	char buf[2048];
+	json_allocs = 0;
+	size_t n = log_access_format(&e, buf, sizeof buf);
+	size_t allocs = json_allocs;
+	json_set_alloc_funcs(saved_malloc, saved_free);
+	assert_true(n > 0);
+	if (allocs != 0)
+		fail_msg("formatting one line made %zu allocations", allocs);
+}
+
+/* The longest path a request keeps (512 bytes), every byte at its widest
+ * escape: the line stays inside the buffer it is given, whatever its size. */
+static void test_format_bounded(void **state)
+{
+	(void)state;
+	char path[512];
+	memset(path, 0x01, sizeof path);           /* each one "\u0001" */
+	struct access_entry e = sample();
+	e.path = (struct log_slice){ path, sizeof path };
+	char full[8192];
+	size_t n = log_access_format(&e, full, sizeof full);
+	assert_true(n > 6 * sizeof path);
+	expect_as_oracle(&e, "long path");
+
+	char *buf = malloc(n + 2 + 64);
+	assert_non_null(buf);
+	for (size_t size = 0; size <= n + 1; size++) {
+		memset(buf, 'Z', n + 2 + 64);
+		size_t got = log_access_format(&e, buf, size);
+		assert_int_equal(got, size == n + 1 ? n : 0);
+		for (size_t i = size; i < n + 2 + 64; i++)
+			if (buf[i] != 'Z')
+				fail_msg("size %zu: byte %zu written past the buffer", size, i);
+	}
+	free(buf);
 }
 
 /* ---- the access log file ---- */
@@ -425,6 +599,219 @@ static void test_access_to_stderr(void **state)
 	assert_int_equal(count_entries(path, "/to-stderr"), 2);
 }
 
+/* ---- batches ---- */
+
+/* A ~1 KiB line for batch tests, its path tagged with WHAT and I. */
+static void batch_add(struct log_batch *b, const char *what, int i)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "/%s/%d/%0900d", what, i, 0);
+	struct access_entry e = sample();
+	e.path = S(path);
+	log_batch_add(b, &e);
+}
+
+static void open_log(const char *path)
+{
+	struct log_conf c = { .access = (char *)path, .level = LL_INFO };
+	assert_int_equal(log_open(&c), 0);
+}
+
+static void test_batch_by_size(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-size.log", tmpdir);
+	open_log(path);
+	struct log_batch *b = log_batch_new(NULL);
+	assert_non_null(b);
+	int i = 0;
+	/* Nothing is written below 32 KiB... */
+	while (log_batch_pending(b) + 1200 < 32 * 1024)
+		batch_add(b, "size", i++);
+	assert_true(i > 20);
+	assert_int_equal(count_entries(path, "/size/"), 0);
+	/* ...and everything in one go once a line takes it past. */
+	while (log_batch_pending(b) > 0)
+		batch_add(b, "size", i++);
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i);
+	batch_add(b, "size", i++);
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i - 1);
+	log_batch_flush(b);
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i);
+	batch_add(b, "size", i++);
+	assert_int_equal(log_batch_dropped(b), 0);
+	log_batch_free(b);                     /* writes what is left */
+	assert_int_equal(count_entries(path, "/size/"), (size_t)i);
+	log_close();
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_batch_by_time(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-time.log", tmpdir);
+	open_log(path);
+	struct event_base *base = event_base_new();
+	assert_non_null(base);
+	struct log_batch *b = log_batch_new(base);
+	assert_non_null(b);
+	double t0 = mono_now();
+	batch_add(b, "idle", 0);
+	batch_add(b, "idle", 1);
+	assert_int_equal(count_entries(path, "/idle/"), 0);
+	/* The flush timer is the loop's only event: the loop ends once it ran. */
+	assert_int_equal(event_base_dispatch(base), 1);
+	double took = mono_now() - t0;
+	assert_int_equal(count_entries(path, "/idle/"), 2);
+	assert_int_equal(log_batch_pending(b), 0);
+	if (took < 0.09 || took > 2.0)
+		fail_msg("flushed after %.3f s, expected about 0.1", took);
+	log_batch_free(b);
+	event_base_free(base);
+	log_close();
+}
+
+static void test_batch_reopen(void **state)
+{
+	(void)state;
+	char path[128], rotated[160];
+	snprintf(path, sizeof path, "%s/batch-rot.log", tmpdir);
+	snprintf(rotated, sizeof rotated, "%s.1", path);
+	open_log(path);
+	struct log_batch *b = log_batch_new(NULL);
+	for (int i = 0; i < 3; i++)
+		batch_add(b, "before", i);
+	assert_int_equal(rename(path, rotated), 0);
+	assert_int_equal(log_reopen(), 0);
+	/* Lines logged before the reopen are in the renamed file. */
+	assert_int_equal(count_entries(rotated, "/before/"), 3);
+	assert_int_equal(log_batch_pending(b), 0);
+	batch_add(b, "after", 0);
+	batch_add(b, "after", 1);
+	log_batch_flush(b);
+	assert_int_equal(count_entries(path, "/after/"), 2);
+	assert_int_equal(count_entries(path, "/before/"), 0);
+	assert_int_equal(count_entries(rotated, "/after/"), 0);
+	/* log_close writes what a batch holds too. */
+	batch_add(b, "closing", 0);
+	log_close();
+	assert_int_equal(count_entries(path, "/closing/"), 1);
+	log_batch_free(b);
+}
+
+/* Writes that fail (a full disk): the batch keeps at most its bound, drops
+ * and counts the rest, and what it kept goes out once writes work again. */
+static void test_batch_full_disk(void **state)
+{
+	(void)state;
+	open_log("/dev/full");
+	log_set_level(LL_ERROR);               /* the drop warning */
+	struct log_batch *b = log_batch_new(NULL);
+	int added = 0;
+	while (log_batch_dropped(b) < 10 && added < 10000)
+		batch_add(b, "full", added++);
+	log_set_level(LL_INFO);
+	assert_int_equal(log_batch_dropped(b), 10);
+	size_t kept = log_batch_pending(b);
+	assert_true(kept > 200 * 1024 && kept <= 256 * 1024);
+
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-after-full.log", tmpdir);
+	open_log(path);                        /* the old fd still fails: kept */
+	log_batch_flush(b);
+	assert_int_equal(log_batch_pending(b), 0);
+	assert_int_equal(count_entries(path, "/full/"), (size_t)added - 10);
+	log_batch_free(b);
+	log_close();
+}
+
+struct batch_writer {
+	int id;
+	int lines;
+};
+
+static void *batch_write_many(void *p)
+{
+	struct batch_writer *w = p;
+	struct log_batch *b = log_batch_new(NULL);
+	assert_non_null(b);
+	char what[16];
+	snprintf(what, sizeof what, "bw%d", w->id);
+	for (int i = 0; i < w->lines; i++)
+		batch_add(b, what, i);
+	log_batch_free(b);
+	return NULL;
+}
+
+static void test_batch_concurrent_rotation(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/batch-busy.log", tmpdir);
+	open_log(path);
+	enum { THREADS = 4, LINES = 2000, ROTATIONS = 5 };
+	pthread_t th[THREADS];
+	struct batch_writer w[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct batch_writer){ i, LINES };
+		assert_int_equal(pthread_create(&th[i], NULL, batch_write_many, &w[i]), 0);
+	}
+	char rotated[ROTATIONS][160];
+	for (int r = 0; r < ROTATIONS; r++) {
+		usleep(2000);           /* spreads the rotations over the writes, not a sync */
+		snprintf(rotated[r], sizeof rotated[r], "%s.%d", path, r);
+		assert_int_equal(rename(path, rotated[r]), 0);
+		assert_int_equal(log_reopen(), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	log_close();
+	/* Every line whole (count_entries parses each) and none lost. */
+	size_t total = count_entries(path, "/bw");
+	for (int r = 0; r < ROTATIONS; r++)
+		total += count_entries(rotated[r], "/bw");
+	assert_int_equal(total, THREADS * LINES);
+}
+
+/* "stderr" as the target: a pipe there gets whole lines. */
+static void test_batch_to_stderr_pipe(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	int saved = dup(STDERR_FILENO);
+	dup2(fds[1], STDERR_FILENO);
+	close(fds[1]);
+	open_log("stderr");
+	struct log_batch *b = log_batch_new(NULL);
+	for (int i = 0; i < 40; i++)                 /* ~40 KiB: fits the pipe */
+		batch_add(b, "piped", i);
+	log_batch_free(b);
+	log_close();
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	char path[128];
+	snprintf(path, sizeof path, "%s/piped.txt", tmpdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	char buf[8192];
+	ssize_t n;
+	while ((n = read(fds[0], buf, sizeof buf)) > 0)
+		fwrite(buf, 1, (size_t)n, f);
+	fclose(f);
+	close(fds[0]);
+	assert_int_equal(count_entries(path, "/piped/"), 40);
+}
+
 /* ---- the error log ---- */
 
 static void test_error_log(void **state)
@@ -601,9 +988,18 @@ int main(void)
 		cmocka_unit_test(test_format_nulls),
 		cmocka_unit_test(test_format_invalid_utf8),
 		cmocka_unit_test(test_format_too_small),
+		cmocka_unit_test(test_format_as_jansson),
+		cmocka_unit_test(test_format_allocates_nothing),
+		cmocka_unit_test(test_format_bounded),
 		cmocka_unit_test(test_open_write_reopen),
 		cmocka_unit_test(test_concurrent_writers_and_rotation),
 		cmocka_unit_test(test_access_to_stderr),
+		cmocka_unit_test(test_batch_by_size),
+		cmocka_unit_test(test_batch_by_time),
+		cmocka_unit_test(test_batch_reopen),
+		cmocka_unit_test(test_batch_full_disk),
+		cmocka_unit_test(test_batch_concurrent_rotation),
+		cmocka_unit_test(test_batch_to_stderr_pipe),
 		cmocka_unit_test(test_error_log),
 	};
 	const struct CMUnitTest conf_tests[] = {

@@ -8,11 +8,12 @@ import pwd
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 
 import pytest
 
-from cutover_testlib import HEALTH_PATH, REPO, get, request, wait_for
+from cutover_testlib import HEALTH_PATH, REPO, Client, get, request, wait_for
 
 KEYS = {"time", "client", "method", "path", "route", "project", "upstream", "status",
         "bytes_in", "bytes_out", "upstream_ms", "total_ms"}
@@ -175,3 +176,96 @@ def test_logrotate_snippet(harness, proxy, old):
     assert sum("first=" in e["path"] for e in older) == 3
     assert entries_for(rotated, "second=") and len(sent3) >= 1
     assert proxy.alive()
+
+
+# ---- batched writes (issue 16): each worker writes its lines 32 KiB or 100 ms at a time ----
+
+def _burst(port, tag, conns, per_conn, pad=200):
+    """PER_CONN keep-alive GETs on each of CONNS parallel connections; returns
+    the set of paths sent (every answer must be 200)."""
+    import threading
+    paths = set()
+    errors = []
+    lock = threading.Lock()
+
+    def run(i):
+        try:
+            with Client(port, timeout=10.0) as c:
+                for j in range(per_conn):
+                    p = "/echo?t=%s&c=%d&n=%d&pad=%s" % (tag, i, j, "p" * pad)
+                    r = c.request("GET", p)
+                    assert r.status == 200, r
+                    with lock:
+                        paths.add(p)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(paths) == conns * per_conn
+    return paths
+
+
+def _paths_once(files, tag):
+    """path -> how many times it is logged across FILES (each line must parse)."""
+    seen = {}
+    for f in files:
+        for e in entries_for(f, "t=" + tag + "&"):
+            seen[e["path"]] = seen.get(e["path"], 0) + 1
+    return seen
+
+
+def test_idle_proxy_flushes_within_the_interval(proxy, old):
+    tag = uuid.uuid4().hex[:8]
+    t0 = time.monotonic()
+    assert get(proxy.port, "/echo?t=%s&idle" % tag).status == 200
+    wait_for(lambda: entries_for(proxy.access_log, tag), 5, interval=0.01,
+             what="the line of a lone request")
+    took = time.monotonic() - t0
+    # The flush interval is 100 ms; the margin is for a loaded or sanitized run.
+    assert took < 1.0, "the line took %.3f s to reach the file" % took
+
+
+def test_no_line_lost_at_sigterm_two_workers(harness, old):
+    proxy = harness.proxy(old, extra="workers = 2;\n")
+    tag = uuid.uuid4().hex[:8]
+    sent = _burst(proxy.port, tag, conns=8, per_conn=40)
+    proxy.signal(signal.SIGTERM)          # at once: lines are still in the workers' batches
+    assert proxy.wait(20) == 0, proxy.stderr()[-2000:]
+    seen = _paths_once([proxy.access_log], tag)
+    assert set(seen) == sent, "%d of %d lines missing" % (len(sent - set(seen)), len(sent))
+    assert all(n == 1 for n in seen.values()), [p for p, n in seen.items() if n != 1][:3]
+
+
+def test_no_line_lost_across_reopen_two_workers(harness, old):
+    import threading
+    proxy = harness.proxy(old, extra="workers = 2;\n")
+    log = str(proxy.access_log)
+    rotated = log + ".1"
+    tag = uuid.uuid4().hex[:8]
+    result = {}
+
+    def load():
+        result["sent"] = _burst(proxy.port, tag, conns=6, per_conn=60)
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        # Rotate in the middle of the load, as logrotate would.
+        wait_for(lambda: len(entries_for(log, "t=" + tag + "&")) >= 20 or not t.is_alive(), 10,
+                 what="the load to begin")
+        os.rename(log, rotated)
+        proxy.signal(signal.SIGUSR1)
+        wait_for(lambda: "access log reopened" in proxy.stderr(), 5, what="the reopen")
+    finally:
+        t.join(60)
+    final = "/echo?t=%s&final" % tag
+    assert get(proxy.port, final).status == 200
+    wait_for(lambda: entries_for(log, final), 5, what="the final line in the new file")
+    sent = result["sent"] | {final}
+    seen = _paths_once([rotated, log], tag)
+    assert set(seen) == sent, "%d of %d lines missing" % (len(sent - set(seen)), len(sent))
+    assert all(n == 1 for n in seen.values()), [p for p, n in seen.items() if n != 1][:3]
+    assert entries_for(rotated, "t=" + tag + "&"), "nothing in the renamed file"
