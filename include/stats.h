@@ -41,6 +41,10 @@ struct stats {
 	uint64_t duration_bucket[STATS_UPSTREAMS][STATS_BUCKETS + 1];
 	uint64_t duration_us[STATS_UPSTREAMS];
 	uint64_t replay[STATS_REPLAY_OUTCOMES];
+	/* exchanges with an upstream that failed (connect, TLS, timeouts, a
+	 * broken or malformed answer): the device got a 502/504 for them */
+	uint64_t upstream_failures[STATS_UPSTREAMS];
+	uint64_t tls_handshake_failures;     /* client connections gone before their handshake ended */
 };
 
 /* Single-writer update of one counter (owner thread only). */

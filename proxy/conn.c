@@ -130,6 +130,7 @@ struct conn {
 	bool input_eof;                  /* the client shut its sending side */
 	bool in_process;                 /* conn_process_input() is running */
 	bool tls;                        /* came through a TLS listener */
+	bool handshaken;                 /* its TLS handshake ended well */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -700,8 +701,12 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct conn *c = arg;
 	struct request *r = c->r;
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* a TLS client finished its handshake */
+	if (what & BEV_EVENT_CONNECTED) {
+		c->handshaken = true; /* a TLS client finished its handshake */
+		return;
+	}
+	if (c->tls && !c->handshaken)
+		STATS_ADD(c->env->stats, tls_handshake_failures, 1);
 	if (c->state == CONN_LINGER || c->state == CONN_CLOSING) {
 		conn_free(c);
 		return;

@@ -77,6 +77,7 @@ struct dns_name {
 	bool settled;                 /* had its first result */
 	bool literal;                 /* an IP address: never asked, never changes */
 	double backoff;               /* next retry delay after a failure, 0 = first */
+	uint64_t failures;            /* lookups that failed, for /metrics */
 	struct event *refresh;
 };
 
@@ -417,6 +418,7 @@ static int name_publish(struct dns_name *n, struct dns_answer *a)
 static void name_failed(struct dns_name *n, const char *why)
 {
 	snprintf(n->error, sizeof n->error, "%s: %s", n->host, why);
+	n->failures++;
 	double delay = n->backoff;
 	if (delay == 0) {
 		delay = n->r->min_ttl < DNS_RETRY_FIRST_MIN ? DNS_RETRY_FIRST_MIN : n->r->min_ttl;
@@ -561,9 +563,10 @@ json_t *dns_name_status(const struct dns_name *n)
 		    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
 			at = when;
 	}
-	return json_pack("{s:s, s:b, s:o, s:o?, s:o?, s:s?, s:s?}", "host", n->host, "literal",
+	return json_pack("{s:s, s:b, s:o, s:o?, s:o?, s:s?, s:s?, s:I}", "host", n->host, "literal",
 			 n->literal, "addresses", addrs, "age", age, "ttl", ttl, "error",
-			 n->error[0] ? n->error : NULL, "resolved_at", at);
+			 n->error[0] ? n->error : NULL, "resolved_at", at, "failures",
+			 (json_int_t)n->failures);
 }
 
 /* ---- one-off lookups ---- */

@@ -17,6 +17,7 @@
 #include "httpclient.h"
 #include "log.h"
 #include "response.h"
+#include "stats.h"
 #include "upstream.h"
 
 int forward_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
@@ -295,6 +296,7 @@ static void forward_failed(struct forward *f, int status, const char *why)
 {
 	char label[700];
 	clock_gettime(CLOCK_MONOTONIC, &f->r->upstream_end);
+	STATS_ADD(conn_env(f->r->conn)->stats, upstream_failures[f->r->upstream_id], 1);
 	request_label(f->r, label, sizeof(label));
 	log_warn("upstream %s: %s: %s", conf_of(f)->name, label, why);
 	request_refused(f, status, why);

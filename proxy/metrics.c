@@ -130,6 +130,9 @@ static void requests(struct out *o, const struct stats *s)
 	family(o, "cutover_client_sent_bytes_total", "counter",
 	       "Bytes written to clients, heads and bodies.");
 	sample_u(o, "cutover_client_sent_bytes_total", NULL, 0, s->bytes_out);
+	family(o, "cutover_tls_handshake_failures_total", "counter",
+	       "Client connections to a TLS listener that ended before their handshake did.");
+	sample_u(o, "cutover_tls_handshake_failures_total", NULL, 0, s->tls_handshake_failures);
 	family(o, "cutover_parked_requests", "gauge", "Requests parked by a hold.");
 	sample_i(o, "cutover_parked_requests", NULL, 0, s->parked);
 }
@@ -173,6 +176,20 @@ static void upstreams(struct out *o, const struct status_sources *src, const jso
 		sample_u(o, "cutover_upstream_health_checks_total",
 			 (struct label[]){ { "upstream", up_names[i] }, { "result", "failed" } }, 2,
 			 failed);
+	}
+	family(o, "cutover_upstream_failures_total", "counter",
+	       "Forwarded exchanges that failed (connect, TLS, timeouts, a broken or malformed "
+	       "answer): the client got a 502 or 504.");
+	for (int i = 0; i < UPSTREAM_COUNT; i++)
+		sample_u(o, "cutover_upstream_failures_total",
+			 (struct label[]){ { "upstream", up_names[i] } }, 1, s->upstream_failures[i]);
+	family(o, "cutover_upstream_dns_failures_total", "counter",
+	       "Lookups of the upstream's name that failed (the last answer stays in use).");
+	for (int i = 0; i < UPSTREAM_COUNT; i++) {
+		const json_t *u = json_object_get(ups, src->cfg->upstream[i].name);
+		sample_i(o, "cutover_upstream_dns_failures_total",
+			 (struct label[]){ { "upstream", up_names[i] } }, 1,
+			 int_at(json_object_get(u, "dns"), "failures", NULL));
 	}
 	family(o, "cutover_upstream_active", "gauge", "Admission slots taken (of max_active).");
 	for (int i = 0; i < UPSTREAM_COUNT; i++)

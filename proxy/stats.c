@@ -24,6 +24,7 @@ void stats_sum(struct stats *into, const struct stats *from)
 		for (int b = 0; b <= STATS_BUCKETS; b++)
 			into->duration_bucket[i][b] += LOAD(duration_bucket[i][b]);
 		into->duration_us[i] += LOAD(duration_us[i]);
+		into->upstream_failures[i] += LOAD(upstream_failures[i]);
 	}
 	into->parked += LOAD(parked);
 	into->connections += LOAD(connections);
@@ -32,6 +33,7 @@ void stats_sum(struct stats *into, const struct stats *from)
 			for (int c = 0; c < STATS_CLASSES; c++)
 				into->answers[r][u][c] += LOAD(answers[r][u][c]);
 	into->unanswered += LOAD(unanswered);
+	into->tls_handshake_failures += LOAD(tls_handshake_failures);
 	for (int o = 0; o < STATS_REPLAY_OUTCOMES; o++)
 		into->replay[o] += LOAD(replay[o]);
 }

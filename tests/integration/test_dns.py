@@ -142,3 +142,17 @@ def test_preflight_refuses_a_name_that_does_not_resolve(harness, dns, pair):
     assert r.status == 200, r
     steps = {s["step"]: s for s in r["preflight"]["steps"]}
     assert steps["resolve"]["detail"] == "127.0.0.3:%d" % a.port, r
+
+
+def test_failed_lookups_are_counted_in_metrics(harness, dns, pair):
+    """A name the resolver does not know: its failed lookups count in
+    cutover_upstream_dns_failures_total, the other upstream's stay 0."""
+    from test_metrics import parse, scrape, value
+    a, b = pair
+    proxy = dns_proxy(harness, dns, "http://late.test:%d" % a.port)
+    admin = proxy_admin(proxy)
+    wait_for(lambda: (value(parse(scrape(admin)), "cutover_upstream_dns_failures_total",
+                            upstream="old") or 0) >= 1, 20, interval=0.2,
+             what="a failed lookup counted")
+    assert value(parse(scrape(admin)), "cutover_upstream_dns_failures_total", upstream="new") == 0
+    assert admin.status()["upstreams"]["old"]["dns"]["failures"] >= 1

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from cutover_testlib import multipart_submission, proxy_admin, request, wait_for
+from cutover_testlib import free_port, multipart_submission, proxy_admin, request, wait_for
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -168,3 +168,18 @@ def test_health_checks_mark_an_upstream_down_and_up_again(harness):
     assert value(parse(scrape(admin)), "cutover_upstream_up", upstream="new") == 1
     # a verdict change is logged once, not every check
     assert proxy.stderr().count("upstream new is down") == 1
+
+
+def test_upstream_failures_are_counted(harness):
+    # new is a port nobody listens on: a request switched there gets 502 and
+    # counts as a failure of new; old's count stays 0
+    old = harness.upstream("old")
+    proxy = harness.proxy(old, "http://127.0.0.1:%d" % free_port())
+    admin = proxy_admin(proxy)
+    assert request(proxy.port, "GET", "/a/alpha/phone/restore/").status == 200
+    assert admin.switch("new", force=True).status == 200
+    assert request(proxy.port, "GET", "/a/alpha/phone/restore/").status == 502
+    m = parse(scrape(admin))
+    assert value(m, "cutover_upstream_failures_total", upstream="new") == 1
+    assert value(m, "cutover_upstream_failures_total", upstream="old") == 0
+    assert value(m, "cutover_upstream_dns_failures_total", upstream="new") == 0  # an IP: no lookup

@@ -408,3 +408,28 @@ def test_upstream_without_client_certificate_is_refused_by_mtls_upstream(harness
                            'ca_file = "%s"; sni = "new.test";' % pki.path("ca.pem"), old)
     assert proxy_admin(proxy).switch("new", force=True, reason="test").status == 200
     assert get(proxy.port, "/x").status == 502
+
+
+def test_failed_handshakes_are_counted_in_metrics(front):
+    # an old TLS version and a plain-text client on the TLS port: each ends
+    # before a handshake did, and cutover_tls_handshake_failures_total counts it;
+    # a good handshake does not
+    from test_metrics import parse, scrape, value
+    proxy, port, pki = front
+    admin = proxy_admin(proxy)
+    with tls_connect(port, client_ctx(pki.path("ca.pem")), "a.test") as s:
+        assert tls_request(s)[0] == 200
+    assert value(parse(scrape(admin)), "cutover_tls_handshake_failures_total") == 0
+    old_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old_ctx.check_hostname = False
+    old_ctx.verify_mode = ssl.CERT_NONE
+    old_ctx.set_ciphers("ALL:@SECLEVEL=0")
+    old_ctx.minimum_version = old_ctx.maximum_version = ssl.TLSVersion.TLSv1
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        with tls_connect(port, old_ctx, "a.test"):
+            pass
+    with Client(port) as c:                      # plain text on the TLS port
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    from cutover_testlib import wait_for
+    wait_for(lambda: value(parse(scrape(admin)), "cutover_tls_handshake_failures_total") == 2,
+             5, what="two failed handshakes counted")
