@@ -72,6 +72,11 @@ $CONF. Try, in another shell:
   curl -i 'http://127.0.0.1:18080/a/demo/phone/heartbeat/demo-app/?num_unsent_forms=2&device_id=phone-1'
   curl -i http://127.0.0.1:18080/.well-known/cutover/health
   curl -i --cacert certs/dev/ca.pem https://localhost:18443/a/demo/phone/restore/
+  build/cutover status
+  build/cutover maintenance on --reason "data dump"     # then submit: 201, spooled
+  build/cutover spool ls
+  build/cutover switch new                              # the spool replays to new
+  curl -s --unix-socket /run/cutover/admin.sock http://localhost/metrics
 
 Access log (one JSON line per request) and errors go to this terminal.
 Ctrl-C stops cutover and the demo upstreams.
