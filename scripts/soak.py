@@ -345,11 +345,13 @@ def run(a, h, failures):
             continue
         after = [kib for t, kib in s if t >= a.warmup]
         row = {"life": i, "seconds": round(s[-1][0]), "start_kib": s[0][1], "end_kib": s[-1][1],
-               "max_kib": max(kib for _, kib in s), "growth": None, "base_kib": None}
+               "max_kib": max(kib for _, kib in s), "growth": None, "base_kib": None,
+               "late_kib": None}
         if len(after) >= 10:
             m = min(10, len(after) // 3)
             base, last = statistics.median(after[:m]), statistics.median(after[-m:])
-            row["base_kib"], row["growth"] = base, (last - base) / base * 100.0
+            row["base_kib"], row["late_kib"] = base, last
+            row["growth"] = (last - base) / base * 100.0
         lives.append(row)
     judged = [r for r in lives if r["growth"] is not None]
     longest = max(judged, key=lambda r: r["seconds"]) if judged else None
@@ -365,10 +367,11 @@ def run(a, h, failures):
           % (at_kill, len(other), other[:10], len(tally.unexpected), tally.unexpected[:10]))
     print("  control errors: %d %s" % (len(control_errors), control_errors[:5]))
     for r in lives:
-        print("  RSS life %d: %d s, %d KiB at start, %s KiB after warm-up, %d KiB at the end, "
-              "max %d KiB, growth %s" % (
+        print("  RSS life %d: %d s, %d KiB at start, %s -> %s KiB from warm-up to the end "
+              "(medians), %d KiB last, max %d KiB, growth %s" % (
                   r["life"], r["seconds"], r["start_kib"],
-                  "%d" % r["base_kib"] if r["base_kib"] else "-", r["end_kib"], r["max_kib"],
+                  "%d" % r["base_kib"] if r["base_kib"] else "-",
+                  "%d" % r["late_kib"] if r["late_kib"] else "-", r["end_kib"], r["max_kib"],
                   "%.1f%%" % r["growth"] if r["growth"] is not None else "not judged (short)"))
     print("  sanitizer reports: %d %s" % (len(sanitizer), sanitizer))
 
@@ -406,12 +409,14 @@ def run(a, h, failures):
 
 def write_markdown(a, path, lives, longest, tally, missing, sanitizer, flips, windows, kills,
                    at_kill, other, failures):
-    out = ["| life | seconds | RSS at start (KiB) | after warm-up | at the end | max | growth |",
-           "|------|---------|--------------------|---------------|------------|-----|--------|"]
+    out = ["| life | seconds | RSS at start (KiB) | after warm-up (median) | at the end (median) "
+           "| last | max | growth |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in lives:
-        out.append("| %d | %d | %d | %s | %d | %d | %s |" % (
+        out.append("| %d | %d | %d | %s | %s | %d | %d | %s |" % (
             r["life"], r["seconds"], r["start_kib"],
-            "%d" % r["base_kib"] if r["base_kib"] else "-", r["end_kib"], r["max_kib"],
+            "%d" % r["base_kib"] if r["base_kib"] else "-",
+            "%d" % r["late_kib"] if r["late_kib"] else "-", r["end_kib"], r["max_kib"],
             "%.1f%%" % r["growth"] if r["growth"] is not None else "-"))
     counts = ", ".join("%s %s: %d" % (k, o, n) for (k, o), n in sorted(tally.counts.items()))
     out += ["",
