@@ -158,11 +158,14 @@ class Unix(http.client.HTTPConnection):
         self.sock.settimeout(10)
         self.sock.connect(sock)
 
+seen = []          # upstreams.new.in_flight at each poll: the replay's concurrency
+
 def spool():
     c = Unix("cutover")
     c.request("GET", "/status")
     doc = json.loads(c.getresponse().read())
     c.close()
+    seen.append(doc.get("upstreams", {}).get("new", {}).get("in_flight", 0))
     return doc["spool"]
 
 before = spool()
@@ -181,7 +184,9 @@ while True:
         sys.exit(0)
     time.sleep(0.02)
 took = time.monotonic() - t0
-print("replay %d %.3f %d" % (before["records"], took, now["dead_letters"]))
+busy = seen[1:-1] or [0]
+print("replay %d %.3f %d %.1f %d" % (before["records"], took, now["dead_letters"],
+                                    sum(busy) / len(busy), max(busy)))
 PY
 rline=$(grep '^replay ' "$WORK/replay.out" | tail -1)
 if [ -z "$rline" ]; then
@@ -240,7 +245,7 @@ replay = None
 if isinstance(rows.get("replay"), list):
     n, took = num("replay", 0), num("replay", 1)
     replay = n / took if took else None
-conc = rows["replay"][3] if isinstance(rows.get("replay"), list) else projects
+conc = rows["replay"][5] if isinstance(rows.get("replay"), list) else projects
 
 def ratio(x, y):
     return x / y if x is not None and y else None
@@ -267,9 +272,11 @@ out += ["| measure | records/s | p50 | p99 | notes |", "|---|---|---|---|---|",
         % (show("fsync_batch"), show("fsync_batch", 1), show("fsync_batch", 2)),
         "| cutover acknowledged submissions, %s conns | %s | %s ms | %s ms | %s socket errors, 0 non-2xx |"
         % (conns, show("acks"), ms("acks", 1), ms("acks", 2), show("acks", 3)),
-        "| replay to nginx, %s concurrent | %s | | | %s records in %s s, %s dead letters |"
+        "| replay to nginx, %s concurrent | %s | | | %s records in %s s, %s dead letters; "
+        "in flight to the upstream (status, every 20 ms): mean %s, max %s |"
         % (conc, "{:.0f}".format(replay) if replay else show("replay"),
-           show("replay", 0), show("replay", 1, "{:.2f}"), show("replay", 2)),
+           show("replay", 0), show("replay", 1, "{:.2f}"), show("replay", 2),
+           show("replay", 3, "{:.1f}"), show("replay", 4)),
         "| nginx directly, wrk -c%s | %s | | | %s socket errors |"
         % (conc, show("direct"), show("direct", 1)), ""]
 
