@@ -18,10 +18,10 @@
 #       half of max_active = 2 x SPOOL_PROJECTS); beside the same upstream
 #       (nginx-light, 1 worker, reads each body, answers 201) taking the
 #       same POSTs from wrk -t1 -c<that concurrency> directly.
-# The helper's file and the spool live in SPOOL_DATA (default
-# bench/out/spool-data, on the checkout's disk, as a deployment's
-# /var/lib/cutover would be; removed at the end); its file system is
-# printed, and a tmpfs is flagged in the table.
+# The helper's file and the spool live in a fresh directory made in
+# SPOOL_DATA (default bench/out, on the checkout's disk, as a deployment's
+# /var/lib/cutover would be; that directory alone is removed at the end);
+# its file system is printed, and a tmpfs is flagged in the table.
 # Targets: acks/s >= 20x (a), >= 0.7x (b); replay >= 0.8x direct.
 # Prints the table and writes it to bench/out/spool.md (bench/run.sh appends
 # it to bench/RESULTS.md); configs and logs end up in bench/out/spool/.
@@ -42,7 +42,7 @@ CONNS=${SPOOL_CONNS:-64}
 PROJECTS=${SPOOL_PROJECTS:-16}
 FSYNC_SECONDS=${SPOOL_FSYNC_SECONDS:-5}
 REPLAY_TIMEOUT=${SPOOL_REPLAY_TIMEOUT:-600}
-DATA=${SPOOL_DATA:-$PWD/bench/out/spool-data}
+DATA_PARENT=${SPOOL_DATA:-$PWD/bench/out}
 OUT=bench/out
 MD=$OUT/spool.md
 LOGS=$OUT/spool
@@ -60,9 +60,9 @@ ninja -C "$(dirname "$CUTOVER_BIN")" bench/spool_fsync >/dev/null ||
 	die "could not build $HELPER"
 bench_prepare spool || die "mktemp failed"
 mkdir -p "$WORK/tmp" "$OUT"
-rm -rf "$DATA"
-mkdir -p "$DATA/spool" || die "cannot make $DATA"
-chmod 700 "$DATA/spool"
+mkdir -p "$DATA_PARENT" && DATA=$(mktemp -d "$DATA_PARENT/spool-data.XXXXXX") ||
+	die "cannot make a directory in $DATA_PARENT"
+mkdir -m 700 "$DATA/spool" || die "cannot make $DATA/spool"
 
 pids=()
 cleanup() {
