@@ -1,5 +1,5 @@
 # bench/lib.sh: process helpers shared by bench/run.sh, bench/flips.sh,
-# bench/tls.sh and scripts/tls-audit.sh.
+# bench/tls.sh, bench/spool.sh and scripts/tls-audit.sh.
 # The caller sets PYTHON, calls bench_prepare (which sets WORK) and owns the
 # array `pids` (its cleanup kills what is left in it).
 

@@ -15,7 +15,10 @@
 # BENCH_FLIPS (1 = also run bench/flips.sh, flips old<->new under load, and
 # append its table to bench/RESULTS.md; 0 = skip; its knobs: FLIPS_*),
 # BENCH_TLS (1 = also run bench/tls.sh, the TLS front beside nginx and
-# HAProxy, and append its table; 0 = skip; its knobs: TLS_*).
+# HAProxy, and append its table; 0 = skip; its knobs: TLS_*),
+# BENCH_SPOOL (1 = also run bench/spool.sh, the durable spool's acks/s
+# against the disk's fdatasync rates and its replay against the upstream
+# taken directly, and append its table; 0 = skip; its knobs: SPOOL_*).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -297,5 +300,6 @@ part() {
 }
 [ "${BENCH_FLIPS:-1}" = 1 ] && part flips "Flips under load (issue 4)"
 [ "${BENCH_TLS:-1}" = 1 ] && part tls "TLS front"
+[ "${BENCH_SPOOL:-1}" = 1 ] && part spool "Durable spool (issue 14)"
 echo
 echo "bench: written to bench/RESULTS.md (raw numbers and logs in $OUT/)"

@@ -2,7 +2,8 @@
 # run-tests.sh: what `make test` does after building build/ and build-asan/.
 # The layer check of the includes, then unit tests (cmocka, via meson) and
 # integration tests (pytest, driving the real binary) on the normal build,
-# then again on the ASan+UBSan build; then the fuzz targets' regressions and
+# then again on the ASan+UBSan build; a 40 s soak smoke (scripts/soak.py);
+# then the fuzz targets' regressions and
 # a short fuzz smoke (scripts/run-fuzz.sh, build-fuzz/).
 # Runs every stage, prints a summary, exits non-zero if any stage failed or
 # if no test ran at all.
@@ -64,6 +65,15 @@ if compgen -G 'tests/integration/test_*.py' >/dev/null; then
 else
 	echo "==> integration tests: none in tests/integration yet"
 fi
+
+# A short `make soak` (scripts/soak.py) on the ASan build: a kill -9, flips
+# and a maintenance window with its replay within 40 s (the kill falls in
+# the window, with records spooled), so the script stays
+# working; its lives are too short to judge RSS (SOAK_RSS_LIMIT=0).
+stage "soak smoke (40 s, build-asan/cutover)" \
+	env CUTOVER_BIN=build-asan/cutover SOAK_SECONDS=40 SOAK_FLIP_SECONDS=8 \
+	SOAK_KILL_SECONDS=20 SOAK_LONG_LIFE=15 SOAK_WARMUP=10 SOAK_RSS_LIMIT=0 \
+	"$PYTHON" scripts/soak.py
 
 # The libFuzzer targets (build-fuzz/): the crashes kept in
 # tests/fuzz/regressions/ replayed, then a 10 s smoke of each target from
