@@ -24,6 +24,9 @@ struct spool_reader;
  * reader keeps its own fd: deleting the segment later does not hurt it).
  * NULL with errno (EIO: the header or an empty body does not check). */
 struct spool_reader *spool_reader_open(int dir_fd, const char *segment, uint64_t off, uint64_t id);
+/* The same on FD, an open segment (taken: closed with the reader, or on
+ * failure). */
+struct spool_reader *spool_reader_open_fd(int fd, uint64_t off, uint64_t id);
 const struct spool_record_view *spool_reader_view(const struct spool_reader *r);
 /* Up to N body bytes; 0 at the end, -1 with errno (EIO: the bytes on disk
  * no longer match their sum, found before the last ones are returned). */

@@ -10,6 +10,9 @@
 #include "file.h"
 #include "spool_record.h"
 
+/* Bytes read behind the header at open: the names and a usual head. */
+#define FIRST_READ_META 2048
+
 struct spool_reader {
 	int fd;
 	uint64_t at, left;
@@ -21,15 +24,31 @@ struct spool_reader {
 
 struct spool_reader *spool_reader_open(int dir_fd, const char *segment, uint64_t off, uint64_t id)
 {
+	int fd = openat(dir_fd, segment, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? NULL : spool_reader_open_fd(fd, off, id);
+}
+
+struct spool_reader *spool_reader_open_fd(int fd, uint64_t off, uint64_t id)
+{
 	struct spool_reader *rd = calloc(1, sizeof *rd);
-	if (!rd)
+	if (!rd) {
+		close(fd);
 		return NULL;
-	rd->fd = openat(dir_fd, segment, O_RDONLY | O_CLOEXEC);
-	uint8_t hb[SPOOL_RECORD_HEADER];
+	}
+	rd->fd = fd;
+	/* The header and, most often, the names and head behind it in one read:
+	 * a replay opens thousands of records a second. */
+	uint8_t first[SPOOL_RECORD_HEADER + FIRST_READ_META];
 	struct spool_record_hdr h;
-	if (rd->fd < 0 || file_pread_full(rd->fd, hb, sizeof hb, off) < 0)
+	ssize_t got = rd->fd < 0 ? -1 : pread(rd->fd, first, sizeof first, (off_t)off);
+	if (got >= 0 && (size_t)got < SPOOL_RECORD_HEADER &&
+	    file_pread_full(rd->fd, first + got, SPOOL_RECORD_HEADER - (size_t)got,
+			    off + (uint64_t)got) == 0)
+		got = SPOOL_RECORD_HEADER;
+	if (got < (ssize_t)SPOOL_RECORD_HEADER)
 		goto fail;
-	if (spool_record_decode_header(hb, sizeof hb, &h) != SPOOL_RECORD_OK || h.id != id) {
+	if (spool_record_decode_header(first, SPOOL_RECORD_HEADER, &h) != SPOOL_RECORD_OK ||
+	    h.id != id) {
 		errno = EIO;
 		goto fail;
 	}
@@ -37,11 +56,25 @@ struct spool_reader *spool_reader_open(int dir_fd, const char *segment, uint64_t
 	if (!(rd->meta = malloc(ml + 2)) || !(rd->sum = spool_sum_new()))
 		goto fail;
 	uint8_t *p = rd->meta, *rt = p + h.project_len + 1, *hd = rt + h.route_len + 1;
-	if (file_pread_full(rd->fd, p, h.project_len, off + SPOOL_RECORD_HEADER) < 0 ||
-	    file_pread_full(rd->fd, rt, h.route_len, off + SPOOL_RECORD_HEADER + h.project_len) < 0 ||
-	    file_pread_full(rd->fd, hd, h.head_len,
-		       off + SPOOL_RECORD_HEADER + h.project_len + h.route_len) < 0)
-		goto fail;
+	/* the meta bytes as one run: read already, or (a long head) read now */
+	const uint8_t *src = first + SPOOL_RECORD_HEADER;
+	size_t have = (size_t)got - SPOOL_RECORD_HEADER;
+	uint8_t *run = NULL;
+	if (have < ml) {
+		if (!(run = malloc(ml)))
+			goto fail;
+		memcpy(run, src, have);
+		if (file_pread_full(rd->fd, run + have, ml - have, off + SPOOL_RECORD_HEADER + have) <
+		    0) {
+			free(run);
+			goto fail;
+		}
+		src = run;
+	}
+	memcpy(p, src, h.project_len);
+	memcpy(rt, src + h.project_len, h.route_len);
+	memcpy(hd, src + h.project_len + h.route_len, h.head_len);
+	free(run);
 	spool_sum_update(rd->sum, p, h.project_len);
 	spool_sum_update(rd->sum, rt, h.route_len);
 	spool_sum_update(rd->sum, hd, h.head_len);

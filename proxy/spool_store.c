@@ -48,6 +48,10 @@ struct spool_store {
 	struct spool_store_opts o;
 	char *dir;
 	int dir_fd, markers_fd;
+	/* the segment the last read opened (mu held): a replay reads records
+	 * of one segment after another, so one open serves thousands (dup'ed) */
+	int read_fd;
+	char read_name[SPOOL_INDEX_NAME_MAX];
 	uint64_t quarantine_files, quarantine_bytes;   /* counted at open, then fixed */
 	struct spool_store_hooks hooks;
 	pthread_t thread;
@@ -102,6 +106,11 @@ static int do_pwrite_full(struct spool_store *s, int fd, const void *p, size_t n
 static int unlink_segment(void *arg, const char *name)
 {
 	struct spool_store *s = arg;
+	if (s->read_fd >= 0 && strcmp(s->read_name, name) == 0) {
+		/* the cached fd would keep the deleted file's space taken */
+		close(s->read_fd);
+		s->read_fd = -1;
+	}
 	return unlinkat(s->dir_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
 }
 
@@ -113,12 +122,37 @@ static void reclaim(struct spool_store *s, int active)
 
 /* ---- markers ---- */
 
-/* Queues marker M for the writer (mu held). */
+/* Queues marker M for the writer (mu held). Only the first marker of a
+ * batch wakes it: the writer then lets MARKS_DELAY pass for more to join,
+ * so a replay's thousands of deliveries a second share a few fdatasyncs
+ * (and context switches) instead of one each. */
 static void marker_queue(struct spool_store *s, const struct spool_marker *m)
 {
+	bool first = s->marks_len == 0;
 	s->marks = spool_grow(s->marks, &s->marks_cap, s->marks_len + SPOOL_MARKER_MAX, 1);
 	s->marks_len += spool_marker_encode(m, s->marks + s->marks_len);
-	pthread_cond_signal(&s->wake);
+	if (first)
+		pthread_cond_signal(&s->wake);
+}
+
+/* How long markers alone wait for company: a delivered marker that is not
+ * durable yet costs at most a duplicate after a crash, never a loss. */
+#define MARKS_DELAY_NS 2000000L
+
+/* Markers alone are queued (mu held): waits up to MARKS_DELAY_NS for more,
+ * returning early for records, a flush or the stop, which must not wait. */
+static void marks_linger(struct spool_store *s)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += MARKS_DELAY_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!s->work && s->flush_done == s->flush_req && !s->stop)
+		if (pthread_cond_timedwait(&s->wake, &s->mu, &until) != 0)
+			break;
 }
 
 /* Applies M to the index and queues it for the log. */
@@ -544,6 +578,8 @@ static void *writer_main(void *arg)
 			if (pthread_cond_timedwait(&s->wake, &s->mu, &ts) != 0)
 				backoff = 0;
 		}
+		if (!backoff && !s->work && s->marks_len)
+			marks_linger(s);
 		backoff = 0;
 		if (s->stop && !s->work && !s->marks_len) {
 			s->flush_done = s->flush_req;
@@ -719,7 +755,7 @@ struct spool_store *spool_store_open(const struct spool_store_opts *o, struct sp
 	if (o->hooks)
 		s->hooks = *o->hooks;
 	s->work_tail = &s->work;
-	s->seg_fd = s->markers_fd = -1;
+	s->seg_fd = s->markers_fd = s->read_fd = -1;
 	if (!(s->idx = spool_index_new())) {
 		free(s->dir);
 		free(s);
@@ -786,6 +822,8 @@ void spool_store_close(struct spool_store *s)
 		close(s->seg_fd);
 	if (s->markers_fd >= 0)
 		close(s->markers_fd);
+	if (s->read_fd >= 0)
+		close(s->read_fd);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
 	spool_index_free(s->idx);
@@ -872,11 +910,21 @@ struct spool_reader *spool_store_read(struct spool_store *s, uint64_t id)
 	uint64_t off = 0;
 	pthread_mutex_lock(&s->mu);
 	int found = spool_index_locate(s->idx, id, name, &off) == 0;
+	int fd = -1;
+	if (found) {
+		if (s->read_fd < 0 || strcmp(s->read_name, name) != 0) {
+			if (s->read_fd >= 0)
+				close(s->read_fd);
+			s->read_fd = openat(s->dir_fd, name, O_RDONLY | O_CLOEXEC);
+			snprintf(s->read_name, sizeof s->read_name, "%s", name);
+		}
+		/* a segment deleted meanwhile held only delivered records: ENOENT */
+		fd = s->read_fd >= 0 ? fcntl(s->read_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	}
 	pthread_mutex_unlock(&s->mu);
 	if (!found) {
 		errno = ENOENT;
 		return NULL;
 	}
-	/* a segment deleted meanwhile held only delivered records: ENOENT */
-	return spool_reader_open(s->dir_fd, name, off, id);
+	return fd < 0 ? NULL : spool_reader_open_fd(fd, off, id);
 }
