@@ -442,17 +442,22 @@ static int write_record(struct spool_store *s, struct spool_write *wr, struct ro
 				      .project_len = (uint16_t)pl, .route_len = (uint16_t)rl };
 	spool_sum_update(wr->sum, wr->buf, wr->len);
 	spool_sum_final(wr->sum, h.data_sum);
-	uint8_t *meta = malloc(meta_len);
+	/* A body held in memory (not staged) goes out in the same write as
+	 * the header: one pwrite a record instead of two. */
+	size_t inline_body = wr->staged ? 0 : wr->len;
+	uint8_t *meta = malloc(meta_len + inline_body);
 	if (!meta)
 		return ENOMEM;
 	spool_record_encode_header(&h, meta);
 	memcpy(meta + SPOOL_RECORD_HEADER, wr->project, pl);
 	memcpy(meta + SPOOL_RECORD_HEADER + pl, wr->route, rl);
 	memcpy(meta + SPOOL_RECORD_HEADER + pl + rl, wr->head, wr->head_len);
+	if (inline_body)
+		memcpy(meta + meta_len, wr->buf, inline_body);
 	uint64_t off = s->seg_size, at = off;
-	int rc = do_pwrite_full(s, s->seg_fd, meta, meta_len, at);
+	int rc = do_pwrite_full(s, s->seg_fd, meta, meta_len + inline_body, at);
 	free(meta);
-	at += meta_len;
+	at += meta_len + inline_body;
 	uint8_t *blk = rc == 0 && wr->staged ? malloc(COPY_BLOCK) : NULL;
 	if (wr->staged && !blk)
 		rc = -1;
@@ -465,7 +470,7 @@ static int write_record(struct spool_store *s, struct spool_write *wr, struct ro
 		at += n;
 	}
 	free(blk);
-	if (rc == 0 && wr->len)
+	if (rc == 0 && wr->len && !inline_body)
 		rc = do_pwrite_full(s, s->seg_fd, wr->buf, wr->len, at);
 	if (rc < 0) {
 		int e = errno ? errno : EIO;

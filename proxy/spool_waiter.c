@@ -58,8 +58,10 @@ void spool_waiter_push(struct spool_waiter *w, const void *who, void *cookie,
 	}
 	w->q[w->head + w->n++] = (struct queued_event){
 		.ev = { .kind = kind, .cookie = cookie, .err = err, .id = id }, .who = who };
+	/* readable exactly while events wait: only the first event of a batch
+	 * has to make it so (the consumer drains to empty before it reads) */
 	uint64_t one = 1;
-	if (write(w->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+	if (w->n == 1 && write(w->efd, &one, sizeof one) < 0 && errno != EAGAIN)
 		abort(); /* an eventfd write fails only on counter overflow */
 	pthread_mutex_unlock(&w->mu);
 }
