@@ -1,12 +1,13 @@
 /* spool_store: the durable spool on disk. Append-only segment files
  * (DIR/seg-<first id>.spool, records as spool_record says), a marker log
- * (DIR/markers: a record delivered, dead-lettered or retried, appended and
- * checksummed, so no segment is rewritten to record a fate; only a start
- * cuts damage out of one), DIR/quarantine/ for damaged bytes. One writer thread owns the files: callers on other threads stream
- * records into it, and it writes them, shares one fdatasync between all
- * the records that ended meanwhile (group commit), and tells each caller
+ * (DIR/markers: a record delivered, dead-lettered, retried or failed once
+ * more, appended and checksummed, so no segment is rewritten to record a
+ * fate; only a start cuts damage out of one), DIR/quarantine/ for damaged
+ * bytes. One writer thread owns the files: workers (intake) stream records
+ * into it, and it writes them, shares one fdatasync between all the
+ * records that ended meanwhile (group commit), and tells each caller
  * through its waiter (an eventfd the caller's loop watches) once its
- * record is durable. Not wired into the data path yet. */
+ * record is durable. The replay reads records back and marks their fate. */
 #ifndef CUTOVER_SPOOL_STORE_H
 #define CUTOVER_SPOOL_STORE_H
 
