@@ -4,10 +4,16 @@
 #   nginx    nginx as reverse proxy (1 worker, keep-alive upstream pool)
 #   haproxy  HAProxy as reverse proxy (1 thread, http-reuse)
 #   cutover  cutover (1 worker, no access log)
-# each proxy with one worker on CPU 0, the load generator on CPU 1.
+# each proxy with one worker on CPU 0, the load generator on CPU 1. Every
+# proxy is started once and stays up for the whole run; the plain-HTTP
+# figures are measured in interleaved rounds (every target once per round,
+# the order rotated each round) so a machine that gets busier or quieter
+# shifts every target alike; the report gives medians and min..max.
 # Prints the table and the ratios and writes bench/RESULTS.md.
-# Knobs (environment): CUTOVER_BIN, BENCH_DURATION (s, default 10),
-# BENCH_WARMUP (s, 2), BENCH_POST_CONNS (10), BENCH_IDLE_CONNS (1000),
+# Knobs (environment): CUTOVER_BIN, BENCH_ROUNDS (default 5, at least 1),
+# BENCH_DURATION (s per wrk run per round, default 5),
+# BENCH_WARMUP (s, one shared warm-up per target before the rounds, 2),
+# BENCH_POST_CONNS (10), BENCH_IDLE_CONNS (1000),
 # BENCH_PIN (1 = taskset when there are >= 2 CPUs, 0 = never),
 # BENCH_TARGETS (default "direct nginx haproxy cutover"),
 # BENCH_UPSTREAM_SENDFILE (on|off, default on), BENCH_CUTOVER_EXTRA (config
@@ -26,12 +32,12 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 bench_cutover_bin
-DURATION=${BENCH_DURATION:-10}
+ROUNDS=${BENCH_ROUNDS:-5}
+DURATION=${BENCH_DURATION:-5}
 WARMUP=${BENCH_WARMUP:-2}
 CONNS=50
 POST_CONNS=${BENCH_POST_CONNS:-10}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
-DL_RUNS=5
 BIG_BYTES=$((64 * 1024 * 1024))
 SMALL_BYTES=100
 TARGETS=${BENCH_TARGETS:-direct nginx haproxy cutover}
@@ -45,7 +51,9 @@ RES=$OUT/results.txt
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
 
-for tool in nginx haproxy wrk curl taskset pgrep; do
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, not '$ROUNDS'"
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be a positive integer (s), not '$DURATION'"
+for tool in nginx haproxy wrk curl taskset pgrep getconf; do
 	command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
 done
 [ -x "$PYTHON" ] || die "$PYTHON not found"
@@ -97,22 +105,33 @@ field() {  # field LINE NAME: the value of NAME=... in LINE
 	sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"
 }
 
-# measure TARGET PORT PID: every metric for one target; PID is the process
-# whose RSS (with its children) is measured.
-measure() {
-	local who=$1 port=$2 pid=$3 url="http://127.0.0.1:$2" line req dur
-	local size
-	size=$(curl -s -o /dev/null -m 5 -w '%{http_code} %{size_download}' "$url/small" || true)
-	if [ "$size" != "200 $SMALL_BYTES" ]; then
-		result "$who note failed: GET /small answered '$size'"
-		for k in get_rps get_p50_ms get_p99_ms dl_mibs post_rps rss_kib_per_conn; do
-			result "$who $k failed"
-		done
-		return
-	fi
+# proxy_cpu_ticks PID: utime + stime of PID and its children (nginx: master
+# + worker), in clock ticks; the fields after "(comm)" so a name with a space
+# cannot shift them.
+proxy_cpu_ticks() {
+	local total=0 p t
+	for p in "$1" $(pgrep -P "$1"); do
+		t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+		total=$((total + ${t:-0}))
+	done
+	echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
 
-	# First, while the process is fresh: memory freed after the big transfers
-	# would otherwise be reused and hide what each idle connection keeps.
+# check_target TARGET: GET /small answers 200 with the whole file.
+check_target() {
+	local size
+	size=$(curl -s -o /dev/null -m 5 -w '%{http_code} %{size_download}' "http://127.0.0.1:${PORT[$1]}/small" || true)
+	[ "$size" = "200 $SMALL_BYTES" ] && return 0
+	result "$1 note failed: GET /small answered '$size'"
+	return 1
+}
+
+# measure_idle TARGET: RSS growth per idle keep-alive connection, once per
+# target, first, while the process is fresh: memory freed after the big
+# transfers would otherwise be reused and hide what each connection keeps.
+measure_idle() {
+	local who=$1 port=${PORT[$1]} pid=${PID[$1]}
 	log "$who: RSS with $IDLE_CONNS idle keep-alive connections"
 	local before after held fifo=$WORK/hold.$who.in hold_pid i
 	before=$(rss_kib "$pid")
@@ -139,51 +158,52 @@ measure() {
 	fi
 	exec 9>&-
 	wait "$hold_pid" 2>/dev/null || true
+}
 
-	log "$who: small GET, $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s"
-	timeout $((WARMUP + 30)) "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url/small" >/dev/null 2>&1
+# measure_round TARGET ROUND: one round of the plain-HTTP figures for TARGET,
+# one line per figure; a proxy's CPU time is sampled around the small-GET run
+# (the direct target is the upstream itself: no proxy CPU to report).
+measure_round() {
+	local who=$1 r=$2 url="http://127.0.0.1:${PORT[$1]}" line req dur c0="" c1 out code got speed
+	log "round $r/$ROUNDS $who: small GET, $CONNS connections, ${DURATION}s"
+	[ "$who" = direct ] || c0=$(proxy_cpu_ticks "${PID[$who]}")
 	line=$(wrk_run "$url/small" "$CONNS" bench/get.lua)
+	[ -z "$c0" ] || c1=$(proxy_cpu_ticks "${PID[$who]}")
 	req=$(field "$line" requests)
 	dur=$(field "$line" duration_us)
 	if [ -n "$req" ] && [ "${dur:-0}" -gt 0 ] && [ "$req" -gt 0 ]; then
 		result "$who get_rps $(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.1f", r / (d / 1e6) }')"
 		result "$who get_p50_ms $(awk -v v="$(field "$line" p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
 		result "$who get_p99_ms $(awk -v v="$(field "$line" p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
-		[ "$(field "$line" errors)" = 0 ] || result "$who note small GET: $(field "$line" errors) socket errors"
-		[ "$(field "$line" non2xx)" = 0 ] || result "$who note small GET: $(field "$line" non2xx) non-2xx answers"
+		[ -z "$c0" ] || result "$who cpu_us_per_req $(awk -v c=$((c1 - c0)) -v hz="$CLK_TCK" -v r="$req" \
+			'BEGIN { printf "%.3f", c / hz * 1e6 / r }')"
+		[ "$(field "$line" errors)" = 0 ] || result "$who note round $r small GET: $(field "$line" errors) socket errors"
+		[ "$(field "$line" non2xx)" = 0 ] || result "$who note round $r small GET: $(field "$line" non2xx) non-2xx answers"
 	else
-		for k in get_rps get_p50_ms get_p99_ms; do result "$who $k failed: wrk: ${line:-no result}"; done
+		for k in get_rps get_p50_ms get_p99_ms cpu_us_per_req; do
+			[ "$who$k" = directcpu_us_per_req ] || result "$who $k failed: wrk: ${line:-no result}"
+		done
 	fi
 
-	log "$who: 64 MiB download x $DL_RUNS"
-	local speeds=() out code got speed
-	for ((i = 0; i < DL_RUNS; i++)); do
-		out=$("${LOAD_CPU[@]}" curl -s -o /dev/null -m 60 -w '%{http_code} %{size_download} %{speed_download}' "$url/big" || true)
-		read -r code got speed <<<"$out"
-		if [ "${code:-}" = 200 ] && [ "${got:-}" = "$BIG_BYTES" ]; then
-			speeds+=("${speed%%.*}")
-		else
-			result "$who note download $i: '$out'"
-		fi
-	done
-	if [ ${#speeds[@]} -gt 0 ]; then
-		result "$who dl_mibs $(printf '%s\n' "${speeds[@]}" | sort -n |
-			awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m / 1048576 }')"
+	log "round $r/$ROUNDS $who: 64 MiB download"
+	out=$("${LOAD_CPU[@]}" curl -s -o /dev/null -m 60 -w '%{http_code} %{size_download} %{speed_download}' "$url/big" || true)
+	read -r code got speed <<<"$out"
+	if [ "${code:-}" = 200 ] && [ "${got:-}" = "$BIG_BYTES" ]; then
+		result "$who dl_mibs $(awk -v s="${speed%%.*}" 'BEGIN { printf "%.1f", s / 1048576 }')"
 	else
-		result "$who dl_mibs failed: no complete download"
+		result "$who dl_mibs failed: download '$out'"
 	fi
 
-	log "$who: 1 MiB POST, $POST_CONNS connections, ${DURATION}s"
+	log "round $r/$ROUNDS $who: 1 MiB POST, $POST_CONNS connections, ${DURATION}s"
 	line=$(wrk_run "$url/post" "$POST_CONNS" bench/post.lua)
 	req=$(field "$line" requests)
 	dur=$(field "$line" duration_us)
 	if [ -n "$req" ] && [ "${dur:-0}" -gt 0 ] && [ "$req" -gt 0 ] && [ "$(field "$line" non2xx)" = 0 ]; then
 		result "$who post_rps $(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.1f", r / (d / 1e6) }')"
-		[ "$(field "$line" errors)" = 0 ] || result "$who note 1 MiB POST: $(field "$line" errors) socket errors"
+		[ "$(field "$line" errors)" = 0 ] || result "$who note round $r 1 MiB POST: $(field "$line" errors) socket errors"
 	else
 		result "$who post_rps failed: wrk: ${line:-no result}"
 	fi
-
 }
 
 # busy_percent: CPU time used by anything over one second (all CPUs), %.
@@ -231,53 +251,71 @@ result "meta memory $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' 
 result "meta kernel $(uname -r)"
 result "meta versions $versions"
 result "meta cutover_bin $CUTOVER_BIN"
-result "meta method wrk -t1 -c$CONNS ${DURATION}s after ${WARMUP}s warm-up on a ${SMALL_BYTES} B file; median of $DL_RUNS curl downloads of 64 MiB; wrk -t1 -c$POST_CONNS ${DURATION}s of 1 MiB POSTs (the upstream reads each body whole); RSS growth of the serving process(es) with $IDLE_CONNS idle keep-alive connections that each made one request, divided by the connections held; one worker/thread per proxy; $pin_note; upstream nginx-light with 1 worker, sendfile $UPSTREAM_SENDFILE; access logs off everywhere"
+result "meta rounds $ROUNDS"
+result "meta method every proxy started once for the whole run, one shared ${WARMUP}s wrk warm-up each, then $ROUNDS interleaved rounds (every target once per round, the order rotated by one each round), each round: wrk -t1 -c$CONNS ${DURATION}s on a ${SMALL_BYTES} B file with the proxy's CPU time (utime+stime of its processes from /proc/PID/stat) sampled before and after, one curl download of 64 MiB, wrk -t1 -c$POST_CONNS ${DURATION}s of 1 MiB POSTs (the upstream reads each body whole); RSS growth of the serving process(es) with $IDLE_CONNS idle keep-alive connections that each made one request, divided by the connections held; one worker/thread per proxy; $pin_note; upstream nginx-light with 1 worker, sendfile $UPSTREAM_SENDFILE; access logs off everywhere"
 
 start upstream nginx -p "$WORK/" -e "$WORK/upstream.error.log" -c "$WORK/upstream.conf"
 UPSTREAM_PID=$STARTED_PID
 wait_ready "$UPSTREAM_PORT" "$UPSTREAM_PID" || die "upstream nginx did not start: $(tail -3 "$WORK/upstream.out" "$WORK/upstream.error.log" 2>/dev/null)"
 
+# Every proxy starts now and stays up to the end: one warm-up shared by all
+# rounds, and an idle one costs the others nothing (one CPU each, pinned).
+declare -A PORT PID
+PORT[direct]=$UPSTREAM_PORT
+PID[direct]=$UPSTREAM_PID
+active=()
 for target in $TARGETS; do
 	case $target in
-	direct)
-		measure direct "$UPSTREAM_PORT" "$UPSTREAM_PID"
-		;;
+	direct) ;;
 	nginx)
 		start nginx-proxy "${PROXY_CPU[@]}" nginx -p "$WORK/" -e "$WORK/nginx-proxy.error.log" -c "$WORK/nginx-proxy.conf"
-		if wait_ready "$NGINX_PORT" "$STARTED_PID"; then
-			measure nginx "$NGINX_PORT" "$STARTED_PID"
-		else
-			result "nginx note failed: did not start: $(tail -1 "$WORK/nginx-proxy.out")"
-		fi
-		stop "$STARTED_PID"
+		wait_ready "$NGINX_PORT" "$STARTED_PID" ||
+			{ result "nginx note failed: did not start: $(tail -1 "$WORK/nginx-proxy.out")"; continue; }
+		PORT[nginx]=$NGINX_PORT
 		;;
 	haproxy)
 		start haproxy "${PROXY_CPU[@]}" haproxy -db -f "$WORK/haproxy.cfg"
-		if wait_ready "$HAPROXY_PORT" "$STARTED_PID"; then
-			measure haproxy "$HAPROXY_PORT" "$STARTED_PID"
-		else
-			result "haproxy note failed: did not start: $(tail -1 "$WORK/haproxy.out")"
-		fi
-		stop "$STARTED_PID"
+		wait_ready "$HAPROXY_PORT" "$STARTED_PID" ||
+			{ result "haproxy note failed: did not start: $(tail -1 "$WORK/haproxy.out")"; continue; }
+		PORT[haproxy]=$HAPROXY_PORT
 		;;
 	cutover)
 		if [ ! -x "$CUTOVER_BIN" ]; then
 			result "cutover note failed: no binary at $CUTOVER_BIN"
+			continue
 		elif ! "$CUTOVER_BIN" check -c "$WORK/cutover.conf" >"$WORK/cutover-check.out" 2>&1; then
 			result "cutover note failed: cutover check: $(head -1 "$WORK/cutover-check.out")"
-		else
-			start cutover "${PROXY_CPU[@]}" "$CUTOVER_BIN" run -c "$WORK/cutover.conf"
-			if wait_ready "$CUTOVER_PORT" "$STARTED_PID"; then
-				measure cutover "$CUTOVER_PORT" "$STARTED_PID"
-				kill -0 "$STARTED_PID" 2>/dev/null || result "cutover note exited during the bench: $(tail -1 "$WORK/cutover.out")"
-			else
-				result "cutover note failed: did not answer: $(tail -1 "$WORK/cutover.out")"
-			fi
-			stop "$STARTED_PID"
+			continue
 		fi
+		start cutover "${PROXY_CPU[@]}" "$CUTOVER_BIN" run -c "$WORK/cutover.conf"
+		wait_ready "$CUTOVER_PORT" "$STARTED_PID" ||
+			{ result "cutover note failed: did not answer: $(tail -1 "$WORK/cutover.out")"; continue; }
+		PORT[cutover]=$CUTOVER_PORT
 		;;
 	*) die "unknown target $target" ;;
 	esac
+	[ "$target" = direct ] || PID[$target]=$STARTED_PID
+	check_target "$target" && active+=("$target")
+done
+[ ${#active[@]} -gt 0 ] || die "no target answered"
+
+for target in "${active[@]}"; do measure_idle "$target"; done
+for target in "${active[@]}"; do
+	log "$target: ${WARMUP}s warm-up"
+	timeout $((WARMUP + 30)) "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:${PORT[$target]}/small" >/dev/null 2>&1
+done
+# Round r starts at target r mod n, so no target is always first or last.
+n=${#active[@]}
+for ((r = 0; r < ROUNDS; r++)); do
+	for ((i = 0; i < n; i++)); do
+		measure_round "${active[(i + r) % n]}" $((r + 1))
+	done
+done
+for target in "${active[@]}"; do
+	kill -0 "${PID[$target]}" 2>/dev/null || result "$target note exited during the bench"
+done
+for target in "${active[@]}"; do
+	[ "$target" = direct ] || stop "${PID[$target]}"
 done
 
 "$PYTHON" bench/report.py "$RES" bench/RESULTS.md || die "report failed"
