@@ -540,6 +540,29 @@ static void *write_many(void *p)
 	return NULL;
 }
 
+/* While N threads TH write PER lines each with PREFIX: renames PATH
+ * ROTATIONS (<= 8) times with a reopen after each, then checks every line
+ * whole (count_entries parses each) and none lost, across all the files. */
+static void rotate_join_count(const char *path, pthread_t *th, int n, int per, int rotations,
+			      const char *prefix)
+{
+	char rotated[8][160];
+	assert_true(rotations <= 8);
+	for (int r = 0; r < rotations; r++) {
+		usleep(2000);           /* spreads the rotations over the writes, not a sync */
+		snprintf(rotated[r], sizeof rotated[r], "%s.%d", path, r);
+		assert_int_equal(rename(path, rotated[r]), 0);
+		assert_int_equal(log_reopen(), 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	log_close();
+	size_t total = count_entries(path, prefix);
+	for (int r = 0; r < rotations; r++)
+		total += count_entries(rotated[r], prefix);
+	assert_int_equal(total, (size_t)n * (size_t)per);
+}
+
 static void test_concurrent_writers_and_rotation(void **state)
 {
 	(void)state;
@@ -555,22 +578,7 @@ static void test_concurrent_writers_and_rotation(void **state)
 		w[i] = (struct writer){ i, LINES };
 		assert_int_equal(pthread_create(&th[i], NULL, write_many, &w[i]), 0);
 	}
-	char rotated[ROTATIONS][160];
-	for (int r = 0; r < ROTATIONS; r++) {
-		usleep(2000);
-		snprintf(rotated[r], sizeof rotated[r], "%s.%d", path, r);
-		assert_int_equal(rename(path, rotated[r]), 0);
-		assert_int_equal(log_reopen(), 0);
-	}
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
-	log_close();
-
-	/* Every line whole and accounted for, across all the files. */
-	size_t total = count_entries(path, "/w");
-	for (int r = 0; r < ROTATIONS; r++)
-		total += count_entries(rotated[r], "/w");
-	assert_int_equal(total, THREADS * LINES);
+	rotate_join_count(path, th, THREADS, LINES, ROTATIONS, "/w");
 }
 
 static void test_access_to_stderr(void **state)
@@ -764,21 +772,7 @@ static void test_batch_concurrent_rotation(void **state)
 		w[i] = (struct batch_writer){ i, LINES };
 		assert_int_equal(pthread_create(&th[i], NULL, batch_write_many, &w[i]), 0);
 	}
-	char rotated[ROTATIONS][160];
-	for (int r = 0; r < ROTATIONS; r++) {
-		usleep(2000);           /* spreads the rotations over the writes, not a sync */
-		snprintf(rotated[r], sizeof rotated[r], "%s.%d", path, r);
-		assert_int_equal(rename(path, rotated[r]), 0);
-		assert_int_equal(log_reopen(), 0);
-	}
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
-	log_close();
-	/* Every line whole (count_entries parses each) and none lost. */
-	size_t total = count_entries(path, "/bw");
-	for (int r = 0; r < ROTATIONS; r++)
-		total += count_entries(rotated[r], "/bw");
-	assert_int_equal(total, THREADS * LINES);
+	rotate_join_count(path, th, THREADS, LINES, ROTATIONS, "/bw");
 }
 
 /* "stderr" as the target: a pipe there gets whole lines. */
