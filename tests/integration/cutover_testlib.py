@@ -904,6 +904,18 @@ def multipart_submission(instance_id="uuid:00000000-0000-0000-0000-000000000001"
     return "multipart/form-data; boundary=" + boundary, body
 
 
+def loopback_listener(backlog):
+    """A listening TCP socket on an ephemeral loopback port, polled every
+    0.1 s by its accept loop (so a stop flag is seen): (sock, port, url)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    sock.listen(backlog)
+    sock.settimeout(0.1)
+    port = sock.getsockname()[1]
+    return sock, port, "http://%s:%d" % (HOST, port)
+
+
 class ScriptedUpstream:
     """A one-thread upstream on an ephemeral loopback port that takes one
     connection at a time: it reads that request's head, then runs
@@ -915,13 +927,7 @@ class ScriptedUpstream:
         self.answer = answer
         self.requests = 0
         self._stop = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((HOST, 0))
-        self.sock.listen(128)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.url = "http://%s:%d" % (HOST, self.port)
+        self.sock, self.port, self.url = loopback_listener(128)
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 

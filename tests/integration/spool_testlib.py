@@ -9,7 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from cutover_testlib import HOST, Client, build_request, multipart_submission, request
+from cutover_testlib import (HOST, Client, build_request, loopback_listener, multipart_submission,
+                             request)
 
 BASIC = "Basic ZGV2aWNlOnMzY3JldA=="        # device:s3cret
 DATE = "Fri, 04 Dec 2026 15:00:00 GMT"
@@ -25,13 +26,7 @@ class Recorder:
         self.got = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((HOST, 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.url = "http://%s:%d" % (HOST, self.port)
+        self.sock, self.port, self.url = loopback_listener(64)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
