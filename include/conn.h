@@ -49,6 +49,7 @@ struct limits_conf {
 	unsigned max_parked;         /* requests parked by hold, per worker */
 	size_t buffer_bytes;         /* per-direction buffering before backpressure */
 	size_t body_buffer;          /* request body read before admission, 0 = off */
+	uint64_t splice_min;         /* bodies this large go socket to socket (tunnel.h), 0 = never */
 	uint64_t min_body_rate;      /* bytes/s a request body must average, 0 = off */
 	double min_body_rate_grace;  /* seconds before min_body_rate applies */
 	size_t projects;             /* registry entries for projects seen only in traffic */
@@ -184,6 +185,16 @@ bool conn_body_too_slow(struct request *r, bool backpressured);
 void conn_flush(struct conn *c);
 /* Reads the client's body on directly up to the read budget (see bev.h). */
 void conn_read_more(struct conn *c);
+/* The client's socket when it is plain TCP (not TLS), for a body moved
+ * without the buffers (tunnel.h); else -1. */
+int conn_plain_fd(const struct conn *c);
+/* Stops (false) or resumes (true) reading the client into the input, while
+ * a tunnel takes the body from the socket. A client that shut its sending
+ * side is not read again. */
+void conn_reading(struct conn *c, bool on);
+/* A tunnel saw the client shut its sending side: as when the buffers see
+ * it, nothing more is read and the connection closes after the answer. */
+void conn_input_ended(struct conn *c);
 /* Answers R locally with RESP (status, body...; Date and X-Cutover-Mode
  * added) and ends it. CLOSE: the connection closes after it. */
 void conn_respond(struct request *r, struct response *resp, bool close);

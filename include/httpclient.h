@@ -123,6 +123,25 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 					  bool chunked, size_t *moved);
 const char *httpclient_error(const struct httpclient *hc);
 
+/* Bodies the caller moves between sockets itself (splice, tunnel.h).
+ * The connection's socket when it is up and plain TCP (not TLS); else -1. */
+int httpclient_plain_fd(const struct httpclient *hc);
+/* Nothing of a streamed request body waits in memory: bytes written to
+ * the socket directly now follow what was sent. */
+bool httpclient_body_flushed(const struct httpclient *hc);
+/* HOLD: stop reading the answer into memory, the caller will take the
+ * rest of its body from the socket; false: read again. */
+void httpclient_body_hold(struct httpclient *hc, bool hold);
+/* With the body held and every byte already read moved by
+ * httpclient_body_move(): true, with what is left to take from the socket
+ * (UINT64_MAX: until it closes). False while bytes wait in memory, for a
+ * chunked body, or when nothing is left. */
+bool httpclient_body_raw_left(const struct httpclient *hc, uint64_t *left);
+/* N body bytes were taken from the socket: the exchange ends (DONE, the
+ * connection back to its pool when it can be reused) or, with WHY (how the
+ * move failed), is cut (ERROR, WHY in httpclient_error() with progress). */
+enum httpclient_move httpclient_body_raw_end(struct httpclient *hc, uint64_t n, const char *why);
+
 /* The response's framing, once the head arrived. */
 enum http1_framing httpclient_response_framing(const struct httpclient *hc);
 /* The address connected to, or being tried, for messages. */

@@ -45,6 +45,7 @@ struct stats {
 	 * broken or malformed answer): the device got a 502/504 for them */
 	uint64_t upstream_failures[STATS_UPSTREAMS];
 	uint64_t tls_handshake_failures;     /* client connections gone before their handshake ended */
+	uint64_t spliced_bytes;              /* body bytes moved socket to socket (tunnel.h) */
 };
 
 /* Single-writer update of one counter (owner thread only). */

@@ -44,6 +44,7 @@ void limits_conf_defaults(struct limits_conf *l)
 		.buffer_bytes = 65536,
 		.max_parked = 1000,
 		.body_buffer = 65536,
+		.splice_min = 65536,
 		/* Far below a 2G link (several KB/s); the average since the body
 		 * began, so an early burst pays for a later stall. */
 		.min_body_rate = 128,
@@ -58,7 +59,8 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 					    "max_header_bytes", "max_body", "header_timeout",
 					    "body_timeout", "keepalive_timeout", "send_timeout",
 					    "drain_timeout", "buffer_bytes", "max_parked", "body_buffer",
-					    "min_body_rate", "min_body_rate_grace", "projects", NULL };
+					    "min_body_rate", "min_body_rate_grace", "projects", "splice_min",
+					    NULL };
 	struct limits_conf *l = cfg->limits;
 	int status = conf_check_keys(r, s, keys) ? 0 : -1;
 	long long n;
@@ -97,6 +99,7 @@ int limits_conf_parse(struct conf_reader *r, const config_setting_t *s, struct c
 	else if (rc)
 		l->min_body_rate = (uint64_t)n;
 	if (conf_get_size(r, s, "max_body", 0, UINT64_MAX, &l->max_body) < 0 ||
+	    conf_get_size(r, s, "splice_min", 0, UINT64_MAX, &l->splice_min) < 0 ||
 	    conf_get_duration(r, s, "min_body_rate_grace", 0.001, 3600, &l->min_body_rate_grace) < 0 ||
 	    conf_get_duration(r, s, "header_timeout", 0.001, 3600, &l->header_timeout) < 0 ||
 	    conf_get_duration(r, s, "body_timeout", 0.001, 86400, &l->body_timeout) < 0 ||
@@ -276,6 +279,26 @@ bool conn_body_too_slow(struct request *r, bool backpressured)
 void conn_read_more(struct conn *c)
 {
 	bev_read_more(c->bev, c->cfg->limits->buffer_bytes);
+}
+
+int conn_plain_fd(const struct conn *c)
+{
+	return c->tls ? -1 : bufferevent_getfd(c->bev);
+}
+
+void conn_input_ended(struct conn *c)
+{
+	c->input_eof = true;
+	c->close_after = true;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_reading(struct conn *c, bool on)
+{
+	if (!on)
+		bufferevent_disable(c->bev, EV_READ);
+	else if (!c->input_eof)
+		bufferevent_enable(c->bev, EV_READ);
 }
 
 struct conn *conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t len,
@@ -663,9 +686,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
  * connection may be gone when this returns true. */
 static bool client_half_closed(struct conn *c)
 {
-	c->input_eof = true;
-	c->close_after = true;
-	bufferevent_disable(c->bev, EV_READ);
+	conn_input_ended(c);
 	bool input = evbuffer_get_length(bufferevent_get_input(c->bev)) != 0;
 	bool output = evbuffer_get_length(bufferevent_get_output(c->bev)) != 0;
 	switch (c->state) {

@@ -3,6 +3,7 @@
  * streamed through the HTTP client, the response streamed back. */
 #include "forward.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "response.h"
 #include "stats.h"
+#include "tunnel.h"
 #include "upstream.h"
 
 int forward_conf_parse(struct conf_reader *r, const config_setting_t *root, struct config *cfg)
@@ -194,10 +196,18 @@ struct forward {
 	bool answering;              /* the answer's head went to the client */
 	size_t answer_at;            /* the client's output before the answer's head */
 	uint64_t answer_out;         /* r->bytes_out then */
+	/* Large bodies between plain sockets go through a tunnel (splice) once
+	 * what the buffers hold went out: */
+	bool raw_request;            /* the rest of the request body will */
+	bool raw_response;           /* the rest of the answer's body will */
+	struct tunnel *tunnel;       /* one moving now */
+	bool tunnel_request;         /* ... the request's body (else the answer's) */
+	uint64_t tunnel_base;        /* r->bytes_in (or bytes_out) when it began */
 };
 
 static void pump_request(struct forward *f);
 static void pump_response(struct forward *f);
+static void tunnel_close(struct forward *f);
 
 static const struct upstream_conf *conf_of(const struct forward *f)
 {
@@ -221,6 +231,9 @@ static void action_free(struct request *r)
 	struct forward *f = r->action_state;
 	if (!f)
 		return;
+	tunnel_close(f);
+	if (f->raw_request)
+		conn_reading(r->conn, true); /* what follows decides about reading */
 	httpclient_free(f->hc);
 	gate_slot_free(conn_env(r->conn)->gate, f->id);
 	if (f->chunk)
@@ -338,13 +351,180 @@ static void forward_track_state(struct forward *f)
 		conn_set_state(c, s);
 }
 
+/* ---- large bodies socket to socket (tunnel.h) ---- */
+
+static void response_done(struct forward *f);
+
+static void tunnel_progress(void *arg)
+{
+	struct forward *f = arg;
+	struct request *r = f->r;
+	if (!f->tunnel_request) {
+		r->bytes_out = f->tunnel_base + tunnel_written(f->tunnel);
+		return;
+	}
+	r->bytes_in = f->tunnel_base + tunnel_read(f->tunnel);
+	bool backlog = tunnel_read(f->tunnel) != tunnel_written(f->tunnel); /* the upstream is behind */
+	if (conn_body_too_slow(r, backlog)) {
+		body_too_slow(r);
+		request_refused(f, 408, "request body slower than limits.min_body_rate");
+	}
+}
+
+/* The request body's tunnel ended: the same outcomes as through the
+ * buffers, with the same answers. */
+static void request_tunnel_ended(struct forward *f, enum tunnel_end end, int err, uint64_t n)
+{
+	struct request *r = f->r;
+	char why[160];
+	r->bytes_in = f->tunnel_base + n;
+	f->req_remaining -= n;
+	switch (end) {
+	case TUNNEL_DONE:
+		f->raw_request = false;
+		conn_reading(r->conn, true);
+		httpclient_body_end(f->hc);
+		forward_track_state(f);
+		return;
+	case TUNNEL_SRC_EOF:
+		conn_input_ended(r->conn);
+		request_refused(f, 400, "the client closed before the end of the request body");
+		return;
+	case TUNNEL_SRC_TIMEOUT:
+		request_refused(f, 408, "timed out waiting for the request body");
+		return;
+	case TUNNEL_SRC_ERROR:
+		conn_abort(r->conn); /* the client is gone */
+		return;
+	case TUNNEL_DST_TIMEOUT:
+		forward_failed(f, 504, "upstream timed out");
+		return;
+	case TUNNEL_DST_ERROR:
+		snprintf(why, sizeof(why),
+			 "upstream connection failed while sending the request body: %s",
+			 strerror(err));
+		forward_failed(f, 502, why);
+		return;
+	}
+}
+
+/* The answer's tunnel ended. */
+static void response_tunnel_ended(struct forward *f, enum tunnel_end end, int err, uint64_t n)
+{
+	char why[160];
+	const char *cut = NULL;
+	switch (end) {
+	case TUNNEL_DONE:
+		break;
+	case TUNNEL_SRC_EOF:
+		cut = "upstream closed the connection mid-response";
+		break;
+	case TUNNEL_SRC_TIMEOUT:
+		cut = "upstream timed out";
+		break;
+	case TUNNEL_SRC_ERROR:
+		if (err == ECONNRESET)
+			snprintf(why, sizeof(why), "upstream reset the connection mid-response");
+		else
+			snprintf(why, sizeof(why), "upstream connection failed mid-response: %s",
+				 strerror(err));
+		cut = why;
+		break;
+	case TUNNEL_DST_ERROR:
+	case TUNNEL_DST_TIMEOUT:
+		conn_abort(f->r->conn); /* as when the client's own writes fail */
+		return;
+	}
+	if (httpclient_body_raw_end(f->hc, n, cut) == HTTPCLIENT_DONE)
+		response_done(f);
+	else
+		forward_failed(f, end == TUNNEL_SRC_TIMEOUT ? 504 : 502, httpclient_error(f->hc));
+}
+
+/* Frees the tunnel, counting what it moved. */
+static void tunnel_close(struct forward *f)
+{
+	if (!f->tunnel)
+		return;
+	STATS_ADD(conn_env(f->r->conn)->stats, spliced_bytes, tunnel_written(f->tunnel));
+	tunnel_free(f->tunnel);
+	f->tunnel = NULL;
+}
+
+static void tunnel_ended(void *arg, enum tunnel_end end, int err)
+{
+	struct forward *f = arg;
+	struct request *r = f->r;
+	uint64_t read = tunnel_read(f->tunnel), written = tunnel_written(f->tunnel);
+	tunnel_close(f);
+	if (f->tunnel_request) {
+		request_tunnel_ended(f, end, err, read);
+	} else {
+		r->bytes_out = f->tunnel_base + written;
+		response_tunnel_ended(f, end, err, read);
+	}
+}
+
+static const struct tunnel_ops forward_tunnel_ops = {
+	.progress = tunnel_progress,
+	.end = tunnel_ended,
+};
+
+static bool tunnel_open(struct forward *f, bool request, int src, int dst, uint64_t len)
+{
+	struct request *r = f->r;
+	const struct limits_conf *lim = r->cfg->limits;
+	struct tunnel_spec spec = {
+		.src = src,
+		.dst = dst,
+		.len = len,
+		.src_timeout = request ? lim->body_timeout : conf_of(f)->read_timeout,
+		.dst_timeout = request ? conf_of(f)->send_timeout : lim->send_timeout,
+		.pipe_bytes = lim->buffer_bytes,
+	};
+	f->tunnel = tunnel_start(conn_env(r->conn)->base, &spec, &forward_tunnel_ops, f);
+	f->tunnel_request = request;
+	f->tunnel_base = request ? r->bytes_in : r->bytes_out;
+	return f->tunnel != NULL;
+}
+
+/* The request body's bytes in the buffers went out: the rest goes by
+ * tunnel. False: not now (the upstream still sends what it was given), or
+ * never (a TLS upstream, no pipe): reading into the buffers resumes. */
+static bool request_tunnel(struct forward *f)
+{
+	if (!httpclient_body_flushed(f->hc))
+		return false; /* client_writable() comes back once it is */
+	int dst = httpclient_plain_fd(f->hc), src = conn_plain_fd(f->r->conn);
+	if (dst >= 0 && src >= 0 && tunnel_open(f, true, src, dst, f->req_remaining)) {
+		forward_track_state(f);
+		return true;
+	}
+	f->raw_request = false;
+	conn_reading(f->r->conn, true);
+	return false;
+}
+
+/* The answer's buffered bytes reached the client: the rest goes by tunnel
+ * (or through the buffers again, when no pipe can be had). */
+static void response_tunnel(struct forward *f)
+{
+	uint64_t left;
+	if (!httpclient_body_raw_left(f->hc, &left))
+		return;
+	int src = httpclient_plain_fd(f->hc), dst = conn_plain_fd(f->r->conn);
+	if (!tunnel_open(f, false, src, dst, left)) {
+		f->raw_response = false;
+		httpclient_body_hold(f->hc, false);
+	}
+}
 
 /* Moves request body bytes from the client to the upstream, as much as the
  * upstream side has room for. */
 static void pump_request(struct forward *f)
 {
 	struct request *r = f->r;
-	if (!f->hc || httpclient_request_sent(f->hc))
+	if (!f->hc || f->tunnel || httpclient_request_sent(f->hc))
 		return;
 	size_t budget = httpclient_body_room(f->hc);
 	if (!budget)
@@ -361,12 +541,14 @@ static void pump_request(struct forward *f)
 			httpclient_body_add(f->hc, in, n);
 			f->req_remaining -= n;
 			r->bytes_in += n;
-			if (f->req_remaining > evbuffer_get_length(in))
+			if (!f->raw_request && f->req_remaining > evbuffer_get_length(in))
 				conn_read_more(r->conn); /* refill in one syscall */
 		}
 		done = f->req_remaining == 0;
 		if (done)
 			httpclient_body_end(f->hc);
+		else if (f->raw_request && !evbuffer_get_length(in) && request_tunnel(f))
+			return;
 	} else if (r->head.framing == HTTP1_BODY_CHUNKED) {
 		long used = http1_chunked_move(&r->parser, in, budget, f->chunk, &done);
 		if (used < 0) {
@@ -390,7 +572,8 @@ static void pump_request(struct forward *f)
 			request_refused(f, 400, "the client closed before the end of the request body");
 			return;
 		}
-		if (conn_body_too_slow(r, waiting)) {
+		/* raw_request: cutover stopped reading until the tunnel starts */
+		if (conn_body_too_slow(r, waiting || f->raw_request)) {
 			body_too_slow(r);
 			request_refused(f, 408, "request body slower than limits.min_body_rate");
 			return;
@@ -431,6 +614,16 @@ static void client_head(void *arg, const struct http1_head *h)
 			  !(r->http10 && h->framing == HTTP1_BODY_CHUNKED);
 	if (!keep_alive)
 		conn_close_after(c);
+	/* A large body that needs no re-framing, between plain sockets: the
+	 * upstream is no longer read into memory once its head and what came
+	 * with it are out. */
+	uint64_t splice_min = r->cfg->limits->splice_min;
+	bool large = h->framing == HTTP1_BODY_LENGTH ? h->content_length >= splice_min
+						      : h->framing == HTTP1_BODY_EOF && !f->chunked_out;
+	f->raw_response = splice_min && large && sent && conn_plain_fd(c) >= 0 &&
+			  httpclient_plain_fd(f->hc) >= 0;
+	if (f->raw_response)
+		httpclient_body_hold(f->hc, true);
 	struct evbuffer *out = conn_output(c);
 	size_t before = evbuffer_get_length(out);
 	forward_response_head(out, h, f->chunked_out, keep_alive, r->http10);
@@ -457,6 +650,8 @@ static void response_done(struct forward *f)
 static void pump_response(struct forward *f)
 {
 	struct request *r = f->r;
+	if (f->tunnel)
+		return;
 	struct evbuffer *out = conn_output(r->conn);
 	size_t cap = r->cfg->limits->buffer_bytes;
 	size_t queued = evbuffer_get_length(out);
@@ -469,6 +664,8 @@ static void pump_response(struct forward *f)
 		response_done(f);
 	else if (m == HTTPCLIENT_ERROR)
 		forward_failed(f, 502, httpclient_error(f->hc));
+	else if (f->raw_response && !evbuffer_get_length(out))
+		response_tunnel(f); /* else the client's write callback comes back */
 }
 
 static const struct httpclient_ops forward_client_ops = {
@@ -526,6 +723,12 @@ static void forward_start(struct request *r, enum upstream_id id)
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &r->upstream_start);
+	/* A large body from a plain socket: what the input holds goes through
+	 * the buffers, the rest by tunnel (request_tunnel()). */
+	uint64_t splice_min = r->cfg->limits->splice_min;
+	f->raw_request = splice_min && f->req_remaining >= splice_min && conn_plain_fd(c) >= 0;
+	if (f->raw_request)
+		conn_reading(c, false);
 	send_continue(r);
 	if (!httpclient_ready(f->hc)) {
 		conn_set_state(c, CONN_CONNECT); /* the body waits in the client's input */

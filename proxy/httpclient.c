@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -49,6 +50,7 @@ struct httpclient {
 	bool end_pending;                /* httpclient_body_end() before the connection was up */
 	bool read_ahead;                 /* the caller comes back when its sink drains */
 	bool eof;                        /* the upstream closed after the head */
+	bool held;                       /* the caller takes the body from the socket */
 	bool released;
 
 	struct http1_parser parser;
@@ -413,7 +415,8 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 		hc->resp_remaining -= n;
 		hc->body_in += n;
 		*moved = n;
-		if (n && hc->read_ahead && hc->resp_remaining > evbuffer_get_length(in) && !hc->eof)
+		if (n && hc->read_ahead && !hc->held && hc->resp_remaining > evbuffer_get_length(in) &&
+		    !hc->eof)
 			bev_read_more(hc->uc->bev, hc->buffer_bytes); /* refill in one syscall */
 		if (hc->resp_remaining == 0)
 			return finish(hc, true);
@@ -477,6 +480,63 @@ enum httpclient_move httpclient_body_move(struct httpclient *hc, struct evbuffer
 	}
 	}
 	return HTTPCLIENT_MORE;
+}
+
+/* ---- bodies moved by the caller between sockets (the forward's tunnel) ---- */
+
+int httpclient_plain_fd(const struct httpclient *hc)
+{
+	if (!hc->bound || !hc->uc || bufferevent_openssl_get_ssl(hc->uc->bev))
+		return -1;
+	return bufferevent_getfd(hc->uc->bev);
+}
+
+bool httpclient_body_flushed(const struct httpclient *hc)
+{
+	return hc->bound && hc->uc && !evbuffer_get_length(bufferevent_get_output(hc->uc->bev));
+}
+
+void httpclient_body_hold(struct httpclient *hc, bool hold)
+{
+	hc->held = hold;
+	if (!hc->uc)
+		return;
+	if (hold)
+		bufferevent_disable(hc->uc->bev, EV_READ);
+	else
+		bufferevent_enable(hc->uc->bev, EV_READ);
+}
+
+bool httpclient_body_raw_left(const struct httpclient *hc, uint64_t *left)
+{
+	if (!hc->held || !hc->uc || !hc->head_done || hc->resp.head_len || hc->eof ||
+	    evbuffer_get_length(bufferevent_get_input(hc->uc->bev)))
+		return false;
+	if (hc->resp.framing == HTTP1_BODY_LENGTH && hc->resp_remaining) {
+		*left = hc->resp_remaining;
+		return true;
+	}
+	if (hc->resp.framing == HTTP1_BODY_EOF) {
+		*left = UINT64_MAX;
+		return true;
+	}
+	return false;
+}
+
+enum httpclient_move httpclient_body_raw_end(struct httpclient *hc, uint64_t n, const char *why)
+{
+	hc->body_in += n;
+	if (hc->resp.framing == HTTP1_BODY_LENGTH)
+		hc->resp_remaining -= n < hc->resp_remaining ? n : hc->resp_remaining;
+	if (why)
+		return cut(hc, why);
+	if (hc->resp.framing == HTTP1_BODY_EOF) {
+		hc->eof = true;
+		return finish(hc, false);
+	}
+	if (hc->resp_remaining)
+		return cut(hc, "the body ended early");
+	return finish(hc, true);
 }
 
 const char *httpclient_error(const struct httpclient *hc)

@@ -133,6 +133,10 @@ static void requests(struct out *o, const struct stats *s)
 	family(o, "cutover_tls_handshake_failures_total", "counter",
 	       "Client connections to a TLS listener that ended before their handshake did.");
 	sample_u(o, "cutover_tls_handshake_failures_total", NULL, 0, s->tls_handshake_failures);
+	family(o, "cutover_spliced_bytes_total", "counter",
+	       "Body bytes moved from socket to socket through a kernel pipe (splice), never "
+	       "copied through cutover: large bodies between plain TCP sockets.");
+	sample_u(o, "cutover_spliced_bytes_total", NULL, 0, s->spliced_bytes);
 	family(o, "cutover_parked_requests", "gauge", "Requests parked by a hold.");
 	sample_i(o, "cutover_parked_requests", NULL, 0, s->parked);
 }

@@ -34,6 +34,7 @@ void stats_sum(struct stats *into, const struct stats *from)
 				into->answers[r][u][c] += LOAD(answers[r][u][c]);
 	into->unanswered += LOAD(unanswered);
 	into->tls_handshake_failures += LOAD(tls_handshake_failures);
+	into->spliced_bytes += LOAD(spliced_bytes);
 	for (int o = 0; o < STATS_REPLAY_OUTCOMES; o++)
 		into->replay[o] += LOAD(replay[o]);
 }

@@ -23,6 +23,7 @@
 #include "replay.h"
 #include "spool_waiter.h"
 #include "stats.h"
+#include "tunnel.h"
 #include "upstream.h"
 
 struct worker {
@@ -326,6 +327,7 @@ static void *worker_main(void *arg)
 	/* A stop: the lines so far are out before the main thread goes on. */
 	if (w->env.access_log)
 		log_batch_flush(w->env.access_log);
+	tunnel_thread_exit();
 	return NULL;
 }
 

@@ -39,7 +39,7 @@ import tempfile
 LAYERS = [
     ("leaf", "include none of ours, or only other leaves",
      ["addr", "bev", "conf", "duration", "file", "heartbeat", "http1", "log", "notify", "response",
-      "spool_head", "spool_index", "spool_reader", "spool_record", "spool_recover", "spool_waiter", "stats", "when"]),
+      "spool_head", "spool_index", "spool_reader", "spool_record", "spool_recover", "spool_waiter", "stats", "tunnel", "when"]),
     # state_store sits here, not in the control plane: state persists each
     # snapshot through it, and state is a service the data path reads.
     ("services", "used by the data path and the control plane alike",

@@ -2,6 +2,7 @@
 resumption, certificate reload) and https upstreams (verification, SNI,
 client certificates, session reuse), with a PKI made by each test."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -133,6 +134,19 @@ def test_front_requests_carry_x_forwarded_proto_https(front, old):
     # and the plain listener still says http
     assert get(proxy.port, "/echo?plain-proto").status == 200
     assert forwarded_proto(old.wait_record("plain-proto")[0]) == ["http"]
+
+
+def test_large_body_through_the_front_keeps_the_buffers(front, old):
+    """A TLS side cannot be spliced (issue 16): a large answer goes through
+    the buffers, whole, and cutover_spliced_bytes_total does not move."""
+    proxy, port, pki = front
+    n = 3 << 20
+    with tls_connect(port, client_ctx(pki.path("ca.pem")), "a.test") as s:
+        status, _, body = tls_request(s, "/bytes/%d" % n)
+    assert status == 200 and len(body) == n
+    assert body[:22] == b"cutover-demo-upstream-"
+    metrics = proxy_admin(proxy).get("/metrics").body
+    assert re.search(rb"^cutover_spliced_bytes_total 0$", metrics, re.M), metrics[-300:]
 
 
 def test_only_tls_12_and_13_and_alpn_http11(front):
@@ -320,6 +334,22 @@ def test_https_upstream_verified_with_ca_file_and_sni(harness, pki, tls_up, old)
     # pool_size = 0: every request made its own connection, and resumed the session
     assert len(up.handshakes) >= 3
     assert any(h["reused"] for h in up.handshakes[1:]), up.handshakes
+
+
+def test_large_upload_to_https_upstream_keeps_the_buffers(harness, pki, tls_up, old):
+    """A plain client, a TLS upstream: no tunnel, the body goes whole
+    through the buffers and the connection goes on (issue 16)."""
+    up = tls_up("upload", dns=["new.test"])
+    proxy = upstream_proxy(harness, pki, "https://127.0.0.1:%d" % up.port,
+                           'ca_file = "%s"; sni = "new.test";' % pki.path("ca.pem"), old)
+    admin = proxy_admin(proxy)
+    assert admin.switch("new").status == 200
+    body = bytes(range(256)) * (8 << 12)  # 2 MiB
+    with Client(proxy.port, timeout=20) as c:
+        r = c.request("POST", "/upload", None, body)
+        assert r.status == 200 and r.body == hashlib.sha256(body).hexdigest().encode(), r
+        assert c.request("GET", "/after").status == 200
+    assert re.search(rb"^cutover_spliced_bytes_total 0$", admin.get("/metrics").body, re.M)
 
 
 def test_https_upstream_connections_are_pooled(harness, pki, tls_up, old):

@@ -1,8 +1,9 @@
 """An HTTPS upstream for the TLS tests, in the test process: HTTP/1.1 with
 keep-alive over Python's ssl, recording per connection the SNI name asked
 for, whether the session was resumed and the client certificate, and per
-request its path and headers."""
+request its path and headers; a POST is answered with its body's SHA-256."""
 
+import hashlib
 import http.server
 import socketserver
 import ssl
@@ -70,6 +71,22 @@ class TlsUpstream:
                 self.wfile.write(body)
 
             do_HEAD = do_GET
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                sha = hashlib.sha256()
+                while n > 0:
+                    data = self.rfile.read(min(n, 65536))
+                    if not data:
+                        return
+                    sha.update(data)
+                    n -= len(data)
+                body = sha.hexdigest().encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Upstream", "tls")
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
