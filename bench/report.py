@@ -3,11 +3,13 @@
 ("TARGET KEY VALUE...", one line per round for the measured figures) into the
 table of medians with their spread, the ratios and the targets, printed on
 stdout and written as Markdown to RESULTS_MD.
-report.py --self-test: checks the median and spread helpers."""
+report.py --self-test: checks the median and spread helpers, the loading of
+failed rounds and the targets."""
 
 import sys
 
-TARGETS = [("direct", "direct"), ("nginx", "nginx"), ("haproxy", "HAProxy"), ("cutover", "cutover")]
+TARGETS = [("direct", "direct"), ("nginx", "nginx"), ("haproxy", "HAProxy"), ("cutover", "cutover"),
+           ("cutover-log", "cutover, access log on")]
 # key, label, unit, format, higher is better
 METRICS = [
     ("get_rps", "small GET, 50 conns", "req/s", "{:.0f}", True),
@@ -98,7 +100,9 @@ def fmt_ratio(r):
 
 
 def check_rows(checks):
+    """A value of None gives "n/a"; a string (why it failed) is the result."""
     return [(name, want, "-", "n/a") if v is None else
+            (name, want, "-", v) if isinstance(v, str) else
             (name, want, fmt.format(v), "PASS" if ok(v) else "MISS")
             for name, want, v, ok, fmt in checks]
 
@@ -119,6 +123,9 @@ def targets_issue3(values):
 
 def targets_issue16(values):
     """Issue 16's targets, on the medians of the interleaved rounds."""
+    log_on = ratio(values, "cutover-log", "cutover", "get_rps")
+    if isinstance(values.get(("cutover-log", "get_rps")), str):
+        log_on = "failed"       # no round with a full access log: no figure
     return check_rows([
         ("small GET proxy CPU per request vs HAProxy", "<= 0.90x",
          ratio(values, "cutover", "haproxy", "cpu_us_per_req"), lambda r: r <= 0.9, "{:.2f}x"),
@@ -130,6 +137,8 @@ def targets_issue16(values):
          ratio(values, "cutover", "direct", "dl_mibs"), lambda r: r >= 0.9, "{:.2f}x"),
         ("1 MiB POST req/s vs HAProxy", ">= 1.00x",
          ratio(values, "cutover", "haproxy", "post_rps"), lambda r: r >= 1.0, "{:.2f}x"),
+        ("small GET req/s, access log on vs off", ">= 0.90x",
+         log_on, lambda r: r >= 0.9, "{:.2f}x"),
     ])
 
 
@@ -168,6 +177,19 @@ def self_test():
     assert abs(ratio(values, "cutover", "haproxy", "get_rps") - 1.2) < 1e-9
     assert cell(values, notes, "haproxy", "get_rps", "{:.0f}") == "100 (90..120)"
     assert dict((r[0], r[3]) for r in targets_issue16(values))["small GET req/s vs HAProxy"] == "PASS"
+    log_line = "small GET req/s, access log on vs off"
+    assert dict((r[0], r[3]) for r in targets_issue16(values))[log_line] == "n/a"
+    for raw_log, want in (("cutover-log get_rps 100\ncutover-log get_rps 120\n", ("0.92x", "PASS")),
+                          ("cutover-log get_rps 90\ncutover-log get_rps 80\n", ("0.71x", "MISS")),
+                          ("cutover-log get_rps failed: the access log grew by 0 lines for 9 requests\n",
+                           ("-", "failed"))):
+        with tempfile.TemporaryDirectory() as d:
+            raw = os.path.join(d, "r.txt")
+            with open(raw, "w", encoding="utf-8") as f:
+                f.write("cutover get_rps 110\ncutover get_rps 130\n" + raw_log)
+            _, values, notes = load(raw)
+        assert dict((r[0], r[2:]) for r in targets_issue16(values))[log_line] == want, want
+    assert cell(values, notes, "cutover-log", "get_rps", "{:.0f}") == "failed"
     print("report.py self-test: ok")
     return 0
 
@@ -179,13 +201,15 @@ def main():
         print("usage: report.py RESULTS_TXT RESULTS_MD | --self-test", file=sys.stderr)
         return 2
     meta, values, notes = load(sys.argv[1])
-    header = ["metric"] + [label for _, label in TARGETS] + ["cutover/HAProxy", "cutover/direct"]
+    header = (["metric"] + [label for _, label in TARGETS]
+              + ["cutover/HAProxy", "cutover/direct", "log on/off"])
     rows = []
     for key, label, unit, fmt, _ in METRICS:
         rows.append(["%s (%s)" % (label, unit)]
                     + [cell(values, notes, who, key, fmt) for who, _ in TARGETS]
                     + [fmt_ratio(ratio(values, "cutover", "haproxy", key)),
-                       fmt_ratio(ratio(values, "cutover", "direct", key))])
+                       fmt_ratio(ratio(values, "cutover", "direct", key)),
+                       fmt_ratio(ratio(values, "cutover-log", "cutover", key))])
     main_table = table(header, rows)
     issue3_table = table(["target (issue 3)", "wanted", "cutover", "result"], targets_issue3(values))
     issue16_table = table(["target (issue 16, medians)", "wanted", "cutover", "result"],
@@ -202,7 +226,10 @@ def main():
 
     legend = ("Each cell: the median over the rounds, (min..max) beside it; ratios are of the medians. "
               "CPU per request: the proxy's utime+stime (all its processes) over each small-GET "
-              "run, divided by the requests wrk made. RSS per idle connection: measured once.")
+              "run, divided by the requests wrk made. RSS per idle connection: measured once. "
+              "\"cutover, access log on\": the same binary, a second instance writing the JSON "
+              "access log to a file, small GET only; a round counts only when the log grew by a "
+              "line per request; \"log on/off\" is its ratio to cutover.")
     print()
     if "busy" in meta:
         print("WARNING: %s" % meta["busy"])

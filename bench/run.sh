@@ -4,6 +4,8 @@
 #   nginx    nginx as reverse proxy (1 worker, keep-alive upstream pool)
 #   haproxy  HAProxy as reverse proxy (1 thread, http-reuse)
 #   cutover  cutover (1 worker, no access log)
+#   cutover-log  the same cutover binary, a second instance with the JSON
+#            access log on, written to a file in the work dir (small GET only)
 # each proxy with one worker on CPU 0, the load generator on CPU 1. Every
 # proxy is started once and stays up for the whole run; the plain-HTTP
 # figures are measured in interleaved rounds (every target once per round,
@@ -15,9 +17,10 @@
 # BENCH_WARMUP (s, one shared warm-up per target before the rounds, 2),
 # BENCH_POST_CONNS (10), BENCH_IDLE_CONNS (1000),
 # BENCH_PIN (1 = taskset when there are >= 2 CPUs, 0 = never),
-# BENCH_TARGETS (default "direct nginx haproxy cutover"),
+# BENCH_TARGETS (default "direct nginx haproxy cutover cutover-log"),
 # BENCH_UPSTREAM_SENDFILE (on|off, default on), BENCH_CUTOVER_EXTRA (config
-# text appended to cutover's bench config, e.g. 'limits = { buffer_bytes = "1M"; };'),
+# text appended to the bench config of both cutover instances, e.g.
+# 'limits = { buffer_bytes = "1M"; };'),
 # BENCH_FLIPS (1 = also run bench/flips.sh, flips old<->new under load, and
 # append its table to bench/RESULTS.md; 0 = skip; its knobs: FLIPS_*),
 # BENCH_TLS (1 = also run bench/tls.sh, the TLS front beside nginx and
@@ -40,7 +43,7 @@ POST_CONNS=${BENCH_POST_CONNS:-10}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-1000}
 BIG_BYTES=$((64 * 1024 * 1024))
 SMALL_BYTES=100
-TARGETS=${BENCH_TARGETS:-direct nginx haproxy cutover}
+TARGETS=${BENCH_TARGETS:-direct nginx haproxy cutover cutover-log}
 # The upstream serves the 64 MiB file with sendfile (Debian's default), which
 # a proxy cannot match with read/write copies; "off" gives a plain baseline.
 UPSTREAM_SENDFILE=${BENCH_UPSTREAM_SENDFILE:-on}
@@ -79,9 +82,9 @@ trap 'exit 143' TERM
 
 result() { echo "$*" >>"$RES"; }
 
-# render TEMPLATE DEST PORT
+# render TEMPLATE DEST PORT [WORKDIR]: WORKDIR (default $WORK) for @WORK@.
 render() {
-	sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$3|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+	sed -e "s|@WORK@|${4:-$WORK}|g" -e "s|@PORT@|$3|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
 		-e "s|@SENDFILE@|$UPSTREAM_SENDFILE|g" "$1" >"$2"
 }
 
@@ -117,6 +120,13 @@ proxy_cpu_ticks() {
 	echo "$total"
 }
 CLK_TCK=$(getconf CLK_TCK)
+
+# access_lines: the lines in cutover-log's access log so far (0 before it exists).
+access_lines() {
+	{ wc -l <"$ACCESS_LOG"; } 2>/dev/null || echo 0
+}
+LOG_LINES=0     # access-log lines written during cutover-log's measured runs
+LOG_REQS=0      # requests wrk counted in those runs
 
 # check_target TARGET: GET /small answers 200 with the whole file.
 check_target() {
@@ -163,15 +173,31 @@ measure_idle() {
 # measure_round TARGET ROUND: one round of the plain-HTTP figures for TARGET,
 # one line per figure; a proxy's CPU time is sampled around the small-GET run
 # (the direct target is the upstream itself: no proxy CPU to report).
+# cutover-log runs the small GET only, and its figures count only when its
+# access log grew by a line for each request wrk counted.
 measure_round() {
 	local who=$1 r=$2 url="http://127.0.0.1:${PORT[$1]}" line req dur c0="" c1 out code got speed
+	local lines0="" logged why=""
 	log "round $r/$ROUNDS $who: small GET, $CONNS connections, ${DURATION}s"
+	[ "$who" = cutover-log ] && lines0=$(access_lines)
 	[ "$who" = direct ] || c0=$(proxy_cpu_ticks "${PID[$who]}")
 	line=$(wrk_run "$url/small" "$CONNS" bench/get.lua)
+	# cutover writes its access log every 100 ms: let the last lines land
+	# (and their write count in its CPU time) before counting them.
+	[ -z "$lines0" ] || sleep 0.5
 	[ -z "$c0" ] || c1=$(proxy_cpu_ticks "${PID[$who]}")
 	req=$(field "$line" requests)
 	dur=$(field "$line" duration_us)
-	if [ -n "$req" ] && [ "${dur:-0}" -gt 0 ] && [ "$req" -gt 0 ]; then
+	if [ -n "$lines0" ] && [ -n "$req" ]; then
+		logged=$(($(access_lines) - lines0))
+		LOG_LINES=$((LOG_LINES + logged))
+		LOG_REQS=$((LOG_REQS + req))
+		# wrk does not count the requests still in flight when it stops
+		if [ "$logged" -lt "$req" ] || [ "$logged" -gt $((req + CONNS)) ]; then
+			why="the access log grew by $logged lines for $req requests"
+		fi
+	fi
+	if [ -z "$why" ] && [ -n "$req" ] && [ "${dur:-0}" -gt 0 ] && [ "$req" -gt 0 ]; then
 		result "$who get_rps $(awk -v r="$req" -v d="$dur" 'BEGIN { printf "%.1f", r / (d / 1e6) }')"
 		result "$who get_p50_ms $(awk -v v="$(field "$line" p50_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
 		result "$who get_p99_ms $(awk -v v="$(field "$line" p99_us)" 'BEGIN { printf "%.3f", v / 1000 }')"
@@ -181,9 +207,10 @@ measure_round() {
 		[ "$(field "$line" non2xx)" = 0 ] || result "$who note round $r small GET: $(field "$line" non2xx) non-2xx answers"
 	else
 		for k in get_rps get_p50_ms get_p99_ms cpu_us_per_req; do
-			[ "$who$k" = directcpu_us_per_req ] || result "$who $k failed: wrk: ${line:-no result}"
+			[ "$who$k" = directcpu_us_per_req ] || result "$who $k failed: ${why:-wrk: ${line:-no result}}"
 		done
 	fi
+	[ "$who" = cutover-log ] && return 0
 
 	log "round $r/$ROUNDS $who: 64 MiB download"
 	out=$("${LOAD_CPU[@]}" curl -s -o /dev/null -m 60 -w '%{http_code} %{size_download} %{speed_download}' "$url/big" || true)
@@ -230,13 +257,22 @@ fi
 head -c "$SMALL_BYTES" /dev/zero | tr '\0' 'a' >"$WORK/www/small"
 head -c "$BIG_BYTES" /dev/urandom >"$WORK/www/big"
 
-read -r UPSTREAM_PORT NGINX_PORT HAPROXY_PORT CUTOVER_PORT <<<"$(free_ports 4)"
+read -r UPSTREAM_PORT NGINX_PORT HAPROXY_PORT CUTOVER_PORT CUTOVER_LOG_PORT <<<"$(free_ports 5)"
 render bench/nginx-upstream.conf.in "$WORK/upstream.conf" "$UPSTREAM_PORT"
 render bench/nginx-proxy.conf.in "$WORK/nginx-proxy.conf" "$NGINX_PORT"
 render bench/haproxy.cfg.in "$WORK/haproxy.cfg" "$HAPROXY_PORT"
 render bench/cutover.conf.in "$WORK/cutover.conf" "$CUTOVER_PORT"
 [ -z "${BENCH_CUTOVER_EXTRA:-}" ] || printf '%s\n' "$BENCH_CUTOVER_EXTRA" >>"$WORK/cutover.conf"
 mkdir -p "$WORK/cutover-spool"
+# cutover-log: the same config with its own state, spool and admin socket in
+# $WORK/cutover-log/, and the JSON access log on (not *.log: cleanup would
+# copy it to $OUT).
+ACCESS_LOG=$WORK/cutover-log/access.jsonl
+render bench/cutover.conf.in "$WORK/cutover-log.conf" "$CUTOVER_LOG_PORT" "$WORK/cutover-log"
+sed -i "s|^log = { level = \"warn\"; };\$|log = { level = \"warn\"; access = \"$ACCESS_LOG\"; };|" "$WORK/cutover-log.conf"
+grep -q "access = \"$ACCESS_LOG\"" "$WORK/cutover-log.conf" || die "bench/cutover.conf.in: log line not found"
+[ -z "${BENCH_CUTOVER_EXTRA:-}" ] || printf '%s\n' "$BENCH_CUTOVER_EXTRA" >>"$WORK/cutover-log.conf"
+mkdir -p "$WORK/cutover-log/cutover-spool"
 
 versions="$(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v 2>/dev/null | head -1 | awk '{ print "HAProxy " $3 }')"
 versions+=", wrk $(wrk -v 2>&1 | head -1 | awk '{ print $2 }'), curl $(curl --version | head -1 | awk '{ print $2 }')"
@@ -252,7 +288,7 @@ result "meta kernel $(uname -r)"
 result "meta versions $versions"
 result "meta cutover_bin $CUTOVER_BIN"
 result "meta rounds $ROUNDS"
-result "meta method every proxy started once for the whole run, one shared ${WARMUP}s wrk warm-up each, then $ROUNDS interleaved rounds (every target once per round, the order rotated by one each round), each round: wrk -t1 -c$CONNS ${DURATION}s on a ${SMALL_BYTES} B file with the proxy's CPU time (utime+stime of its processes from /proc/PID/stat) sampled before and after, one curl download of 64 MiB, wrk -t1 -c$POST_CONNS ${DURATION}s of 1 MiB POSTs (the upstream reads each body whole); RSS growth of the serving process(es) with $IDLE_CONNS idle keep-alive connections that each made one request, divided by the connections held; one worker/thread per proxy; $pin_note; upstream nginx-light with 1 worker, sendfile $UPSTREAM_SENDFILE; access logs off everywhere"
+result "meta method every proxy started once for the whole run, one shared ${WARMUP}s wrk warm-up each, then $ROUNDS interleaved rounds (every target once per round, the order rotated by one each round), each round: wrk -t1 -c$CONNS ${DURATION}s on a ${SMALL_BYTES} B file with the proxy's CPU time (utime+stime of its processes from /proc/PID/stat) sampled before and after, one curl download of 64 MiB, wrk -t1 -c$POST_CONNS ${DURATION}s of 1 MiB POSTs (the upstream reads each body whole); RSS growth of the serving process(es) with $IDLE_CONNS idle keep-alive connections that each made one request, divided by the connections held; one worker/thread per proxy; $pin_note; upstream nginx-light with 1 worker, sendfile $UPSTREAM_SENDFILE; access logs off everywhere but cutover-log, the same cutover binary as a second instance with the JSON access log on, written to a file in the bench's work dir under /tmp; cutover-log takes part in the small-GET rounds only (no 64 MiB download, 1 MiB POST or idle RSS), and a round counts only when its access log grew by one line per request wrk counted (checked 0.5 s after the run, inside the CPU sample, so the last 100 ms batch is written)"
 
 start upstream nginx -p "$WORK/" -e "$WORK/upstream.error.log" -c "$WORK/upstream.conf"
 UPSTREAM_PID=$STARTED_PID
@@ -279,18 +315,20 @@ for target in $TARGETS; do
 			{ result "haproxy note failed: did not start: $(tail -1 "$WORK/haproxy.out")"; continue; }
 		PORT[haproxy]=$HAPROXY_PORT
 		;;
-	cutover)
+	cutover | cutover-log)
+		port=$CUTOVER_PORT
+		[ "$target" = cutover ] || port=$CUTOVER_LOG_PORT
 		if [ ! -x "$CUTOVER_BIN" ]; then
-			result "cutover note failed: no binary at $CUTOVER_BIN"
+			result "$target note failed: no binary at $CUTOVER_BIN"
 			continue
-		elif ! "$CUTOVER_BIN" check -c "$WORK/cutover.conf" >"$WORK/cutover-check.out" 2>&1; then
-			result "cutover note failed: cutover check: $(head -1 "$WORK/cutover-check.out")"
+		elif ! "$CUTOVER_BIN" check -c "$WORK/$target.conf" >"$WORK/$target-check.out" 2>&1; then
+			result "$target note failed: cutover check: $(head -1 "$WORK/$target-check.out")"
 			continue
 		fi
-		start cutover "${PROXY_CPU[@]}" "$CUTOVER_BIN" run -c "$WORK/cutover.conf"
-		wait_ready "$CUTOVER_PORT" "$STARTED_PID" ||
-			{ result "cutover note failed: did not answer: $(tail -1 "$WORK/cutover.out")"; continue; }
-		PORT[cutover]=$CUTOVER_PORT
+		start "$target" "${PROXY_CPU[@]}" "$CUTOVER_BIN" run -c "$WORK/$target.conf"
+		wait_ready "$port" "$STARTED_PID" ||
+			{ result "$target note failed: did not answer: $(tail -1 "$WORK/$target.out")"; continue; }
+		PORT[$target]=$port
 		;;
 	*) die "unknown target $target" ;;
 	esac
@@ -299,7 +337,7 @@ for target in $TARGETS; do
 done
 [ ${#active[@]} -gt 0 ] || die "no target answered"
 
-for target in "${active[@]}"; do measure_idle "$target"; done
+for target in "${active[@]}"; do [ "$target" = cutover-log ] || measure_idle "$target"; done
 for target in "${active[@]}"; do
 	log "$target: ${WARMUP}s warm-up"
 	timeout $((WARMUP + 30)) "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:${PORT[$target]}/small" >/dev/null 2>&1
@@ -317,6 +355,9 @@ done
 for target in "${active[@]}"; do
 	[ "$target" = direct ] || stop "${PID[$target]}"
 done
+if [ -n "${PORT[cutover-log]:-}" ]; then
+	result "cutover-log note access log: $LOG_LINES lines written during the measured runs for $LOG_REQS requests wrk counted; $(access_lines) lines, $(($(stat -c %s "$ACCESS_LOG" 2>/dev/null || echo 0) / 1048576)) MiB in all at exit"
+fi
 
 "$PYTHON" bench/report.py "$RES" bench/RESULTS.md || die "report failed"
 
