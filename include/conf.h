@@ -41,7 +41,7 @@ struct config {
 	struct state_conf *state;          /* state.h: state_file, journal_file */
 	struct log_conf *log;              /* log.h */
 	struct limits_conf *limits;        /* conn.h */
-	struct forward_conf *forward;      /* forward.h: trusted_proxies */
+	struct rewrite_conf *rewrite;      /* rewrite.h: trusted_proxies */
 	int workers;                       /* worker.h: a plain count, default 1 */
 };
 

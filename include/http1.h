@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 
 #include <llhttp.h>
 
@@ -130,6 +131,12 @@ void http1_head_rebase(struct http1_head *h, const char *from, const char *to);
 
 /* Header lookup, case-insensitive; first match or NULL. */
 const struct http1_header *http1_find(const struct http1_head *h, const char *name);
-bool http1_token_eq(const char *a, size_t alen, const char *b);
+/* A (ALEN bytes) equals the string B, case-insensitive. Inline: with B a
+ * literal, its length is known when compiling (heads are compared on the
+ * hot path, name by name). */
+static inline bool http1_token_eq(const char *a, size_t alen, const char *b)
+{
+	return __builtin_strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
 
 #endif

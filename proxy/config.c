@@ -11,7 +11,7 @@
 #include "conn.h"
 #include "dns.h"
 #include "fleet.h"
-#include "forward.h"
+#include "rewrite.h"
 #include "listener.h"
 #include "log.h"
 #include "maintenance.h"
@@ -37,7 +37,7 @@ struct config_parts {
 	struct state_conf state;
 	struct log_conf log;
 	struct limits_conf limits;
-	struct forward_conf forward;
+	struct rewrite_conf rewrite;
 };
 
 /* Every part starts from its owner's defaults, so that a group left out
@@ -71,7 +71,7 @@ static struct config *config_new(const char *path)
 	log_conf_defaults(cfg->log);
 	cfg->limits = &p->limits;
 	limits_conf_defaults(cfg->limits);
-	cfg->forward = &p->forward;
+	cfg->rewrite = &p->rewrite;
 	return cfg;
 }
 
@@ -97,7 +97,7 @@ static const struct conf_section {
 	{ { "state_file", "journal_file" },  state_conf_parse,       true  },
 	{ { "log" },                         log_conf_parse,         false },
 	{ { "limits" },                      limits_conf_parse,      false },
-	{ { "trusted_proxies" },             forward_conf_parse,     true  },
+	{ { "trusted_proxies" },             rewrite_conf_parse,     true  },
 	{ { "workers" },                     worker_conf_parse,      true  },
 };
 
@@ -223,7 +223,7 @@ void config_free(struct config *cfg)
 	fleet_conf_free(cfg->fleet);
 	state_conf_free(cfg->state);
 	log_conf_free(cfg->log);
-	forward_conf_free(cfg->forward);
+	rewrite_conf_free(cfg->rewrite);
 	free(cfg->path);
 	free((struct config_parts *)cfg);
 }

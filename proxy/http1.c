@@ -82,11 +82,6 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 	return 0;
 }
 
-bool http1_token_eq(const char *a, size_t alen, const char *b)
-{
-	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
-}
-
 void http1_origin_form(const struct http1_head *h, const char **rest, size_t *len)
 {
 	const char *t = h->target, *end = h->target + h->target_len;

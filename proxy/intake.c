@@ -13,7 +13,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "conn.h"
-#include "forward.h"
+#include "rewrite.h"
 #include "http1.h"
 #include "log.h"
 #include "maintenance.h"
@@ -78,7 +78,7 @@ bool intake_is_hop_by_hop(const struct http1_head *h, const char *name, size_t l
 	return (len >= 6 && strncasecmp(name, "proxy-", 6) == 0) ||
 	       (len == sizeof(INTAKE_PEER_HEADER) - 1 &&
 		strncasecmp(name, INTAKE_PEER_HEADER, len) == 0) ||
-	       forward_is_hop_by_hop(h, name, len);
+	       rewrite_is_hop_by_hop(h, name, len);
 }
 
 size_t intake_filter_head(const struct http1_head *h, const char *raw, size_t len, char *out)

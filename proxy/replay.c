@@ -17,7 +17,7 @@
 
 #include "conf.h"
 #include "conn.h"
-#include "forward.h"
+#include "rewrite.h"
 #include "gate.h"
 #include "http1.h"
 #include "httpclient.h"
@@ -464,8 +464,9 @@ static struct evbuffer *request_head(struct runner *ru, const struct spool_recor
 	h->content_length = v->body_len;
 	h->has_content_length = true;
 	const struct config *cfg = ru->rp->env->cfg;
-	forward_request_head(out, h, &cfg->upstream[ru->target], cfg->forward,
-			     (const struct sockaddr *)&peer, tls);
+	if (!rewrite_request_head(out, h, &cfg->upstream[ru->target], cfg->rewrite,
+				  (const struct sockaddr *)&peer, tls))
+		goto fail;
 	free(h);
 	return out;
 fail:

@@ -43,7 +43,7 @@ LAYERS = [
     # state_store sits here, not in the control plane: state persists each
     # snapshot through it, and state is a service the data path reads.
     ("services", "used by the data path and the control plane alike",
-     ["dns", "fleet", "httpclient", "maintenance", "project", "route",
+     ["dns", "fleet", "httpclient", "maintenance", "project", "rewrite", "route",
       "spool", "spool_store", "state", "state_store", "tls", "upstream"]),
     # A request flows listener -> conn -> dispatch -> an action (forward,
     # intake into the spool), the gate holding it in between when it must wait.

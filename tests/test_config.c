@@ -19,7 +19,7 @@
 #include "config.h"
 #include "conn.h"
 #include "dns.h"
-#include "forward.h"
+#include "rewrite.h"
 #include "listener.h"
 #include "log.h"
 #include "maintenance.h"
@@ -175,7 +175,7 @@ static void test_contract_minimal_config(void **state)
 	assert_int_equal(cfg->log->level, LL_INFO);
 	assert_null(cfg->log->access);
 	assert_int_equal(cfg->workers, 1);
-	assert_int_equal(cfg->forward->trusted_proxies.n, 0);
+	assert_int_equal(cfg->rewrite->trusted_proxies.n, 0);
 
 	config_free(cfg);
 	free(errs);

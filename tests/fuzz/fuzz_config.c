@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cfg) {
 		FUZZ_CHECK(cfg->listen && cfg->admin && cfg->upstream && cfg->dns &&
 				   cfg->maintenance && cfg->spool && cfg->state && cfg->log &&
-				   cfg->limits && cfg->forward,
+				   cfg->limits && cfg->rewrite,
 			   "a loaded config with a NULL part");
 		config_restart_needed(baseline, cfg);
 		config_restart_needed(cfg, baseline);

@@ -1,4 +1,4 @@
-/* tests for proxy/forward.c: the request head sent upstream and the
+/* tests for proxy/rewrite.c: the request head sent upstream and the
  * response head sent to the client, from heads parsed by http1_parse_head(). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 #include <event2/buffer.h>
 
 #include "addr.h"
-#include "forward.h"
+#include "rewrite.h"
 #include "http1.h"
 #include "upstream.h"
 
@@ -24,7 +24,7 @@ struct fx {
 	struct http1_parser p;
 	struct http1_head h;
 	struct upstream_conf up;
-	struct forward_conf fc;
+	struct rewrite_conf fc;
 	struct cidr trusted[2];
 	struct sockaddr_storage peer;
 	char *out;                  /* NUL-terminated copy of what was written */
@@ -95,13 +95,13 @@ static void parse(struct fx *f, enum http1_kind kind, bool no_body, const char *
 		fail_msg("cannot parse '%s': %d %s", text, f->p.error_status, f->p.error_reason);
 }
 
-/* Parses TEXT as a request and returns the head forward_request_head writes. */
+/* Parses TEXT as a request and returns the head rewrite_request_head writes. */
 static const char *fwd_req(struct fx *f, const char *text, bool tls)
 {
 	parse(f, HTTP1_REQUEST, false, text);
 	struct evbuffer *b = evbuffer_new();
 	assert_non_null(b);
-	forward_request_head(b, &f->h, &f->up, &f->fc, (const struct sockaddr *)&f->peer, tls);
+	rewrite_request_head(b, &f->h, &f->up, &f->fc, (const struct sockaddr *)&f->peer, tls);
 	free(f->out);
 	f->out = drain(b);
 	return f->out;
@@ -113,7 +113,7 @@ static const char *fwd_resp(struct fx *f, const char *text, bool chunked, bool k
 	parse(f, HTTP1_RESPONSE, false, text);
 	struct evbuffer *b = evbuffer_new();
 	assert_non_null(b);
-	forward_response_head(b, &f->h, chunked, keep_alive, http10);
+	rewrite_response_head(b, &f->h, chunked, keep_alive, http10);
 	free(f->out);
 	f->out = drain(b);
 	return f->out;
@@ -347,6 +347,46 @@ static void test_connection_tokens(void **state)
 	assert_one_header(out, "X-", "5");
 }
 
+/* More Connection tokens than are collected at once: the rest are still
+ * looked up. */
+static void test_many_connection_tokens(void **state)
+{
+	struct fx *f = *state;
+	const char *out = fwd_req(f, "GET / HTTP/1.1\r\nHost: h\r\n"
+				     "Connection: t1, t2, t3, t4, t5, t6\r\n"
+				     "Connection: t7, t8, t9, t10\r\n"
+				     "T1: a\r\nT8: b\r\nT9: c\r\nT10: d\r\nT11: e\r\n"
+				     "\r\n", false);
+	assert_no_header(out, "T1");
+	assert_no_header(out, "T8");
+	assert_no_header(out, "T9");
+	assert_no_header(out, "T10");
+	assert_one_header(out, "T11", "e");
+}
+
+/* The head is written into space reserved once: the worst case of what
+ * is added (Host written twice, a space after every colon, every
+ * X-Forwarded-For joined, the framing re-said) still fits. */
+static void test_request_head_bound(void **state)
+{
+	struct fx *f = *state;
+	trust(f, "127.0.0.0/8");
+	f->up.preserve_host = true;
+	static char text[16384];
+	char host[4001];
+	memset(host, 'h', sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	int n = snprintf(text, sizeof(text), "POST http://x/ HTTP/1.0\r\nHost:%s\r\n", host);
+	for (int i = 0; i < 60; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "X-Forwarded-For:%d\r\n", i);
+	n += snprintf(text + n, sizeof(text) - (size_t)n, "Content-Length:12345678901\r\n\r\n");
+	const char *out = fwd_req(f, text, false);
+	assert_non_null(strstr(out, "X-Forwarded-For: 0, 1, 2,"));
+	assert_non_null(strstr(out, "58, 59, 127.0.0.1\r\n"));
+	assert_one_header(out, "Content-Length", "12345678901");
+	assert_int_equal(count_header(out, "X-Forwarded-Host"), 1);
+}
+
 static void test_is_hop_by_hop(void **state)
 {
 	struct fx *f = *state;
@@ -355,12 +395,12 @@ static void test_is_hop_by_hop(void **state)
 					   "Transfer-Encoding", "UPGRADE", "proxy-connection",
 					   "foo", "FOO" };
 	for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
-		if (!forward_is_hop_by_hop(&f->h, yes[i], strlen(yes[i])))
+		if (!rewrite_is_hop_by_hop(&f->h, yes[i], strlen(yes[i])))
 			fail_msg("%s should be hop-by-hop", yes[i]);
 	static const char *const no[] = { "Host", "Content-Length", "Foo-Bar", "Fo", "TEx",
 					  "Trailers", "X-Forwarded-For", "" };
 	for (size_t i = 0; i < sizeof no / sizeof *no; i++)
-		if (forward_is_hop_by_hop(&f->h, no[i], strlen(no[i])))
+		if (rewrite_is_hop_by_hop(&f->h, no[i], strlen(no[i])))
 			fail_msg("%s should not be hop-by-hop", no[i]);
 }
 
@@ -420,7 +460,7 @@ static void test_transfer_coding_before_chunked_lost(void **state)
 			continue; /* refused: fine */
 		assert_int_equal(r, HTTP1_DONE);
 		struct evbuffer *b = evbuffer_new();
-		forward_request_head(b, &f->h, &f->up, &f->fc, (const struct sockaddr *)&f->peer,
+		rewrite_request_head(b, &f->h, &f->up, &f->fc, (const struct sockaddr *)&f->peer,
 				     false);
 		char *out = drain(b);
 		if (!strstr(out, "gzip")) {
@@ -535,6 +575,8 @@ int main(void)
 		T(test_xff_ipv6_peer),
 		T(test_hop_by_hop_removed),
 		T(test_connection_tokens),
+		T(test_many_connection_tokens),
+		T(test_request_head_bound),
 		T(test_is_hop_by_hop),
 		T(test_expect_removed),
 		T(test_content_length_reemitted),
