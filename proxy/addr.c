@@ -151,6 +151,22 @@ int addr_parse(const char *text, struct addr *out, const char **why)
 	return 0;
 }
 
+/* Dotted quad, by hand: glibc's inet_ntop goes through sprintf, and every
+ * forwarded request formats its client (X-Forwarded-For). */
+static void format_ipv4(const struct in_addr *in, char *out)
+{
+	const unsigned char *b = (const unsigned char *)&in->s_addr;
+	for (int i = 0; i < 4; i++) {
+		unsigned v = b[i];
+		if (v >= 100)
+			*out++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*out++ = (char)('0' + v / 10 % 10);
+		*out++ = (char)('0' + v % 10);
+		*out++ = i < 3 ? '.' : '\0';
+	}
+}
+
 const char *addr_format_host(const struct sockaddr *sa, char *buf, size_t size)
 {
 	if (size == 0)
@@ -158,22 +174,23 @@ const char *addr_format_host(const struct sockaddr *sa, char *buf, size_t size)
 	buf[0] = '\0';
 	if (sa == NULL)
 		return buf;
-	char tmp[INET6_ADDRSTRLEN];
+	char tmp[INET6_ADDRSTRLEN] = "?";
 	switch (sa->sa_family) {
 	case AF_INET:
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, tmp, sizeof tmp);
+		format_ipv4(&((const struct sockaddr_in *)sa)->sin_addr, tmp);
 		break;
 	case AF_INET6:
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, tmp, sizeof tmp);
 		break;
 	case AF_UNIX:
-		snprintf(tmp, sizeof tmp, "unix");
-		break;
-	default:
-		snprintf(tmp, sizeof tmp, "?");
+		memcpy(tmp, "unix", 5);
 		break;
 	}
-	snprintf(buf, size, "%s", tmp);
+	size_t n = strlen(tmp);
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, tmp, n);
+	buf[n] = '\0';
 	return buf;
 }
 

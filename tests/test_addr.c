@@ -340,6 +340,28 @@ static void test_cidr_set(void **state)
 	assert_false(contains(&any4, "2001:db8::1"));
 }
 
+/* The hand-made dotted quad says what inet_ntop says, for every byte
+ * value in every position (and a short buffer is cut, terminated). */
+static void test_format_host_ipv4(void **state)
+{
+	(void)state;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char got[64], want[INET_ADDRSTRLEN];
+	for (unsigned v = 0; v < 256; v++) {
+		for (int pos = 0; pos < 4; pos++) {
+			uint8_t b[4] = { 10, 200, 3, 99 };
+			b[pos] = (uint8_t)v;
+			memcpy(&sin.sin_addr, b, 4);
+			inet_ntop(AF_INET, &sin.sin_addr, want, sizeof(want));
+			addr_format_host((const struct sockaddr *)&sin, got, sizeof(got));
+			assert_string_equal(got, want);
+		}
+	}
+	inet_pton(AF_INET, "255.255.255.255", &sin.sin_addr);
+	addr_format_host((const struct sockaddr *)&sin, got, 8);
+	assert_string_equal(got, "255.255");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_parse_unix),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_format_host_ipv4),
 		cmocka_unit_test(test_loopback),
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_cidr_set),
