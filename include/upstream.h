@@ -84,6 +84,7 @@ struct upstream_conn {
 	const struct dns_answer *answer;
 	time_t answer_resolved;
 	char peer[64];               /* the address connected to, for logs */
+	size_t budget;               /* bev_set_budget() as last applied; 0: not yet */
 };
 
 /* STATS (the worker's, or NULL) counts the idle connections. */

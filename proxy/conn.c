@@ -134,6 +134,7 @@ struct conn {
 	bool in_process;                 /* conn_process_input() is running */
 	bool tls;                        /* came through a TLS listener */
 	bool handshaken;                 /* its TLS handshake ended well */
+	double t_read, t_write;          /* the timeouts last set (< 0: none yet) */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -159,6 +160,20 @@ static double coarse_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Sets the client's timeouts, unless they are those already set: each
+ * set re-adds the bufferevent's events (a timer heap update each), and a
+ * request moves through several states with the same ones. Skipping one
+ * does not stretch a timeout: libevent restarts them on every read and
+ * write anyway. */
+static void conn_timeouts(struct conn *c, double read, double write)
+{
+	if (read == c->t_read && write == c->t_write)
+		return;
+	c->t_read = read;
+	c->t_write = write;
+	bev_set_timeouts(c->bev, read, write);
+}
+
 /* Every state change goes through here, and with it the client-side
  * timeouts each phase allows. */
 void conn_set_state(struct conn *c, enum conn_state s)
@@ -175,13 +190,13 @@ void conn_set_state(struct conn *c, enum conn_state s)
 	}
 	switch (s) {
 	case CONN_READ_HEAD:
-		bev_set_timeouts(c->bev, lim->keepalive_timeout, lim->send_timeout);
+		conn_timeouts(c, lim->keepalive_timeout, lim->send_timeout);
 		break;
 	case CONN_PARKED:
 	case CONN_QUEUED:            /* may wait longer than the head timeout allows */
 	case CONN_AWAIT_RESPONSE:
 	case CONN_RELAY_RESPONSE:
-		bev_set_timeouts(c->bev, 0, lim->send_timeout);
+		conn_timeouts(c, 0, lim->send_timeout);
 		break;
 	case CONN_BUFFER_BODY: {
 		/* The body waits behind the head (when still in the input), bounded by body_buffer. */
@@ -189,12 +204,12 @@ void conn_set_state(struct conn *c, enum conn_state s)
 		size_t high = head + lim->body_buffer;
 		bufferevent_setwatermark(c->bev, EV_READ, 0,
 					 high > lim->buffer_bytes ? high : lim->buffer_bytes);
-		bev_set_timeouts(c->bev, lim->body_timeout, lim->send_timeout);
+		conn_timeouts(c, lim->body_timeout, lim->send_timeout);
 		break;
 	}
 	case CONN_CONNECT:
 	case CONN_SEND_BODY:
-		bev_set_timeouts(c->bev, lim->body_timeout, lim->send_timeout);
+		conn_timeouts(c, lim->body_timeout, lim->send_timeout);
 		break;
 	case CONN_CLOSING:
 		break;
@@ -205,7 +220,7 @@ void conn_set_state(struct conn *c, enum conn_state s)
 		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		evbuffer_drain(in, evbuffer_get_length(in));
-		bev_set_timeouts(c->bev, LINGER_SECONDS, 0);
+		conn_timeouts(c, LINGER_SECONDS, 0);
 		bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
 		bufferevent_enable(c->bev, EV_READ);
 		break;
@@ -309,6 +324,7 @@ struct conn *conn_new(struct conn_env *env, int fd, const struct sockaddr *peer,
 		return NULL;
 	c->env = env;
 	c->cfg = env->cfg;
+	c->t_read = c->t_write = -1;
 	memcpy(&c->peer, peer, len);
 	if (lc->tls) {
 		/* The handshake runs inside the bufferevent; header_timeout bounds it
@@ -333,7 +349,7 @@ struct conn *conn_new(struct conn_env *env, int fd, const struct sockaddr *peer,
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	bev_set_budget(c->bev, c->cfg->limits->buffer_bytes);
 	c->state = CONN_READ_HEAD;
-	bev_set_timeouts(c->bev, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);
+	conn_timeouts(c, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 
 	c->next = env->conns;
@@ -549,7 +565,7 @@ static struct request *request_new(struct conn *c)
 	r->parser.kind = HTTP1_REQUEST; /* http1_parse_head() sets up the rest */
 	clock_gettime(CLOCK_REALTIME, &r->wall_start);
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
-	bev_set_timeouts(c->bev, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);
+	conn_timeouts(c, c->cfg->limits->header_timeout, c->cfg->limits->send_timeout);
 	return r;
 }
 
@@ -588,7 +604,7 @@ static void conn_read_head(struct conn *c)
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		double left = lim->header_timeout - duration_ms_between(&r->start, &now) / 1e3;
-		bev_set_timeouts(c->bev, left > 0.001 ? left : 0.001, lim->send_timeout);
+		conn_timeouts(c, left > 0.001 ? left : 0.001, lim->send_timeout);
 		return;
 	}
 	case HTTP1_ERROR:
@@ -604,7 +620,7 @@ static void conn_read_head(struct conn *c)
 	STATS_ADD(c->env->stats, requests, 1);
 	r->head_at = buf;
 	/* The head may be read; further bytes are the body or the next request. */
-	bev_set_timeouts(c->bev, lim->body_timeout, lim->send_timeout);
+	conn_timeouts(c, lim->body_timeout, lim->send_timeout);
 	c->env->dispatch(r);
 }
 

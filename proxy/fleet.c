@@ -83,6 +83,7 @@ static struct {
 	char *file;
 	bool dirty;
 	time_t saved;
+	time_t swept;                    /* the last look for devices to forget */
 	uint64_t dropped, refused, forgotten;
 } F = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
@@ -359,8 +360,14 @@ void fleet_maintain(time_t now, double save_every)
 		pthread_mutex_unlock(&F.mu);
 		return;
 	}
+	/* Walking every bucket costs about a millisecond at the default size:
+	 * a tenth of forget_after apart (at most a minute), not every tick. */
+	double every = F.forget_after / 10 < 60 ? F.forget_after / 10 : 60;
+	bool sweep = difftime(now, F.swept) >= every;
+	if (sweep)
+		F.swept = now;
 	time_t horizon = now - (time_t)F.forget_after;
-	for (size_t i = 0; i < F.n_buckets; i++)
+	for (size_t i = 0; sweep && i < F.n_buckets; i++)
 		for (struct device **s = &F.devs[i]; *s;) {
 			if ((*s)->seen < horizon) {
 				forget(s);

@@ -113,9 +113,14 @@ static void bind_connection(struct httpclient *hc)
 {
 	struct bufferevent *bev = hc->uc->bev;
 	bufferevent_setcb(bev, on_read, on_write, on_event, hc);
-	bev_set_budget(bev, hc->buffer_bytes);
+	if (hc->uc->budget != hc->buffer_bytes) { /* a pooled one has it from its last exchange */
+		bev_set_budget(bev, hc->buffer_bytes);
+		hc->uc->budget = hc->buffer_bytes;
+	}
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	bev_set_timeouts(bev, 0, hc->conf->send_timeout);
+	bool streamed = hc->body == HTTPCLIENT_BODY_LENGTH || hc->body == HTTPCLIENT_BODY_CHUNKED;
+	if (streamed)
+		bev_set_timeouts(bev, 0, hc->conf->send_timeout); /* else request_sent() sets them */
 	struct evbuffer *out = bufferevent_get_output(bev);
 	evbuffer_add(out, evbuffer_pullup(hc->head, -1), evbuffer_get_length(hc->head));
 	if (hc->body_bytes)
@@ -123,7 +128,7 @@ static void bind_connection(struct httpclient *hc)
 			     evbuffer_get_length(hc->body_bytes));
 	hc->bound = true;
 	hc->tcp_up = true;
-	if (hc->body != HTTPCLIENT_BODY_LENGTH && hc->body != HTTPCLIENT_BODY_CHUNKED)
+	if (!streamed)
 		request_sent(hc);
 	else if (hc->end_pending)
 		httpclient_body_end(hc); /* an empty streamed body */

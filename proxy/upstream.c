@@ -581,8 +581,9 @@ void upstream_conn_put(struct upstream_conn *uc, bool reusable)
 		return;
 	}
 	struct timeval idle = duration_tv(p->conf->idle_timeout);
+	/* The exchange's read budget stays: the input is empty, and any byte
+	 * that comes while idle closes the connection anyway. */
 	bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
-	bufferevent_setwatermark(uc->bev, EV_READ, 0, 0);
 	bufferevent_set_timeouts(uc->bev, &idle, NULL);
 	bufferevent_enable(uc->bev, EV_READ);
 	uc->prev = NULL;
