@@ -186,6 +186,7 @@ static bool fill(struct tunnel *t, int *err)
 static void run(struct tunnel *t)
 {
 	uint64_t start = t->written, start_read = t->read;
+	const uint64_t budget = (uint64_t)ROUND_PIPES * t->cap;
 	for (;;) {
 		int err = 0;
 		bool src_dry = t->src_done || !fill(t, &err);
@@ -195,9 +196,14 @@ static void run(struct tunnel *t)
 		}
 		size_t held = (size_t)(t->read - t->written);
 		if (held) {
+			/* No more than the round's rest: pipes fill unevenly (a
+			 * socket gives what it has), so a whole one could pass it. */
+			size_t out = held;
+			if (out > budget - (t->written - start))
+				out = (size_t)(budget - (t->written - start));
 			ssize_t n;
 			do
-				n = splice(t->pipe.rd, NULL, t->dst, NULL, held,
+				n = splice(t->pipe.rd, NULL, t->dst, NULL, out,
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			while (n < 0 && errno == EINTR);
 			if (n < 0 && errno != EAGAIN) {
@@ -220,7 +226,7 @@ static void run(struct tunnel *t)
 			event_add(t->ev_src, t->src_timed ? &t->src_timeout : NULL);
 			break;
 		}
-		if (t->written - start >= (uint64_t)ROUND_PIPES * t->cap) {
+		if (t->written - start >= budget) {
 			event_active(t->ev_src, EV_READ, 1); /* more in the next round */
 			break;
 		}
