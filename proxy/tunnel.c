@@ -14,12 +14,16 @@
 /* Bytes one event may move before the loop serves others: a fast pair of
  * sockets must not starve the worker's other connections. */
 #define ROUND_PIPES 16
+/* ... and at most this much, whatever the pipe's size (buffer_bytes may be
+ * set up to 64 MiB). */
+#define ROUND_MAX (1 << 20)
 /* Pipes kept per thread for the next tunnels. */
 #define KEPT_PIPES 8
 
 struct pipe_pair {
 	int rd, wr;
 	size_t size;             /* what the kernel gave (F_GETPIPE_SZ) */
+	size_t asked;            /* what was asked for (the kernel rounds it) */
 };
 
 struct tunnel {
@@ -59,9 +63,9 @@ static bool pipe_take(struct pipe_pair *p, size_t size)
 			return false;
 		p->rd = fd[0];
 		p->wr = fd[1];
-		p->size = 0;
+		p->size = p->asked = 0;
 	}
-	if (p->size != size) {
+	if (p->asked != size) {
 		if (size <= INT32_MAX)
 			(void)fcntl(p->wr, F_SETPIPE_SZ, (int)size);
 		int got = fcntl(p->wr, F_GETPIPE_SZ);
@@ -70,6 +74,7 @@ static bool pipe_take(struct pipe_pair *p, size_t size)
 			return false;
 		}
 		p->size = (size_t)got;
+		p->asked = size;
 	}
 	return true;
 }
@@ -152,7 +157,9 @@ static void finish(struct tunnel *t, enum tunnel_end end, int err)
 }
 
 /* Fills the pipe from the source: false when the source has nothing now
- * (or the pipe is full, which the kernel counts in pages, not bytes). */
+ * (or the pipe is full by the kernel's count, in pages, not bytes). A pipe
+ * full by ours is not a dry source: once drained, it is filled again in
+ * the same round. */
 static bool fill(struct tunnel *t, int *err)
 {
 	size_t held = (size_t)(t->read - t->written);
@@ -160,7 +167,7 @@ static bool fill(struct tunnel *t, int *err)
 	if (t->len != TUNNEL_UNTIL_EOF && want > t->len - t->read)
 		want = (size_t)(t->len - t->read);
 	if (!want)
-		return false;
+		return true;
 	ssize_t n;
 	do
 		n = splice(t->src, NULL, t->pipe.wr, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -186,7 +193,9 @@ static bool fill(struct tunnel *t, int *err)
 static void run(struct tunnel *t)
 {
 	uint64_t start = t->written, start_read = t->read;
-	const uint64_t budget = (uint64_t)ROUND_PIPES * t->cap;
+	uint64_t budget = (uint64_t)ROUND_PIPES * t->cap;
+	if (budget > ROUND_MAX)
+		budget = ROUND_MAX > t->cap ? ROUND_MAX : t->cap;
 	for (;;) {
 		int err = 0;
 		bool src_dry = t->src_done || !fill(t, &err);
