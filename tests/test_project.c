@@ -281,6 +281,12 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static void visit_nothing(struct project *p, void *arg)
+{
+	(void)p;
+	(void)arg;
+}
+
 static void check_entry(struct project *p, void *arg)
 {
 	(void)arg;
@@ -340,6 +346,42 @@ static void test_threads_lookup_insert_evict(void **state)
 	}
 }
 
+/* A status reader walks the registry all the time (project_each holds each
+ * entry for a moment while it reads it): a new name must still find an
+ * idle entry to take when every other entry is idle. Without a second
+ * look, a sweep could meet each entry just while the reader held it. */
+static int reader_stop;
+
+static void *reader(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&reader_stop, __ATOMIC_ACQUIRE))
+		project_each(visit_nothing, NULL);
+	return NULL;
+}
+
+static void test_a_status_reader_does_not_make_names_untracked(void **state)
+{
+	(void)state;
+	assert_int_equal(project_init(2, has_mode), 0);
+	reader_stop = 0;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, reader, NULL), 0);
+	int untracked = 0, i = 0;
+	double end = now_s() + SECONDS;
+	for (; i < ITERATIONS && (i % 1024 || now_s() < end); i++) {
+		char n[16];
+		snprintf(n, sizeof(n), "n%d", i);
+		struct project *p = get(n);
+		untracked += project_is_untracked(p);
+		project_put(p);
+	}
+	__atomic_store_n(&reader_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	print_message("%d of %d new names untracked\n", untracked, i);
+	assert_int_equal(untracked, 0);
+}
+
 int main(void)
 {
 #define TEST(fn) cmocka_unit_test_teardown(fn, teardown)
@@ -350,6 +392,7 @@ int main(void)
 		TEST(test_projects_with_a_mode_are_never_refused_nor_evicted),
 		TEST(test_in_flight_counters),
 		TEST(test_threads_lookup_insert_evict),
+		TEST(test_a_status_reader_does_not_make_names_untracked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
