@@ -95,8 +95,7 @@ void tunnel_thread_exit(void)
 		pipe_close(&kept[--n_kept]);
 }
 
-static void on_src(evutil_socket_t fd, short what, void *arg);
-static void on_dst(evutil_socket_t fd, short what, void *arg);
+static void on_ready(evutil_socket_t fd, short what, void *arg);
 
 struct tunnel *tunnel_start(struct event_base *base, const struct tunnel_spec *spec,
 			    const struct tunnel_ops *ops, void *arg)
@@ -104,8 +103,8 @@ struct tunnel *tunnel_start(struct event_base *base, const struct tunnel_spec *s
 	struct tunnel *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->ev_src = event_new(base, spec->src, EV_READ, on_src, t);
-	t->ev_dst = event_new(base, spec->dst, EV_WRITE, on_dst, t);
+	t->ev_src = event_new(base, spec->src, EV_READ, on_ready, t);
+	t->ev_dst = event_new(base, spec->dst, EV_WRITE, on_ready, t);
 	if (!t->ev_src || !t->ev_dst || !pipe_take(&t->pipe, spec->pipe_bytes)) {
 		if (t->ev_src)
 			event_free(t->ev_src);
@@ -244,23 +243,12 @@ static void run(struct tunnel *t)
 		t->ops->progress(t->arg);
 }
 
-static void on_src(evutil_socket_t fd, short what, void *arg)
+/* Either side is ready, or waited too long: the event says which. */
+static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
 	struct tunnel *t = arg;
 	if (what & EV_TIMEOUT) {
-		finish(t, TUNNEL_SRC_TIMEOUT, 0);
-		return;
-	}
-	run(t);
-}
-
-static void on_dst(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	struct tunnel *t = arg;
-	if (what & EV_TIMEOUT) {
-		finish(t, TUNNEL_DST_TIMEOUT, 0);
+		finish(t, fd == t->src ? TUNNEL_SRC_TIMEOUT : TUNNEL_DST_TIMEOUT, 0);
 		return;
 	}
 	run(t);
