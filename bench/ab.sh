@@ -62,30 +62,28 @@ for t in A B; do
 	PORT[$t]=${!port}
 done
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 RES=$WORK/results
 : >"$RES"
 one() {  # one TARGET: one round of every figure for TARGET
 	local t=$1
 	local url="http://127.0.0.1:${PORT[$t]}" line c0 c1 req dur p99
 	"${LOAD_CPU[@]}" wrk -t1 -c50 -d1s "$url/small" >/dev/null 2>&1
-	c0=$(cpu_ticks "${PID[$t]}")
+	c0=$(proxy_cpu_ticks "${PID[$t]}")
 	line=$("${LOAD_CPU[@]}" wrk -t1 -c50 -d"${DURATION}s" -s bench/get.lua "$url/small" 2>/dev/null |
 		grep '^RESULT')
-	c1=$(cpu_ticks "${PID[$t]}")
-	req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
-	dur=$(sed -n 's/.*duration_us=\([0-9]*\).*/\1/p' <<<"$line")
-	p99=$(sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' <<<"$line")
+	c1=$(proxy_cpu_ticks "${PID[$t]}")
+	req=$(field "$line" requests)
+	dur=$(field "$line" duration_us)
+	p99=$(field "$line" p99_us)
 	[ -n "$req" ] && [ "$req" -gt 0 ] || die "wrk against $t: ${line:-no result}"
 	awk -v t="$t" -v r="$req" -v d="$dur" -v p="$p99" -v c=$((c1 - c0)) \
-		-v hz="$(getconf CLK_TCK)" 'BEGIN {
+		-v hz="$CLK_TCK" 'BEGIN {
 		printf "%s get_rps %.1f\n%s get_p99_ms %.3f\n%s cpu_us_per_req %.2f\n",
 			t, r / (d / 1e6), t, p / 1000, t, c / hz * 1e6 / r }' >>"$RES"
 	line=$("${LOAD_CPU[@]}" wrk -t1 -c10 -d"${DURATION}s" -s bench/post.lua "$url/post" 2>/dev/null |
 		grep '^RESULT')
-	req=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
-	dur=$(sed -n 's/.*duration_us=\([0-9]*\).*/\1/p' <<<"$line")
+	req=$(field "$line" requests)
+	dur=$(field "$line" duration_us)
 	awk -v t="$t" -v r="${req:-0}" -v d="${dur:-1}" \
 		'BEGIN { printf "%s post_rps %.1f\n", t, r / (d / 1e6) }' >>"$RES"
 	line=$("${LOAD_CPU[@]}" curl -s -o /dev/null -m 60 -w '%{speed_download}' "$url/big" || true)

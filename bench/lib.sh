@@ -84,3 +84,21 @@ wait_ready() { wait_url "http://127.0.0.1:$1/small" "$2"; }
 # wait_ready_tls PORT PID CAFILE: the same over TLS, the certificate checked
 # against CAFILE.
 wait_ready_tls() { wait_url "https://127.0.0.1:$1/small" "$2" --cacert "$3"; }
+
+# field LINE NAME: the value of NAME=... in LINE (the load scripts' RESULT lines).
+field() {
+	sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"
+}
+
+# proxy_cpu_ticks PID: utime + stime of PID and its children (nginx: master
+# + worker), in clock ticks (CLK_TCK a second); the fields after "(comm)" so
+# a name with a space cannot shift them.
+CLK_TCK=$(getconf CLK_TCK)
+proxy_cpu_ticks() {
+	local total=0 p t
+	for p in "$1" $(pgrep -P "$1"); do
+		t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+		total=$((total + ${t:-0}))
+	done
+	echo "$total"
+}

@@ -104,22 +104,6 @@ wrk_run() {
 		-s "$3" "$1" 2>&1 | grep '^RESULT ' | tail -1
 }
 
-field() {  # field LINE NAME: the value of NAME=... in LINE
-	sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"
-}
-
-# proxy_cpu_ticks PID: utime + stime of PID and its children (nginx: master
-# + worker), in clock ticks; the fields after "(comm)" so a name with a space
-# cannot shift them.
-proxy_cpu_ticks() {
-	local total=0 p t
-	for p in "$1" $(pgrep -P "$1"); do
-		t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-		total=$((total + ${t:-0}))
-	done
-	echo "$total"
-}
-CLK_TCK=$(getconf CLK_TCK)
 
 # access_lines: the lines in cutover-log's access log so far (0 before it exists).
 access_lines() {

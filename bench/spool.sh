@@ -78,10 +78,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-field() {  # field LINE NAME: the value of NAME=... in LINE
-	sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"
-}
-
 # wrk_post URL CONNS SECONDS: one wrk run of the submission script; prints
 # its RESULT line.
 wrk_post() {

@@ -76,23 +76,6 @@ render() {
 		-e "s|@SENDFILE@|on|g" "$1" >"$2"
 }
 
-CLK_TCK=$(getconf CLK_TCK)
-# cpu_ticks PID: user + system CPU time of PID and its children (nginx:
-# master + worker), in clock ticks.
-cpu_ticks() {
-	local total=0 p t
-	for p in "$1" $(pgrep -P "$1"); do
-		# fields after "(comm)": state is 1st, utime 12th, stime 13th
-		t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }')
-		total=$((total + ${t:-0}))
-	done
-	echo "$total"
-}
-
-field() {  # field LINE NAME: the value of NAME=... in LINE
-	sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"
-}
-
 # cpu_pct TICKS WALL_US: CPU use in % of one CPU
 cpu_pct() { awk -v t="$1" -v w="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", (w > 0 ? 100 * (t / hz) / (w / 1e6) : 0) }'; }
 
@@ -111,12 +94,12 @@ measure() {
 
 	log "$who: TLS keep-alive small GET, $CONNS connections, ${WARMUP}s warm-up + ${DURATION}s"
 	timeout $((WARMUP + 30)) "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1
-	c0=$(cpu_ticks "$pid")
+	c0=$(proxy_cpu_ticks "$pid")
 	t0=$(now_us)
 	timeout $((DURATION + 30)) "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s \
 		-s bench/get.lua "$url" >"$WORK/wrk.$who.out" 2>&1
 	t1=$(now_us)
-	c1=$(cpu_ticks "$pid")
+	c1=$(proxy_cpu_ticks "$pid")
 	line=$(grep '^RESULT ' "$WORK/wrk.$who.out" | tail -1)
 	req=$(field "$line" requests)
 	dur=$(field "$line" duration_us)
@@ -140,7 +123,7 @@ measure() {
 
 	log "$who: new TLS handshakes, $HS_CLIENTS x openssl s_time -new, ${DURATION}s"
 	local i hs_pids=() n total=0 aborted=0 hs="" hs_cpu="" hs_per_cpu="" ticks
-	c0=$(cpu_ticks "$pid")
+	c0=$(proxy_cpu_ticks "$pid")
 	t0=$(now_us)
 	for ((i = 0; i < HS_CLIENTS; i++)); do
 		timeout $((DURATION + 30)) "${LOAD_CPU[@]}" openssl s_time -connect "127.0.0.1:$port" -new \
@@ -152,7 +135,7 @@ measure() {
 		wait "${hs_pids[$i]}" || aborted=$((aborted + 1))
 	done
 	t1=$(now_us)
-	c1=$(cpu_ticks "$pid")
+	c1=$(proxy_cpu_ticks "$pid")
 	for ((i = 0; i < HS_CLIENTS; i++)); do
 		# "N connections in T real seconds, ..." (s_time stops at its first failed connection)
 		n=$(sed -n 's/^\** *\([0-9]*\) connections in [0-9]* real seconds.*/\1/p' "$WORK/s_time.$who.$i.out" | tail -1)
